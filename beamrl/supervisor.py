@@ -1,0 +1,391 @@
+"""Supervisors: processes that start, watch and restart other processes.
+
+API call -> what the supervisor does::
+
+    node.start_supervisor(children, strategy=..)  -> starts children in order; returns after all started
+    (a child exits)                               -> restart per strategy and restart type
+    node.which_children(sup)                      -> ["which_children"]: ChildInfo list
+    node.start_child(sup, child(...))             -> ["start_child", spec]: starts and adds a child
+    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it
+    call(sup, ["restart_child", name])            -> starts a stopped static child again
+    call(sup, ["delete_child", name])             -> forgets a stopped static child
+    call(sup, ["count_children"])                 -> {"specs", "active", "supervisors", "workers"}
+    node.stop(sup)                                -> stops children in reverse order, then itself
+
+Strategies (which children restart when one exits and must be restarted):
+
+``one_for_one``   only that child.
+``one_for_all``   all children: the others are stopped in reverse order, then all start in order.
+``rest_for_one``  that child and those started after it (stopped in reverse, started in order).
+
+Restart types: ``permanent`` always restarts; ``transient`` restarts only after an
+abnormal exit (not ``normal``/``shutdown``); ``temporary`` never restarts and is
+forgotten when it exits. Children stopped alongside a failing sibling restart
+whatever their type, except ``temporary`` ones, which are forgotten.
+
+Intensity: more than ``max_restarts`` restarts within ``max_seconds`` makes the
+supervisor stop all its children (reverse order) and exit with reason
+``"shutdown"``; its own supervisor then reacts to that exit (escalation).
+
+Stopping a child (shutdown, one_for_all, terminate_child) is graceful: the
+child's ``terminate("shutdown")`` runs; after ``shutdown`` seconds it is
+killed. ``shutdown=None`` waits as long as it takes (the default for
+supervisors, so nested trees wind down completely).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from beamrl.errors import NoProc, Rejected
+from beamrl.gen_server import GenServer, Stop
+from beamrl.pid import Pid
+from beamrl.process import Exit, From, Process, format_reason, is_normal
+
+log = logging.getLogger("beamrl")
+
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+RESTARTS = ("permanent", "transient", "temporary")
+_DEFAULT: Any = object()
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How a supervisor starts, restarts and stops one child."""
+
+    start: Any
+    """The process class, or ``"module:Class"``."""
+    args: tuple[Any, ...] = ()
+    """Positional arguments for the child's ``init``."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the child's ``init``."""
+    name: str | None = None
+    """Registered name; also the child's id inside the supervisor."""
+    restart: str = "permanent"
+    """``permanent``, ``transient`` or ``temporary``."""
+    shutdown: float | None = 5.0
+    """Seconds a graceful stop may take before the child is killed; None: no limit."""
+
+    def __post_init__(self) -> None:
+        if self.restart not in RESTARTS:
+            raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
+        if self.shutdown is not None and (
+            isinstance(self.shutdown, bool) or not isinstance(self.shutdown, int | float) or self.shutdown < 0
+        ):
+            raise ValueError(f"shutdown must be a number of seconds >= 0 or None; got {self.shutdown!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise ValueError(f"name must be a non-empty string or None; got {self.name!r}")
+        if not (isinstance(self.start, str) or (isinstance(self.start, type) and issubclass(self.start, Process))):
+            raise TypeError(f"a child starts a Process subclass or a 'module:Class' string; got {self.start!r}")
+
+    @property
+    def is_supervisor(self) -> bool:
+        """True when the child is itself a supervisor."""
+        return isinstance(self.start, type) and issubclass(self.start, Supervisor)
+
+    def label(self) -> str:
+        """``module:Class`` of the child."""
+        if isinstance(self.start, str):
+            return self.start
+        return f"{self.start.__module__}:{self.start.__qualname__}"
+
+
+def child(
+    start: Any,
+    *args: Any,
+    name: str | None = None,
+    restart: str = "permanent",
+    shutdown: float | None = _DEFAULT,
+    **kwargs: Any,
+) -> ChildSpec:
+    """A child spec: ``child(Counter, 0, name="c1", restart="transient")``.
+
+    ``args``/``kwargs`` go to the child's ``init``. ``shutdown`` defaults to 5 s
+    for workers and to no limit for supervisors.
+    """
+    if shutdown is _DEFAULT:
+        is_sup = isinstance(start, type) and issubclass(start, Supervisor)
+        shutdown = None if is_sup else 5.0
+    return ChildSpec(start, tuple(args), dict(kwargs), name, restart, shutdown)
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    """One row of ``which_children``."""
+
+    id: Any
+    """The child's id: its name, ``Class#index`` for unnamed static children, its pid for dynamic ones."""
+    name: str | None
+    """Registered name, if any."""
+    pid: Pid | None
+    """Current pid; None while the child is not running."""
+    restarts: int
+    """How many times this child was restarted."""
+    restart: str
+    """Restart type."""
+    kind: str
+    """``"worker"`` or ``"supervisor"``."""
+    module: str
+    """``module:Class`` of the child."""
+
+
+class _Child:
+    __slots__ = ("id", "pid", "restarts", "spec")
+
+    def __init__(self, spec: ChildSpec, child_id: Any) -> None:
+        self.spec = spec
+        self.id = child_id
+        self.pid: Pid | None = None
+        self.restarts = 0
+
+
+class Supervisor(GenServer):
+    """A static supervisor: ``init(children, strategy=..., max_restarts=3, max_seconds=5.0)``."""
+
+    trap_exit = True
+    dynamic = False
+
+    async def init(  # type: ignore[override]
+        self,
+        children: list[ChildSpec] | tuple[ChildSpec, ...] = (),
+        strategy: str = "one_for_one",
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        max_children: int | None = None,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"max_restarts must be an int >= 0; got {max_restarts!r}")
+        if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or max_seconds <= 0:
+            raise ValueError(f"max_seconds must be a number > 0; got {max_seconds!r}")
+        if max_children is not None and (not isinstance(max_children, int) or max_children < 0):
+            raise ValueError(f"max_children must be an int >= 0 or None; got {max_children!r}")
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.max_seconds = float(max_seconds)
+        self.max_children = max_children
+        self._children: list[_Child] = []
+        self._restart_times: deque[float] = deque()
+        self._serial = 0
+        for spec in children:
+            self._add(_as_spec(spec))
+        for index, c in enumerate(self._children):
+            try:
+                await self._start(c)
+            except Exception as exc:
+                for started in reversed(self._children[:index]):
+                    await self._stop(started)
+                exc.add_note(f"supervisor {self.name or self.pid}: child {c.id!r} failed to start")
+                raise
+
+    # -- child bookkeeping -------------------------------------------------------------
+
+    def _add(self, spec: ChildSpec) -> _Child:
+        if self.dynamic:
+            c = _Child(spec, None)
+        else:
+            child_id: Any = spec.name
+            if child_id is None:
+                self._serial += 1
+                child_id = f"{spec.label().rsplit(':', 1)[-1]}#{self._serial}"
+            if any(x.id == child_id for x in self._children):
+                raise ValueError(f"supervisor {self.name or self.pid}: two children with the id {child_id!r}")
+            c = _Child(spec, child_id)
+        self._children.append(c)
+        return c
+
+    def _find(self, child_id: Any) -> _Child:
+        for c in self._children:
+            if c.id == child_id or (c.pid is not None and c.pid == child_id):
+                return c
+        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
+
+    async def _start(self, c: _Child) -> Pid:
+        spec = c.spec
+        pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
+        c.pid = pid
+        if self.dynamic:
+            c.id = pid
+        return pid
+
+    async def _stop(self, c: _Child) -> None:
+        """Stop one child gracefully (kill after its shutdown time); no restart follows."""
+        pid, c.pid = c.pid, None
+        if pid is None:
+            return
+        self.node.unlink(pid)
+        try:
+            await self.node.stop(pid, "shutdown", timeout=c.spec.shutdown)
+        except NoProc:
+            pass  # it exited on its own meanwhile
+
+    async def _stop_all(self) -> None:
+        for c in reversed(self._children):
+            await self._stop(c)
+
+    # -- restarts ----------------------------------------------------------------------------
+
+    def _wants_restart(self, c: _Child, reason: Any) -> bool:
+        restart = c.spec.restart
+        if restart == "permanent":
+            return True
+        if restart == "transient":
+            return not is_normal(reason)
+        return False
+
+    def _count_restart(self) -> bool:
+        """Record a restart; False when it goes over the allowed intensity."""
+        now = time.monotonic()
+        times = self._restart_times
+        times.append(now)
+        while times and times[0] <= now - self.max_seconds:
+            times.popleft()
+        return len(times) <= self.max_restarts
+
+    async def _restart(self, failed: _Child) -> Stop | None:
+        if self.strategy == "one_for_one" or self.dynamic:
+            group = [failed]
+        elif self.strategy == "one_for_all":
+            group = list(self._children)
+        else:
+            group = self._children[self._children.index(failed) :]
+        for c in reversed(group):
+            if c is not failed:
+                await self._stop(c)
+        for c in group:
+            if c is not failed and c.spec.restart == "temporary":
+                self._children.remove(c)
+                continue
+            while True:
+                try:
+                    await self._start(c)
+                    c.restarts += 1
+                    break
+                except Exception as exc:
+                    log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
+                    if not self._count_restart():
+                        return await self._give_up()
+        return None
+
+    async def _give_up(self) -> Stop:
+        log.error(
+            "supervisor %s: more than %d restarts in %s s, shutting down its children and exiting",
+            self,
+            self.max_restarts,
+            self.max_seconds,
+        )
+        await self._stop_all()
+        return Stop("shutdown")
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    async def handle_info(self, message: Any) -> Any:
+        if type(message) is not Exit:
+            return None
+        c = next((x for x in self._children if x.pid == message.pid), None)
+        if c is None:
+            return None
+        c.pid = None
+        reason = message.reason
+        if not self._wants_restart(c, reason):
+            if c.spec.restart == "temporary" or self.dynamic:
+                self._children.remove(c)
+            return None
+        log.warning("supervisor %s: child %r exited (%s), restarting", self, c.id, format_reason(reason))
+        if not self._count_restart():
+            return await self._give_up()
+        return await self._restart(c)
+
+    async def handle_call(self, request: Any, from_: From) -> Any:
+        match request:
+            case ["which_children"]:
+                return [
+                    ChildInfo(
+                        c.id,
+                        c.spec.name,
+                        c.pid,
+                        c.restarts,
+                        c.spec.restart,
+                        "supervisor" if c.spec.is_supervisor else "worker",
+                        c.spec.label(),
+                    )
+                    for c in self._children
+                ]
+            case ["count_children"]:
+                sups = sum(1 for c in self._children if c.spec.is_supervisor)
+                return {
+                    "specs": len(self._children),
+                    "active": sum(1 for c in self._children if c.pid is not None),
+                    "supervisors": sups,
+                    "workers": len(self._children) - sups,
+                }
+            case ["start_child", spec]:
+                if self.max_children is not None and len(self._children) >= self.max_children:
+                    raise Rejected(f"supervisor {self.name or self.pid} already has max_children={self.max_children}")
+                try:
+                    c = self._add(_as_spec(spec))
+                except (TypeError, ValueError) as exc:
+                    raise Rejected(str(exc)) from exc
+                try:
+                    return await self._start(c)
+                except Exception as exc:
+                    self._children.remove(c)
+                    raise Rejected(f"child {c.id!r} failed to start: {format_reason(exc)}") from exc
+            case ["terminate_child", child_id]:
+                c = self._find(child_id)
+                await self._stop(c)
+                if self.dynamic or c.spec.restart == "temporary":
+                    self._children.remove(c)
+                return None
+            case ["restart_child", child_id]:
+                c = self._find(child_id)
+                if c.pid is not None:
+                    raise Rejected(f"child {c.id!r} is running ({c.pid})")
+                return await self._start(c)
+            case ["delete_child", child_id]:
+                c = self._find(child_id)
+                if c.pid is not None:
+                    raise Rejected(f"child {c.id!r} is running: terminate_child it first")
+                self._children.remove(c)
+                return None
+        raise Rejected(f"supervisor does not understand {request!r}")
+
+    async def terminate(self, reason: Any) -> None:
+        await self._stop_all()
+
+
+class DynamicSupervisor(Supervisor):
+    """Children added at run time with ``start_child``; ``one_for_one`` only.
+
+    ``init(strategy="one_for_one", max_restarts=3, max_seconds=5.0, max_children=None)``;
+    children are identified by pid (``terminate_child(sup, pid)``).
+    """
+
+    dynamic = True
+
+    async def init(  # type: ignore[override]
+        self,
+        children: list[ChildSpec] | tuple[ChildSpec, ...] = (),
+        strategy: str = "one_for_one",
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        max_children: int | None = None,
+    ) -> None:
+        if strategy != "one_for_one":
+            raise ValueError(f"a DynamicSupervisor's strategy is one_for_one; got {strategy!r}")
+        await super().init(children, strategy, max_restarts, max_seconds, max_children)
+
+
+def _as_spec(spec: Any) -> ChildSpec:
+    if isinstance(spec, ChildSpec):
+        return spec
+    if isinstance(spec, dict):
+        from beamrl.tree import spec_from_mapping
+
+        return spec_from_mapping(spec, where="child spec")
+    raise TypeError(f"a child spec is child(...) or a mapping with 'start'; got {spec!r}")
