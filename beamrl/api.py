@@ -87,7 +87,7 @@ def kill(target: Target) -> None:
     _node().kill(target)
 
 
-def exit(target: Target, reason: Any) -> None:  # noqa: A001 - Erlang's name
+def exit(target: Target, reason: Any) -> None:
     """Send an exit signal (Erlang's ``exit/2``)."""
     _node().exit(target, reason)
 

@@ -35,7 +35,6 @@ from beamrl.process import (
     NORMAL,
     SYSTEM,
     Down,
-    Exit,
     From,
     Process,
     current_process,
@@ -276,6 +275,7 @@ class Node:
             "name": proc.name,
             "module": f"{type(proc).__module__}:{type(proc).__qualname__}",
             "mailbox": len(proc._mailbox),
+            "calls_waiting": len(proc._inbound),
             "links": sorted(proc._links, key=repr),
             "monitors": len(proc._monitors),
             "monitored_by": len(proc._watchers),
@@ -550,7 +550,7 @@ class Node:
                 me._links.discard(target)
             return
         if proc is None:
-            me._links.discard(target)  # type: ignore[arg-type]
+            me._links.discard(target)
             if self._dist is not None:
                 self._dist.unlink(me.pid, target)
             return
@@ -724,4 +724,3 @@ def _call_error(proc: Process, reason: Any) -> BaseException:
     if is_normal(reason):
         return NoProc(f"{label} exited ({format_reason(reason)}) before replying")
     return ProcessCrashed(f"{label} exited ({format_reason(reason)}) before replying", exc_type=str(reason))
-

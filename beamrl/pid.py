@@ -23,7 +23,8 @@ class Pid(NamedTuple):
     def __repr__(self) -> str:
         return f"#PID<{self.node}.{self.id}>"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()
 
 
 class Ref(NamedTuple):
@@ -35,4 +36,5 @@ class Ref(NamedTuple):
     def __repr__(self) -> str:
         return f"#Ref<{self.node}.{self.id}>"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()

@@ -37,9 +37,7 @@ SYSTEM = 3  # (SYSTEM, request, From | None)  stop, introspection: never seen by
 #: The reason of a process that returned from its work on its own.
 NORMAL = "normal"
 
-current_process: contextvars.ContextVar[Process | None] = contextvars.ContextVar(
-    "beamrl_current_process", default=None
-)
+current_process: contextvars.ContextVar[Process | None] = contextvars.ContextVar("beamrl_current_process", default=None)
 
 
 class From(NamedTuple):
@@ -180,9 +178,7 @@ class Process:
         """The behaviour's loop: ack ``started`` once initialised, return the exit reason."""
         raise NotImplementedError
 
-    async def _lifecycle(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]
-    ) -> None:
+    async def _lifecycle(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> None:
         reason: Any = NORMAL
         cancelled_from_outside = False
         try:

@@ -149,7 +149,7 @@ class Supervisor(GenServer):
     trap_exit = True
     dynamic = False
 
-    async def init(  # type: ignore[override]
+    async def init(
         self,
         children: list[ChildSpec] | tuple[ChildSpec, ...] = (),
         strategy: str = "one_for_one",
@@ -368,7 +368,7 @@ class DynamicSupervisor(Supervisor):
 
     dynamic = True
 
-    async def init(  # type: ignore[override]
+    async def init(
         self,
         children: list[ChildSpec] | tuple[ChildSpec, ...] = (),
         strategy: str = "one_for_one",

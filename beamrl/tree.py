@@ -69,7 +69,7 @@ def _shutdown(value: Any, where: str) -> float | None:
     if value == "infinity":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"{where}: shutdown must be seconds >= 0 or \"infinity\", got {value!r}")
+        raise ValueError(f'{where}: shutdown must be seconds >= 0 or "infinity", got {value!r}')
     return float(value)
 
 
@@ -87,17 +87,18 @@ def spec_from_mapping(data: dict[str, Any], where: str) -> Any:
         if not isinstance(children, list):
             raise ValueError(f"{where}.children: expected an array of tables")
         specs = [spec_from_mapping(c, f"{where}.children[{i}]") for i, c in enumerate(children)]
-        kwargs = {k: data[k] for k in ("strategy", "max_restarts", "max_seconds", "max_children") if k in data}
+        kwargs: dict[str, Any] = {
+            k: data[k] for k in ("strategy", "max_restarts", "max_seconds", "max_children") if k in data
+        }
         _check_flags(kwargs, where)
         extra: dict[str, Any] = {}
         if "shutdown" in data:
             extra["shutdown"] = _shutdown(data["shutdown"], where)
-        return child(
-            Supervisor, specs, name=_name(data, where), restart=_restart(data, where), **extra, **kwargs
-        )
+        return child(Supervisor, specs, name=_name(data, where), restart=_restart(data, where), **extra, **kwargs)
     unknown = set(data) - _WORKER_KEYS
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_WORKER_KEYS))})")
+        allowed = ", ".join(sorted(_WORKER_KEYS))
+        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {allowed})")
     if "start" not in data:
         raise ValueError(f"{where}: missing key 'start' (\"module:Class\"), or 'children' for a nested supervisor")
     try:
