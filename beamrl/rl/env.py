@@ -9,7 +9,13 @@ Usage loop::
     print(env.render())                # text (ANSI) rendering
 
 Dynamic-programming agents also read ``env.P[s][a] -> [(prob, next_state, reward, terminated)]``
-on the native tabular environments.
+on the native tabular environments (FrozenLake, Taxi, CliffWalking; not Blackjack).
+
+Seeding follows gymnasium: ``reset(seed=s)`` reseeds the env's generator
+(``env.np_random``, a PCG64 ``np.random.Generator`` built from ``SeedSequence(s)``);
+``reset()`` without a seed continues the current stream. Stepping after ``done`` is
+allowed, as in gymnasium, and continues from the final state; ``step`` with an action
+outside ``action_space`` raises ``beamrl.rl.errors.InvalidAction`` and changes nothing.
 """
 
 from __future__ import annotations

@@ -1,0 +1,17 @@
+"""Errors raised by the rl layer."""
+
+from __future__ import annotations
+
+from beamrl.errors import Rejected
+
+
+class InvalidAction(Rejected):
+    """An action outside the environment's action space; the environment is left unchanged.
+
+    The message names the action and the space, e.g.
+    ``"action 7 is not in the action space Discrete(4)"``.
+    """
+
+
+class UnknownEnv(ValueError):
+    """``make`` was given an id that is neither native nor registered with gymnasium."""
