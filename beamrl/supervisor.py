@@ -96,6 +96,7 @@ class ChildSpec:
 
 def child(
     start: Any,
+    /,
     *args: Any,
     name: str | None = None,
     restart: str = "permanent",

@@ -1,0 +1,95 @@
+"""Declarative trees: a good file starts its tree; a bad one is refused whole, naming file, key and problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from beamrl import Node, TreeError, load_tree, start_tree
+
+GOOD = """
+name = "top"
+strategy = "one_for_all"
+max_restarts = 2
+max_seconds = 10
+
+[[children]]
+start = "tests.support:Counter"
+name = "counter"
+args = [5]
+restart = "permanent"
+shutdown = 2.5
+
+[[children]]
+name = "inner"
+strategy = "rest_for_one"
+shutdown = "infinity"
+[[children.children]]
+start = "tests.support:Counter"
+name = "leaf"
+kwargs = { start = 7 }
+restart = "transient"
+"""
+
+
+async def test_a_tree_file_starts_the_tree_it_describes(node: Node, tmp_path: Path) -> None:
+    path = tmp_path / "tree.toml"
+    path.write_text(GOOD)
+    top = await start_tree(node, path)
+    assert node.whereis("top") == top
+    children = await node.which_children("top")
+    assert [(c.id, c.kind, c.restart) for c in children] == [
+        ("counter", "worker", "permanent"),
+        ("inner", "supervisor", "permanent"),
+    ]
+    assert await node.call("counter", ["get"]) == 5
+    assert await node.call("leaf", ["get"]) == 7
+    [leaf] = await node.which_children("inner")
+    assert leaf.restart == "transient"
+
+
+def test_the_shipped_trees_load() -> None:
+    trees = sorted(Path("supervisors").glob("*.toml"))
+    assert trees, "supervisors/ holds at least one tree"
+    for path in trees:
+        spec = load_tree(path)
+        assert spec.args[0], f"{path} has children"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("children = [", r"not valid TOML"),
+        ("name = 'x'", r"missing key 'children'"),
+        ("strategy = 'best'\n[[children]]\nstart = 'tests.support:Counter'", r"tree\.strategy: expected one_for_one"),
+        ("[[children]]\nstart = 'tests.support:Nope'", r"tree\.children\[0\]\.start: module 'tests.support' has no"),
+        ("[[children]]\nstart = 'no_such_module:X'", r"tree\.children\[0\]\.start: cannot import module"),
+        ("[[children]]\nstart = 'tests.support'", r"expected 'module:Class'"),
+        ("[[children]]\nstart = 'pathlib:Path'", r"is not a process class"),
+        ("[[children]]\nstart = 'tests.support:Counter'\nrestrat = 'permanent'", r"unknown key\(s\) restrat"),
+        ("[[children]]\nstart = 'tests.support:Counter'\nrestart = 'often'", r"children\[0\]\.restart: expected"),
+        ("[[children]]\nstart = 'tests.support:Counter'\nshutdown = -1", r"shutdown must be seconds"),
+        ("[[children]]\nstart = 'tests.support:Counter'\nargs = 5", r"children\[0\]\.args: expected an array"),
+        ("[[children]]\nname = 'only a name'", r"children\[0\]: missing key 'start'"),
+        ("max_restarts = -1\n[[children]]\nstart = 'tests.support:Counter'", r"max_restarts: expected an integer"),
+        (
+            "[[children]]\nname='s'\n[[children.children]]\nstart='tests.support:Counter'\nrestart='x'",
+            r"tree\.children\[0\]\.children\[0\]\.restart",
+        ),
+    ],
+)
+async def test_a_bad_tree_file_is_refused_and_nothing_starts(
+    node: Node, tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(TreeError, match=problem) as info:
+        await start_tree(node, path)
+    assert str(path) in str(info.value)
+    assert node.processes() == []
+
+
+async def test_a_missing_tree_file_is_named(node: Node, tmp_path: Path) -> None:
+    with pytest.raises(TreeError, match=r"no such file"):
+        await start_tree(node, tmp_path / "absent.toml")
