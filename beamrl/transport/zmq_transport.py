@@ -1,0 +1,899 @@
+"""ZeroMQ transport between nodes: ROUTER in, one DEALER per dialled peer, CURVE, heartbeats.
+
+Wire (every ZeroMQ message, after the ROUTER's routing-id frame)::
+
+    [first, *rest]              data (``first`` non-empty), handed to ``on_message`` as is
+    [b"", b"D", *data_frames]   data whose first frame is empty (or no frames at all)
+    [b"", b"C", msgpack(map)]   control: hello / welcome / reject / ping / reset / bye
+
+Data carries no tag frame in the common case (the codec's first frame is never empty):
+one ZeroMQ frame less to send and receive per message.
+
+Handshake: the dialling side sends ``hello`` {v, name, creation, address, hidden} over
+its DEALER (routing id = its node name); the listening side answers ``welcome`` {v, name,
+creation, address, peers=[[name, address], ...]} over the same connection, so a
+client-only node (no ``listen``) is reachable too.  The dialler then connects to every
+peer in ``peers`` (full mesh).  Exactly one connection carries a pair's traffic: if both
+sides dial each other at once, the connection dialled by the node with the smaller name
+wins.  ``reset`` says "I don't know you on this connection": the receiver drops the peer
+and redials, which heals one-sided views after a partition.
+
+CURVE (``keys=DIR``): the ROUTER is a CURVE server whose ZAP handler accepts only the
+public keys in ``DIR/*.key``; DEALERs are CURVE clients.  A client must know the server's
+public key.  ``connect("tcp://host:port#NAME")`` uses ``DIR/NAME.key``; plain
+``connect("tcp://host:port")`` tries every trusted key at once and keeps the one whose
+handshake completes *and* whose peer announces the key file's name.  Mesh and reconnect
+dials know the peer's name, so they use its key directly.
+
+Receiving does not go through ``zmq.asyncio`` futures: each socket's FD is registered
+with ``loop.add_reader`` and drained with non-blocking ``recv_multipart`` (bounded
+batches; after any send the socket's ``EVENTS`` are re-checked because ZeroMQ's FD is
+edge-triggered).  This halves per-message overhead compared with awaiting
+``recv_multipart`` futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+from zmq.auth.asyncio import AsyncioAuthenticator
+
+from beamrl.errors import Backpressure, NodeDown
+from beamrl.transport.base import Frame, PeerInfo, TransportHandler
+from beamrl.transport.keys import load_keypair, trusted_keys
+
+__all__ = ["PROTOCOL_VERSION", "ZmqTransport"]
+
+log = logging.getLogger("beamrl.transport")
+
+PROTOCOL_VERSION = 1
+_DATA = b"D"
+_CTRL = b"C"
+_ESC = b""  # an empty first frame means "a tag frame follows"
+_MAX_CONTROL_BYTES = 64 << 10
+_MAX_NAME = 255
+_BATCH = 256  # messages drained per reader callback before yielding to the loop
+_NOBLOCK = zmq.NOBLOCK
+_MORE = zmq.SNDMORE | zmq.NOBLOCK
+_POLLIN = zmq.POLLIN
+_EVENTS = zmq.EVENTS
+
+
+def _pack(msg: dict[str, Any]) -> bytes:
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+_PING = _pack({"t": "ping"})
+_RESET = _pack({"t": "reset"})
+_BYE = _pack({"t": "bye"})
+
+
+def _unpack_control(frame: bytes) -> dict[str, Any] | None:
+    if len(frame) > _MAX_CONTROL_BYTES:
+        return None
+    try:
+        msg = msgpack.unpackb(
+            frame,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=4096,
+            max_bin_len=4096,
+            max_array_len=4096,
+            max_map_len=64,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.ExtraData, RecursionError):
+        return None
+    if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
+        return None
+    return msg
+
+
+def _is_local(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// on a loopback host."""
+    transport, _, rest = endpoint.partition("://")
+    if transport in ("ipc", "inproc"):
+        return True
+    if transport != "tcp":
+        return False
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _RateLimitedLog:
+    """At most one warning per ``period`` seconds per kind; counts what it swallowed."""
+
+    def __init__(self, period: float = 1.0) -> None:
+        self.period = period
+        self._last: dict[str, float] = {}
+        self._dropped: dict[str, int] = {}
+
+    def __call__(self, kind: str, fmt: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.period:
+            self._dropped[kind] = self._dropped.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        n = self._dropped.pop(kind, 0)
+        suffix = f" ({n} similar dropped)" if n else ""
+        log.warning(fmt + suffix, *args)
+
+
+class _Peer:
+    """An up peer and the one path its traffic uses."""
+
+    __slots__ = ("conn", "info", "last_seen", "name", "rid", "seen", "sock")
+
+    def __init__(self, info: PeerInfo, sock: zmq.Socket, rid: bytes | None, conn: _Conn | None):
+        self.info = info
+        self.name = info.name
+        self.sock = sock
+        self.rid = rid  # routing id on our ROUTER, or None when the path is our DEALER
+        self.conn = conn
+        self.seen = True
+        self.last_seen = time.monotonic()
+
+
+class _Conn:
+    """One outgoing DEALER: a dial in progress, then (maybe) a peer's path."""
+
+    __slots__ = ("address", "closed", "expect", "fd", "result", "sock")
+
+    def __init__(self, sock: zmq.Socket, address: str, expect: str | None):
+        self.sock = sock
+        self.fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
+        self.address = address
+        self.expect = expect
+        self.result: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+
+class ZmqTransport:
+    """Node-to-node transport over ZeroMQ ROUTER/DEALER; see the module docstring.
+
+    ``send`` never blocks: it raises :class:`~beamrl.errors.NodeDown` for a peer that is
+    not connected and :class:`~beamrl.errors.Backpressure` when the peer's high-water
+    mark (``hwm`` messages) is reached.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        creation: int,
+        *,
+        listen: str | None = None,
+        keys: str | Path | None = None,
+        insecure: bool = False,
+        heartbeat_interval: float = 0.5,
+        heartbeat_timeout: float = 3.0,
+        hwm: int = 10_000,
+        max_message_bytes: int = 256 << 20,
+        hidden: bool = False,
+    ) -> None:
+        if not name or len(name.encode()) > _MAX_NAME:
+            raise ValueError(f"node name must be 1..{_MAX_NAME} bytes, got {name!r}")
+        if listen is not None and keys is None and not insecure and not _is_local(listen):
+            raise ValueError(
+                f"refusing to listen on {listen!r} without CURVE keys: traffic would be "
+                "unencrypted and unauthenticated. Pass keys=DIR (create them with "
+                f"`beamrl keys generate DIR --name {name}`), listen on tcp://127.0.0.1, "
+                "or pass insecure=True (--insecure) if the network is trusted"
+            )
+        if heartbeat_timeout <= heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+        self.name = name
+        self.creation = creation
+        self.listen = listen
+        self.address: str | None = None
+        self.hidden = hidden
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.hwm = hwm
+        self.max_message_bytes = max_message_bytes
+        self._keys_dir = Path(keys) if keys is not None else None
+        self._public: bytes | None = None
+        self._secret: bytes | None = None
+        self._trusted: dict[str, bytes] = {}
+        if self._keys_dir is not None:
+            self._public, self._secret = load_keypair(self._keys_dir, name)
+            self._trusted = trusted_keys(self._keys_dir)
+        self._rid = name.encode()
+        self._handler: TransportHandler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ctx: zmq.Context | None = None
+        self._auth: AsyncioAuthenticator | None = None
+        self._router: zmq.Socket | None = None
+        self._peers: dict[str, _Peer] = {}
+        self._by_rid: dict[bytes, _Peer] = {}
+        self._by_address: dict[str, str] = {}
+        self._conns: set[_Conn] = set()
+        self._dialing: dict[str, int] = {}  # expected name -> dials in progress
+        self._up_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reconnecting: set[str] = set()
+        self._draining: zmq.Socket | None = None
+        self._kicked: set[int] = set()
+        self._router_kicked = False
+        self._kick_scheduled = False
+        self._closing = False
+        self._started = False
+        self._warn = _RateLimitedLog()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, handler: TransportHandler) -> None:
+        """Bind (when ``listen`` is set), start the heartbeat, begin delivering to ``handler``."""
+        if self._started:
+            raise RuntimeError("transport already started")
+        self._started = True
+        self._handler = handler
+        self._loop = asyncio.get_running_loop()
+        self._ctx = zmq.Context()
+        if self._keys_dir is not None:
+            zap_log = logging.getLogger("beamrl.transport.zap")
+            self._auth = AsyncioAuthenticator(self._ctx, log=zap_log)
+            self._auth.start()
+            self._auth.configure_curve_callback("beamrl", _AllowList(set(self._trusted.values())))
+        if self.listen is not None:
+            r = self._socket(zmq.ROUTER)
+            r.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            r.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            if self._secret is not None and self._public is not None:
+                r.setsockopt(zmq.ZAP_DOMAIN, b"beamrl")
+                r.setsockopt(zmq.CURVE_SERVER, 1)
+                r.setsockopt(zmq.CURVE_PUBLICKEY, self._public)
+                r.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+            try:
+                r.bind(self.listen)
+            except zmq.ZMQError as e:
+                r.close(linger=0)
+                await self._teardown()
+                raise OSError(f"cannot listen on {self.listen!r}: {e}") from e
+            self._router = r
+            self.address = r.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._loop.add_reader(r.getsockopt(zmq.FD), self._drain_router)  # type: ignore[arg-type]
+            self._kick(r)
+        self._spawn(self._heartbeat())
+
+    async def close(self) -> None:
+        """Say goodbye to peers, stop every task, close every socket (short linger)."""
+        if self._closing:
+            return
+        self._closing = True
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for p in list(self._peers.values()):
+            self._send_control(p, _BYE)
+        self._peers.clear()
+        self._by_rid.clear()
+        for waiters in self._up_waiters.values():
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(NodeDown("transport closed"))
+        self._up_waiters.clear()
+        for c in list(self._conns):
+            self._close_conn(c, linger=100)
+        if self._router is not None and self._loop is not None:
+            self._loop.remove_reader(self._router.getsockopt(zmq.FD))  # type: ignore[arg-type]
+            self._router.close(linger=100)
+            self._router = None
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+            await asyncio.sleep(0)  # let the cancelled ZAP task finish
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            await asyncio.to_thread(ctx.term)
+
+    async def __aenter__(self) -> ZmqTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ public API
+
+    def peers(self) -> list[str]:
+        """Names of the peers whose handshake completed and that are not down."""
+        return list(self._peers)
+
+    def peer_info(self, peer: str) -> PeerInfo | None:
+        p = self._peers.get(peer)
+        return p.info if p is not None else None
+
+    def send(self, peer: str, frames: Sequence[Frame]) -> None:
+        """Queue ``frames`` for ``peer`` without blocking (see class docstring for errors)."""
+        p = self._peers.get(peer)
+        if p is None:
+            raise NodeDown(f"node {peer!r} is not connected to {self.name!r}")
+        sock = p.sock
+        try:
+            if p.rid is not None:
+                sock.send(p.rid, _MORE)
+            last = len(frames) - 1
+            if last < 0 or not frames[0]:  # rare: escape so it can't pass for a tag
+                sock.send(_ESC, _MORE)
+                sock.send(_DATA, _MORE if last >= 0 else _NOBLOCK)
+            for i, f in enumerate(frames):
+                sock.send(f, _MORE if i < last else _NOBLOCK, copy=False)
+        except zmq.Again:
+            raise Backpressure(
+                f"send to node {peer!r} refused: its queue is full (high-water mark "
+                f"hwm={self.hwm} messages reached); slow down or retry later"
+            ) from None
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EHOSTUNREACH:
+                self._loop_call(self._lose, p, "noconnection")
+                raise NodeDown(f"node {peer!r} is not reachable (connection lost)") from None
+            raise
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            self._loop.call_soon(self._kick_all)  # type: ignore[union-attr]
+
+    async def connect(self, address: str, timeout: float = 5.0) -> str:
+        """Handshake with the node at ``address`` (``tcp://host:port[#NAME]``); return its name.
+
+        Idempotent: an address already connected returns at once.  Then connects to
+        every non-hidden peer that node knows (full mesh) before returning.  Raises
+        :class:`~beamrl.errors.NodeDown` if no handshake completes within ``timeout``.
+        """
+        if not self._started or self._closing:
+            raise RuntimeError("transport is not running (call start() first)")
+        addr, _, expect = address.partition("#")
+        known = self._by_address.get(addr)
+        if known is not None and known in self._peers and (not expect or expect == known):
+            return known
+        deadline = time.monotonic() + timeout
+        name, peers = await self._dial_any(addr, expect or None, timeout)
+        await self._mesh(peers, deadline)
+        return name
+
+    # ------------------------------------------------------------------ dialling
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        assert self._ctx is not None
+        s = self._ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, self.hwm)
+        s.setsockopt(zmq.RCVHWM, self.hwm)
+        s.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        ivl = max(1, int(self.heartbeat_interval * 1000))
+        s.setsockopt(zmq.HEARTBEAT_IVL, ivl)
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(ivl, int(self.heartbeat_timeout * 1000)))
+        s.setsockopt(zmq.HEARTBEAT_TTL, max(ivl, int(self.heartbeat_timeout * 1000)))
+        s.setsockopt(zmq.RECONNECT_IVL, 100)
+        s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        return s
+
+    async def _dial_any(
+        self,
+        address: str,
+        expect: str | None,
+        timeout: float,
+    ) -> tuple[str, list[Any]]:
+        """Dial ``address`` once per candidate server key; the first handshake wins."""
+        if self._secret is None:
+            candidates: list[tuple[str | None, bytes | None]] = [(expect, None)]
+        elif expect is not None:
+            key = self._trusted.get(expect)
+            if key is None:
+                raise NodeDown(
+                    f"no trusted public key for node {expect!r}: copy its {expect}.key into {self._keys_dir}"
+                )
+            candidates = [(expect, key)]
+        else:
+            candidates = [(n, k) for n, k in self._trusted.items() if n != self.name]
+            if not candidates:
+                raise NodeDown(
+                    f"cannot connect to {address} with CURVE: {self._keys_dir} holds no "
+                    "trusted public key other than this node's own"
+                )
+        tasks = [asyncio.ensure_future(self._dial(address, n, k, timeout)) for n, k in candidates]
+        errors: list[BaseException] = []
+        try:
+            for fut in asyncio.as_completed(tasks):
+                try:
+                    return await fut
+                except (NodeDown, TimeoutError) as e:
+                    errors.append(e)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        detail = "; ".join(sorted({str(e) for e in errors if str(e)}))
+        hint = "" if self._secret is not None else " (if it requires CURVE, pass keys=DIR)"
+        raise NodeDown(f"no handshake with {address} within {timeout:g}s{hint}" + (f": {detail}" if detail else ""))
+
+    async def _dial(
+        self,
+        address: str,
+        expect: str | None,
+        serverkey: bytes | None,
+        timeout: float,
+    ) -> tuple[str, list[Any]]:
+        assert self._loop is not None
+        s = self._socket(zmq.DEALER)
+        s.setsockopt(zmq.ROUTING_ID, self._rid)
+        if serverkey is not None:
+            assert self._public is not None
+            assert self._secret is not None
+            s.setsockopt(zmq.CURVE_SERVERKEY, serverkey)
+            s.setsockopt(zmq.CURVE_PUBLICKEY, self._public)
+            s.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+        try:
+            s.connect(address)
+        except zmq.ZMQError as e:
+            s.close(linger=0)
+            raise ValueError(f"invalid address {address!r}: {e}") from e
+        conn = _Conn(s, address, expect)
+        self._conns.add(conn)
+        if expect is not None:
+            self._dialing[expect] = self._dialing.get(expect, 0) + 1
+        self._loop.add_reader(conn.fd, self._drain_conn, conn)
+        hello = {
+            "t": "hello",
+            "v": PROTOCOL_VERSION,
+            "name": self.name,
+            "creation": self.creation,
+            "address": self.address,
+            "hidden": self.hidden,
+        }
+        established = False
+        try:
+            s.send_multipart([_ESC, _CTRL, _pack(hello)], _NOBLOCK)
+            self._kick_conn(conn)
+            try:
+                kind, payload = await asyncio.wait_for(conn.result, timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no answer from {address} within {timeout:g}s") from None
+            if kind == "welcome":
+                established = True
+                name, peers = payload
+                return name, peers
+            # rejected: "simultaneous" means the other side's dial to us wins
+            name, reason = payload
+            if reason in ("simultaneous", "duplicate") and name:
+                await self._wait_up(name, timeout)
+                return name, []
+            raise NodeDown(f"{address} refused the handshake: {reason}")
+        finally:
+            if expect is not None:
+                self._dialing[expect] -= 1
+                if not self._dialing[expect]:
+                    del self._dialing[expect]
+            if not established or not any(p.conn is conn for p in self._peers.values()):
+                self._close_conn(conn)
+
+    async def _wait_up(self, name: str, timeout: float) -> None:
+        if name in self._peers:
+            return
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._up_waiters.setdefault(name, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"node {name!r} did not come up within {timeout:g}s") from None
+        finally:
+            ws = self._up_waiters.get(name)
+            if ws and fut in ws:
+                ws.remove(fut)
+
+    async def _mesh(self, peers: list[Any], deadline: float) -> None:
+        if self.hidden:
+            return
+        targets = [(n, a) for n, a in peers if n != self.name and n not in self._peers and n not in self._dialing]
+        if not targets:
+            return
+
+        async def one(n: str, a: str) -> None:
+            try:
+                await self._dial_any(a, n, max(0.1, deadline - time.monotonic()))
+            except (NodeDown, TimeoutError, ValueError) as e:
+                log.info("%s: could not join peer %s at %s: %s", self.name, n, a, e)
+
+        await asyncio.gather(*(one(n, a) for n, a in targets))
+
+    def _close_conn(self, conn: _Conn, linger: int = 0) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._conns.discard(conn)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(conn.fd)
+        self._kicked.discard(conn.fd)
+        conn.sock.close(linger=linger)
+        if not conn.result.done():
+            conn.result.cancel()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _kick(self, sock: zmq.Socket) -> None:
+        """Re-check the ROUTER after an operation: ZeroMQ's FD only signals edges."""
+        if not self._router_kicked and sock.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator, arg-type]
+            self._router_kicked = True
+            self._loop.call_soon(self._drain_router)  # type: ignore[union-attr]
+
+    def _kick_all(self) -> None:
+        """After a burst of sends: one EVENTS check per socket instead of one per send."""
+        self._kick_scheduled = False
+        if self._router is not None:
+            self._kick(self._router)
+        for c in self._conns:
+            self._kick_conn(c)
+
+    def _kick_conn(self, conn: _Conn) -> None:
+        """Same as :meth:`_kick` for one of our DEALERs."""
+        if (
+            conn.fd not in self._kicked and not conn.closed and conn.sock.getsockopt(_EVENTS) & _POLLIN  # type: ignore[operator, arg-type]
+        ):
+            self._kicked.add(conn.fd)
+            self._loop.call_soon(self._drain_conn, conn)  # type: ignore[union-attr]
+
+    def _drain_router(self) -> None:
+        self._router_kicked = False
+        sock = self._router
+        if sock is None:
+            return
+        handler = self._handler
+        by_rid = self._by_rid
+        self._draining = sock
+        try:
+            for _ in range(_BATCH):
+                try:
+                    frames = sock.recv_multipart(_NOBLOCK)
+                except zmq.Again:
+                    return
+                n = len(frames)
+                if n >= 2 and (frames[1] or (n >= 3 and frames[2] == _DATA)):
+                    p = by_rid.get(frames[0])
+                    if p is not None:
+                        p.seen = True
+                        try:
+                            handler.on_message(p.name, frames[1:] if frames[1] else frames[3:])  # type: ignore[union-attr, arg-type]
+                        except Exception:
+                            log.exception("%s: on_message from %s raised", self.name, p.name)
+                        continue
+                    self._warn(
+                        "unknown",
+                        "%s: dropped data from unknown connection %r",
+                        self.name,
+                        frames[0][:64],
+                    )
+                    self._reply_router(frames[0], _RESET)
+                elif n == 4 and frames[2] == _CTRL:
+                    self._router_control(frames[0], frames[3])
+                else:
+                    self._warn(
+                        "garbage",
+                        "%s: dropped malformed message (%d frames) on ROUTER",
+                        self.name,
+                        len(frames),
+                    )
+            self._router_kicked = True
+            self._loop.call_soon(self._drain_router)  # type: ignore[union-attr]
+        finally:
+            self._draining = None
+
+    def _drain_conn(self, conn: _Conn) -> None:
+        self._kicked.discard(conn.fd)
+        if conn.closed:
+            return
+        sock = conn.sock
+        handler = self._handler
+        self._draining = sock
+        try:
+            for _ in range(_BATCH):
+                if conn.closed:
+                    return
+                try:
+                    frames = sock.recv_multipart(_NOBLOCK)
+                except zmq.Again:
+                    return
+                n = len(frames)
+                if frames[0] or (n >= 2 and frames[1] == _DATA):
+                    p = self._peers.get(conn.expect) if conn.expect else None
+                    if p is not None and p.conn is conn:
+                        p.seen = True
+                        try:
+                            handler.on_message(p.name, frames if frames[0] else frames[2:])  # type: ignore[union-attr, arg-type]
+                        except Exception:
+                            log.exception("%s: on_message from %s raised", self.name, p.name)
+                        continue
+                    self._warn(
+                        "unknown",
+                        "%s: dropped data from %s before its handshake",
+                        self.name,
+                        conn.address,
+                    )
+                elif n == 3 and frames[1] == _CTRL:
+                    self._conn_control(conn, frames[2])
+                else:
+                    self._warn("garbage", "%s: dropped malformed message from %s", self.name, conn.address)
+            self._kicked.add(conn.fd)
+            self._loop.call_soon(self._drain_conn, conn)  # type: ignore[union-attr]
+        finally:
+            self._draining = None
+
+    # ------------------------------------------------------------------ control
+
+    def _router_control(self, rid: bytes, raw: bytes) -> None:
+        msg = _unpack_control(raw)
+        if msg is None:
+            self._warn("control", "%s: dropped undecodable control message", self.name)
+            return
+        t = msg["t"]
+        p = self._by_rid.get(rid)
+        if t == "ping":
+            if p is not None:
+                p.seen = True
+            else:
+                self._reply_router(rid, _RESET)
+        elif t == "hello":
+            self._on_hello(rid, msg)
+        elif t == "bye":
+            if p is not None:
+                self._lose(p, "closed")
+        elif t == "reset":
+            if p is not None:
+                self._lose(p, "noconnection")
+        else:
+            self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])
+
+    def _conn_control(self, conn: _Conn, raw: bytes) -> None:
+        msg = _unpack_control(raw)
+        if msg is None:
+            self._warn("control", "%s: dropped undecodable control message", self.name)
+            return
+        t = msg["t"]
+        p = self._peers.get(conn.expect) if conn.expect else None
+        mine = p is not None and p.conn is conn
+        if t == "ping":
+            if mine:
+                p.seen = True  # type: ignore[union-attr]
+        elif t == "welcome":
+            self._on_welcome(conn, msg)
+        elif t == "reject":
+            name, reason = msg.get("name"), msg.get("reason")
+            if not conn.result.done():
+                conn.result.set_result(("reject", (name if isinstance(name, str) else None, str(reason)[:200])))
+        elif t in ("reset", "bye"):
+            if mine:
+                self._lose(p, "closed" if t == "bye" else "noconnection")  # type: ignore[arg-type]
+        else:
+            self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])
+
+    def _parse_info(self, msg: dict[str, Any]) -> PeerInfo | None:
+        name, creation, address = msg.get("name"), msg.get("creation"), msg.get("address")
+        hidden = msg.get("hidden", False)
+        if (
+            msg.get("v") != PROTOCOL_VERSION
+            or not isinstance(name, str)
+            or not 0 < len(name.encode()) <= _MAX_NAME
+            or not isinstance(creation, int)
+            or not (address is None or isinstance(address, str))
+            or not isinstance(hidden, bool)
+        ):
+            return None
+        return PeerInfo(name, creation, address, hidden)
+
+    def _on_hello(self, rid: bytes, msg: dict[str, Any]) -> None:
+        info = self._parse_info(msg)
+        if info is None:
+            self._warn("control", "%s: dropped malformed hello (v=%r)", self.name, msg.get("v"))
+            self._reply_router(rid, self._reject("bad hello or protocol version"))
+            return
+        if info.name.encode() != rid or info.name == self.name:
+            self._warn("control", "%s: refused hello from %r (id %r)", self.name, info.name, rid[:64])
+            self._reply_router(rid, self._reject("name does not match routing id"))
+            return
+        old = self._peers.get(info.name)
+        if old is not None and old.info.creation == info.creation:
+            if old.conn is not None and self.name < info.name:
+                # our dial is the pair's path; a stale simultaneous hello
+                self._reply_router(rid, self._reject("duplicate"))
+                return
+        elif old is None and info.name in self._dialing and self.name < info.name:
+            self._reply_router(rid, self._reject("simultaneous"))
+            return
+        assert self._router is not None
+        welcome = {
+            "t": "welcome",
+            "v": PROTOCOL_VERSION,
+            "name": self.name,
+            "creation": self.creation,
+            "address": self.address,
+            "hidden": self.hidden,
+            "peers": self._announce(exclude=info.name),
+        }
+        if old is not None:
+            self._lose(old, "noconnection", reconnect=False)
+        if not self._reply_router(rid, _pack(welcome)):
+            return
+        self._up(_Peer(info, self._router, rid, None))
+
+    def _on_welcome(self, conn: _Conn, msg: dict[str, Any]) -> None:
+        info = self._parse_info(msg)
+        peers = msg.get("peers", [])
+        if info is None or not isinstance(peers, list):
+            self._warn("control", "%s: malformed welcome from %s", self.name, conn.address)
+            return
+        if conn.result.done():
+            return
+        if conn.expect is not None and info.name != conn.expect:
+            conn.result.set_exception(NodeDown(f"{conn.address} answers as {info.name!r}, expected {conn.expect!r}"))
+            return
+        peers = [
+            (n, a)
+            for n, a in (x for x in peers if isinstance(x, list) and len(x) == 2)
+            if isinstance(n, str) and isinstance(a, str)
+        ]
+        conn.expect = info.name
+        old = self._peers.get(info.name)
+        if old is not None and old.info.creation == info.creation:
+            # both sides dialled each other: the smaller name's dial carries the pair
+            if old.conn is None and self.name < info.name:
+                self._switch_path(old, conn)
+        else:
+            if old is not None:
+                self._lose(old, "noconnection", reconnect=False)
+            # the address we dialled is one that reaches it from here
+            info = PeerInfo(info.name, info.creation, conn.address, info.hidden)
+            self._up(_Peer(info, conn.sock, None, conn))
+        self._by_address[conn.address] = info.name
+        conn.result.set_result(("welcome", (info.name, peers)))
+
+    def _switch_path(self, p: _Peer, conn: _Conn) -> None:
+        if p.rid is not None:
+            self._by_rid.pop(p.rid, None)
+        p.sock, p.rid, p.conn = conn.sock, None, conn
+
+    def _reject(self, reason: str) -> bytes:
+        return _pack({"t": "reject", "name": self.name, "reason": reason})
+
+    def _announce(self, exclude: str) -> list[list[str]]:
+        return [
+            [p.name, p.info.address]
+            for p in self._peers.values()
+            if p.name != exclude and not p.info.hidden and p.info.address is not None
+        ]
+
+    def _reply_router(self, rid: bytes, payload: bytes) -> bool:
+        r = self._router
+        if r is None:
+            return False
+        try:
+            r.send_multipart([rid, _ESC, _CTRL, payload], _NOBLOCK)
+        except zmq.ZMQError:
+            return False
+        if r is not self._draining:
+            self._kick(r)
+        return True
+
+    def _send_control(self, p: _Peer, payload: bytes) -> bool:
+        try:
+            if p.rid is not None:
+                p.sock.send_multipart([p.rid, _ESC, _CTRL, payload], _NOBLOCK)
+            else:
+                p.sock.send_multipart([_ESC, _CTRL, payload], _NOBLOCK)
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EHOSTUNREACH and not self._closing:
+                self._loop_call(self._lose, p, "noconnection")
+            return False
+        if p.sock is not self._draining and not self._closing:
+            if p.conn is None:
+                self._kick(p.sock)
+            else:
+                self._kick_conn(p.conn)
+        return True
+
+    # ------------------------------------------------------------------ membership
+
+    def _up(self, p: _Peer) -> None:
+        self._peers[p.name] = p
+        if p.rid is not None:
+            self._by_rid[p.rid] = p
+        if p.info.address is not None:
+            self._by_address[p.info.address] = p.name
+        for w in self._up_waiters.pop(p.name, []):
+            if not w.done():
+                w.set_result(None)
+        try:
+            self._handler.on_peer_up(p.name, p.info)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("%s: on_peer_up(%s) raised", self.name, p.name)
+
+    def _lose(self, p: _Peer, reason: str, reconnect: bool = True) -> None:
+        if self._peers.get(p.name) is not p:
+            return  # already lost or replaced
+        del self._peers[p.name]
+        if p.rid is not None and self._by_rid.get(p.rid) is p:
+            del self._by_rid[p.rid]
+        address = p.conn.address if p.conn is not None else p.info.address
+        if p.conn is not None:
+            self._close_conn(p.conn)
+        log.info("%s: lost node %s (%s)", self.name, p.name, reason)
+        try:
+            self._handler.on_peer_down(p.name, reason)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("%s: on_peer_down(%s) raised", self.name, p.name)
+        if reconnect and address is not None and not self._closing and p.name not in self._reconnecting:
+            self._spawn(self._reconnect(p.name, address))
+
+    async def _reconnect(self, name: str, address: str) -> None:
+        """Redial a lost peer with capped exponential backoff until it is up or we close."""
+        self._reconnecting.add(name)
+        delay = 0.05
+        try:
+            while not self._closing and name not in self._peers:
+                if name not in self._dialing:
+                    try:
+                        _, peers = await self._dial_any(address, name, max(1.0, self.heartbeat_timeout))
+                        await self._mesh(peers, time.monotonic() + self.heartbeat_timeout)
+                        return
+                    except (NodeDown, TimeoutError) as e:
+                        log.debug("%s: redial %s at %s failed: %s", self.name, name, address, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        finally:
+            self._reconnecting.discard(name)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            now = time.monotonic()
+            for p in list(self._peers.values()):
+                if p.seen:
+                    p.seen = False
+                    p.last_seen = now
+                elif now - p.last_seen > self.heartbeat_timeout:
+                    self._lose(p, "noconnection")
+                    continue
+                self._send_control(p, _PING)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._task_done)
+
+    def _task_done(self, t: asyncio.Task[Any]) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("%s: transport task failed", self.name, exc_info=t.exception())
+
+    def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._closing:
+            self._loop.call_soon(fn, *args)
+
+
+class _AllowList:
+    """ZAP CURVE callback: accept exactly the trusted public keys (z85)."""
+
+    def __init__(self, keys: set[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        ok = key in self.keys
+        if not ok:
+            log.warning("refused CURVE client with untrusted key %s", key.decode(errors="replace"))
+        return ok

@@ -1,0 +1,355 @@
+"""ZmqTransport: data, order, membership, failure detection, back-pressure, CURVE, junk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import zmq
+
+from beamrl.errors import Backpressure, NodeDown
+from beamrl.transport import PeerInfo, ZmqTransport, generate_keys
+
+PEER = Path(__file__).with_name("_peer.py")
+LOCAL = "tcp://127.0.0.1:*"
+
+
+class Rec:
+    """A TransportHandler that records everything."""
+
+    def __init__(self) -> None:
+        self.msgs: dict[str, list[list[bytes]]] = defaultdict(list)
+        self.up: list[tuple[str, PeerInfo]] = []
+        self.down: list[tuple[str, str]] = []
+
+    def on_message(self, peer: str, frames: list) -> None:
+        self.msgs[peer].append([bytes(f) for f in frames])
+
+    def on_peer_up(self, peer: str, info: PeerInfo) -> None:
+        self.up.append((peer, info))
+
+    def on_peer_down(self, peer: str, reason: str) -> None:
+        self.down.append((peer, reason))
+
+
+async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def started(name: str, creation: int = 1, **kw) -> tuple[ZmqTransport, Rec]:
+    kw.setdefault("listen", LOCAL)
+    t = ZmqTransport(name, creation, **kw)
+    r = Rec()
+    await t.start(r)
+    return t, r
+
+
+async def test_data_both_ways_in_order() -> None:
+    a, ra = await started("a")
+    b, rb = await started("b")
+    try:
+        assert a.address is not None
+        assert a.address.startswith("tcp://127.0.0.1:")
+        assert await b.connect(a.address) == "a"
+        assert await b.connect(a.address) == "a"  # idempotent
+        await until(lambda: "b" in a.peers())
+        assert ra.up[0][1] == PeerInfo("b", 1, b.address)
+        n = 10_000
+        for i in range(n):  # a sends over its ROUTER, b over its DEALER
+            a.send("b", [b"x%d" % i, b"tail"])
+            b.send("a", [b"y%d" % i])
+            if i % 1000 == 999:
+                floor = i - 500
+                await until(lambda f=floor: len(rb.msgs["a"]) >= f and len(ra.msgs["b"]) >= f)
+        await until(lambda: len(rb.msgs["a"]) == n and len(ra.msgs["b"]) == n)
+        assert rb.msgs["a"] == [[b"x%d" % i, b"tail"] for i in range(n)]
+        assert ra.msgs["b"] == [[b"y%d" % i] for i in range(n)]
+        with pytest.raises(NodeDown, match="'nobody' is not connected"):
+            a.send("nobody", [b"x"])
+    finally:
+        await b.close()
+        await a.close()
+
+
+async def test_client_only_node_is_reachable() -> None:
+    a, ra = await started("a")
+    c, rc = await started("repl", listen=None)
+    try:
+        assert c.address is None
+        assert a.address is not None
+        await c.connect(a.address)
+        await until(lambda: "repl" in a.peers())
+        assert ra.up[0][1].address is None
+        a.send("repl", [b"hello"])
+        await until(lambda: rc.msgs["a"] == [[b"hello"]])
+    finally:
+        await c.close()
+        await a.close()
+
+
+async def test_membership_full_mesh() -> None:
+    a, ra = await started("a")
+    b, _rb = await started("b")
+    c, rc = await started("c")
+    try:
+        assert b.address is not None
+        await a.connect(b.address)
+        await c.connect(b.address)
+        await until(lambda: sorted(c.peers()) == ["a", "b"], what="c sees a and b")
+        await until(lambda: sorted(a.peers()) == ["b", "c"], what="a sees b and c")
+        assert sorted(b.peers()) == ["a", "c"]
+        assert {p for p, _ in ra.up} == {"b", "c"}
+        c.send("a", [b"from c"])
+        a.send("c", [b"from a"])
+        await until(lambda: ra.msgs["c"] == [[b"from c"]] and rc.msgs["a"] == [[b"from a"]])
+    finally:
+        for t in (c, b, a):
+            await t.close()
+
+
+async def test_simultaneous_connect_keeps_one_path() -> None:
+    a, ra = await started("a")
+    b, rb = await started("b")
+    try:
+        assert a.address is not None
+        assert b.address is not None
+        n1, n2 = await asyncio.gather(a.connect(b.address + "#b"), b.connect(a.address + "#a"))
+        assert (n1, n2) == ("b", "a")
+        await until(lambda: a.peers() == ["b"] and b.peers() == ["a"])
+        a.send("b", [])
+        b.send("a", [b"", b"empty first frame"])
+        await until(
+            lambda: rb.msgs["a"] == [[]] and ra.msgs["b"] == [[b"", b"empty first frame"]],
+            what="escaped messages",
+        )
+        rb.msgs["a"].clear()
+        ra.msgs["b"].clear()
+        for i in range(200):
+            a.send("b", [b"%d" % i])
+            b.send("a", [b"%d" % i])
+        await until(lambda: len(rb.msgs["a"]) == 200 and len(ra.msgs["b"]) == 200)
+        assert rb.msgs["a"] == [[b"%d" % i] for i in range(200)]
+        assert ra.msgs["b"] == [[b"%d" % i] for i in range(200)]
+        assert len(ra.up) == 1
+        assert len(rb.up) == 1
+    finally:
+        await b.close()
+        await a.close()
+
+
+async def _spawn_peer(name: str, listen: str, creation: int, keys: str | None = None):
+    args = [sys.executable, str(PEER), name, listen, str(creation)] + ([keys] if keys else [])
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    if not line:
+        await proc.wait()
+        raise AssertionError(f"peer process {name} failed to start")
+    return proc, line.decode().strip()
+
+
+async def test_peer_killed_then_restarted() -> None:
+    a, ra = await started("a", heartbeat_interval=0.2, heartbeat_timeout=1.0)
+    proc, addr = await _spawn_peer("p", LOCAL, creation=11)
+    proc2 = None
+    try:
+        assert await a.connect(addr) == "p"
+        a.send("p", [b"ping"])
+        await until(lambda: ra.msgs["p"] == [[b"ping"]], what="echo")
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        t0 = time.monotonic()
+        await until(lambda: ("p", "noconnection") in ra.down, timeout=1.0 + 2.0, what="peer down")
+        assert time.monotonic() - t0 < 1.0 + 1.5
+        with pytest.raises(NodeDown):
+            a.send("p", [b"lost"])
+        proc2, addr2 = await _spawn_peer("p", addr, creation=12)  # same port
+        assert addr2 == addr
+        await until(lambda: len(ra.up) == 2, timeout=15, what="peer up again")
+        assert ra.up[1][1].creation == 12
+        a.send("p", [b"again"])
+        await until(lambda: ra.msgs["p"][-1:] == [[b"again"]], what="echo after restart")
+    finally:
+        await a.close()
+        for p in (proc, proc2):
+            if p is not None and p.returncode is None:
+                p.kill()
+                await p.wait()
+
+
+async def test_backpressure_instead_of_hang() -> None:
+    a, _ra = await started("a", hwm=10)
+    b, _rb = await started("b", hwm=10)
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await until(lambda: "b" in a.peers())
+        big = b"x" * 65536
+        # b never gets the loop while this runs, so nothing reads: queues must fill
+
+        def flood() -> None:
+            for _ in range(100_000):
+                a.send("b", [big])
+
+        with pytest.raises(Backpressure, match=r"'b'.*hwm=10"):
+            flood()
+    finally:
+        await b.close()
+        await a.close()
+
+
+def test_non_loopback_listen_needs_keys() -> None:
+    with pytest.raises(ValueError, match="without CURVE keys"):
+        ZmqTransport("a", 1, listen="tcp://0.0.0.0:0")
+    ZmqTransport("a", 1, listen="tcp://0.0.0.0:0", insecure=True)  # explicit opt-out
+
+
+def test_missing_key_file_message(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"a\.key_secret.*beamrl keys generate"):
+        ZmqTransport("a", 1, listen=LOCAL, keys=tmp_path)
+
+
+def test_generate_keys_refuses_overwrite(tmp_path: Path) -> None:
+    generate_keys(tmp_path, "a")
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        generate_keys(tmp_path, "a")
+    generate_keys(tmp_path, "a", overwrite=True)
+
+
+async def test_curve_trusted_and_untrusted(tmp_path: Path) -> None:
+    assert zmq.has("curve")
+    cluster, stranger = tmp_path / "cluster", tmp_path / "stranger"
+    for n in ("a", "b"):
+        generate_keys(cluster, n)
+    generate_keys(stranger, "x")
+    (stranger / "a.key").write_bytes((cluster / "a.key").read_bytes())  # x trusts a
+    a, ra = await started("a", keys=cluster)
+    b, _rb = await started("b", keys=cluster)
+    x, _rx = await started("x", keys=stranger)
+    try:
+        assert a.address is not None
+        assert await b.connect(a.address) == "a"  # no suffix: tries every trusted key
+        b.send("a", [b"secret"])
+        await until(lambda: ra.msgs["b"] == [[b"secret"]])
+        with pytest.raises(NodeDown, match="no handshake"):
+            await x.connect(a.address, timeout=1.0)
+        assert "x" not in a.peers()
+        assert "x" not in ra.msgs
+        c, _ = await started("c")  # no keys at all against a CURVE server
+        try:
+            with pytest.raises(NodeDown, match="pass keys=DIR"):
+                await c.connect(a.address, timeout=0.5)
+        finally:
+            await c.close()
+    finally:
+        for t in (x, b, a):
+            await t.close()
+
+
+async def _relay(target_port: int, record: bytearray):
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                record.extend(data)
+                w.write(data)
+                await w.drain()
+        except ConnectionError:
+            pass
+        finally:
+            w.close()
+
+    tasks: set[asyncio.Task] = set()
+
+    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        sr, sw = await asyncio.open_connection("127.0.0.1", target_port)
+        t1 = asyncio.ensure_future(pipe(cr, sw))
+        t2 = asyncio.ensure_future(pipe(sr, cw))
+        tasks.update((t1, t2))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], tasks
+
+
+@pytest.mark.parametrize("curve", [False, True])
+async def test_traffic_is_encrypted_with_curve(tmp_path: Path, curve: bool) -> None:
+    keys = None
+    if curve:
+        for n in ("a", "b"):
+            generate_keys(tmp_path, n)
+        keys = tmp_path
+    a, ra = await started("a", keys=keys)
+    b, rb = await started("b", keys=keys, listen=None)
+    record = bytearray()
+    assert a.address is not None
+    port = int(a.address.rsplit(":", 1)[1])
+    server, relay_port, tasks = await _relay(port, record)
+    marker = b"MARKER-7f3a9c-plaintext"
+    try:
+        await b.connect(f"tcp://127.0.0.1:{relay_port}#a" if curve else f"tcp://127.0.0.1:{relay_port}")
+        b.send("a", [marker])
+        a.send("b", [marker + b"-back"])
+        await until(lambda: ra.msgs["b"] == [[marker]] and rb.msgs["a"] == [[marker + b"-back"]])
+        assert (marker in record) is (not curve)
+    finally:
+        await b.close()
+        await a.close()
+        server.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_junk_is_dropped_and_service_continues() -> None:
+    a, ra = await started("a")
+    assert a.address is not None
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.setsockopt(zmq.ROUTING_ID, b"b")  # pretends to be b, never says hello
+    raw.connect(a.address)
+    port = int(a.address.rsplit(":", 1)[1])
+    b = None
+    try:
+        junk = [
+            [b"data before handshake"],
+            [b"", b"D", b"escaped data before handshake"],
+            [b"", b"C", b"\xc1\xc1 not msgpack"],
+            [b"", b"C", b"\x81\xa1t\xa4nope"],  # {"t": "nope"}
+            [b"", b"C", b"\x80"],  # {}
+            [b"", b"C", b"\x82\xa1t\xa5hello\xa1v\x63"],  # truncated hello, wrong version
+            [b"", b"Z", b"?"],
+            [b""],
+            [b"", b"C", b"x" * 100_000],
+            [b"", b"C", b"\x81\xa1t\xa5hello"],  # hello without fields
+        ]
+        for m in junk:
+            raw.send_multipart(m)
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(os.urandom(4096) + b"GET / HTTP/1.1\r\n\r\n")
+        await w.drain()
+        w.close()
+        b, rb = await started("b")
+        await b.connect(a.address)
+        b.send("a", [b"real"])
+        a.send("b", [b"real back"])
+        await until(lambda: ra.msgs["b"] == [[b"real"]] and rb.msgs["a"] == [[b"real back"]])
+        assert list(ra.msgs) == ["b"]
+        assert [p for p, _ in ra.up] == ["b"]
+    finally:
+        raw.close(linger=0)
+        ctx.term()
+        if b is not None:
+            await b.close()
+        await a.close()
