@@ -1,23 +1,35 @@
 """beamrl's reinforcement-learning parts: spaces, experiences, environments and their processes."""
 
-from beamrl.rl import spaces
+from beamrl.rl import agents, loops, schedules, spaces
+from beamrl.rl.agents import Agent
 from beamrl.rl.env import Env
 from beamrl.rl.envs import GymEnv, generate_random_map, make, make_vec
 from beamrl.rl.errors import InvalidAction, UnknownEnv
+from beamrl.rl.env_server import EnvServer
 from beamrl.rl.exp import Exp
+from beamrl.rl.qtable import DictQTable, QTable, QTableError, state_index
 from beamrl.rl.replay import ReplayError, ReplayMemory, StaleIndex
 
 __all__ = [
+    "Agent",
+    "DictQTable",
     "Env",
+    "EnvServer",
     "Exp",
     "GymEnv",
     "InvalidAction",
+    "QTable",
+    "QTableError",
     "ReplayError",
     "ReplayMemory",
     "StaleIndex",
     "UnknownEnv",
     "generate_random_map",
     "make",
+    "agents",
+    "loops",
     "make_vec",
+    "schedules",
     "spaces",
+    "state_index",
 ]
