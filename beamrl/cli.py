@@ -15,14 +15,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from beamrl.errors import BeamError
+
 Handler = Callable[[argparse.Namespace], int]
-_COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}  # type: ignore[type-arg]
+_COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
 
-def command(name: str) -> Callable[[Callable[[argparse._SubParsersAction], None]], Any]:  # type: ignore[type-arg]
+def command(name: str) -> Callable[[Callable[[argparse._SubParsersAction], None]], Any]:
     """Register a function that adds sub-command ``name`` to the parser."""
 
-    def register(fn: Callable[[argparse._SubParsersAction], None]) -> Any:  # type: ignore[type-arg]
+    def register(fn: Callable[[argparse._SubParsersAction], None]) -> Any:
         _COMMANDS[name] = fn
         return fn
 
@@ -59,24 +61,16 @@ def _bench_local(quick: bool) -> list[dict[str, Any]]:
 
 
 def _bench_env(quick: bool) -> list[dict[str, Any]]:
-    from beamrl.bench import env_bench
+    from beamrl.bench import env_bench, env_server_bench
 
     rows: list[dict[str, Any]] = env_bench.run()
-    try:
-        from beamrl.bench import env_server_bench
-    except ImportError:
-        return rows
     return rows + env_server_bench.run(quick=quick)
 
 
 def _bench_replay(quick: bool) -> list[dict[str, Any]]:
-    from beamrl.bench import replay_bench
+    from beamrl.bench import replay_bench, replay_server_bench
 
     rows: list[dict[str, Any]] = replay_bench.run(capacity=100_000 if quick else 1_000_000)
-    try:
-        from beamrl.bench import replay_server_bench
-    except ImportError:
-        return rows
     return rows + replay_server_bench.run(quick=quick)
 
 
@@ -95,7 +89,7 @@ _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
 
 
 @command("bench")
-def _add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure beamrl against floors taken in the same run")
     p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "all"])
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
@@ -112,7 +106,7 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 
 @command("keys")
-def _add_keys(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_keys(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="CURVE key pairs for secure nodes")
     ksub = p.add_subparsers(dest="keys_command", required=True)
     g = ksub.add_parser("generate", help="create DIR/NODE.key (public) and DIR/NODE.key_secret")
@@ -120,6 +114,120 @@ def _add_keys(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     g.add_argument("--name", required=True, help="the node name the keys belong to")
     g.add_argument("--force", action="store_true", help="overwrite an existing key pair")
     g.set_defaults(handler=_keys_generate)
+
+
+def _node_start(args: argparse.Namespace) -> int:
+    import os
+
+    from beamrl.node_config import NodeConfig, load_node_file
+
+    config = load_node_file(args.config) if args.config else NodeConfig()
+    for key in ("name", "listen", "keys", "tree"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(config, key, value)
+    if args.join:
+        config.join = list(args.join)
+    if args.insecure:
+        config.insecure = True
+    if args.heartbeat_timeout is not None:
+        config.heartbeat_timeout = args.heartbeat_timeout
+    sys.path.insert(0, os.getcwd())  # trees name classes of the project they run in
+    if config.tree is not None:
+        from beamrl.tree import load_tree
+
+        load_tree(config.tree)  # refuse a bad tree before anything starts
+    from beamrl.node import run
+    from beamrl.node_runner import serve
+
+    return int(run(serve(config)))
+
+
+@command("node")
+def _add_node(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("node", help="run a node")
+    nsub = p.add_subparsers(dest="node_command", required=True)
+    s = nsub.add_parser("start", help="start a node (and its tree); Ctrl-C or SIGTERM stops it cleanly")
+    s.add_argument("config", nargs="?", help="a node role file (nodes/*.toml)")
+    s.add_argument("--name")
+    s.add_argument("--listen", help="tcp://HOST:PORT (default tcp://127.0.0.1:0: a free loopback port)")
+    s.add_argument("--join", action="append", help="address of a node to connect to (repeatable)")
+    s.add_argument("--tree", help="supervision tree file to start (supervisors/*.toml)")
+    s.add_argument("--keys", help="CURVE key directory")
+    s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without keys")
+    s.add_argument("--heartbeat-timeout", type=float, dest="heartbeat_timeout")
+    s.set_defaults(handler=_node_start)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from beamrl.session import connect
+
+    return connect(args.address, keys=args.keys, name=args.name, timeout=args.timeout)
+
+
+def _shell(args: argparse.Namespace) -> int:
+    import code
+
+    import beamrl
+
+    session = _connect(args)
+    namespace: dict[str, Any] = {"s": session, "session": session, "beamrl": beamrl}
+    names = session.registered()
+    bound = []
+    for name in names:
+        if name.isidentifier() and name not in namespace:
+            namespace[name] = session.proxy(name)
+            bound.append(name)
+    try:
+        import numpy
+
+        namespace["np"] = numpy
+    except ImportError:  # numpy is a dependency; kept optional for a bare REPL
+        pass
+    banner = (
+        f"beamrl shell connected to node {session.peer!r} at {args.address}\n"
+        f"  s          the session: s.call(name, request), s.proxy(name), s.registered(), s.tree()\n"
+        f"  proxies    {', '.join(bound) if bound else '(no registered processes)'}"
+        f"  — e.g. {bound[0] + '.' if bound else 's.proxy(name).'}method(args)\n"
+    )
+    try:
+        code.interact(banner=banner, local=namespace, exitmsg="")
+    finally:
+        session.close()
+    return 0
+
+
+def _ps(args: argparse.Namespace) -> int:
+    from beamrl.node_server import format_tree
+
+    session = _connect(args)
+    try:
+        print(f"node {session.peer!r} at {args.address}")
+        print(format_tree(session.tree()))
+    finally:
+        session.close()
+    return 0
+
+
+def _add_session_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("address", help="tcp://HOST:PORT of the node")
+    p.add_argument("--keys", help="CURVE key directory (holding this client's key pair)")
+    p.add_argument("--name", help="this client's node name (picks its key pair in --keys)")
+    p.add_argument("--timeout", type=float, default=5.0)
+
+
+@command("shell")
+def _add_shell(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("shell", help="a Python REPL with a session on a live node")
+    _add_session_args(p)
+    p.set_defaults(handler=_shell)
+
+
+@command("ps")
+def _add_ps(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ps", help="the live supervision tree of a node")
+    _add_session_args(p)
+    p.set_defaults(handler=_ps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, BeamError) as exc:
         print(f"beamrl {args.command}: {exc}", file=sys.stderr)
         return 2
     return code

@@ -680,9 +680,11 @@ class Node:
     async def _distribution(self) -> Any:
         if self._dist is None:
             from beamrl.distribution import Distribution
+            from beamrl.node_server import NAME, NodeServer
 
             self._dist = Distribution(self)
             await self._dist.start()
+            await self.start(NodeServer, name=NAME)
         return self._dist
 
     def _dist_required(self, target: Any) -> Any:

@@ -175,9 +175,8 @@ async def _measure(quick: bool) -> list[Row]:
     ]
     pykka_rate = pykka_ask_rate(n // 4)
     if pykka_rate is not None:
-        rows.append(
-            _row("pykka ThreadingActor ask", pykka_rate, "round trips/s", "", f"beamrl call = {best_call / pykka_rate:.1f}x")
-        )
+        note = f"beamrl call = {best_call / pykka_rate:.1f}x"
+        rows.append(_row("pykka ThreadingActor ask", pykka_rate, "round trips/s", "", note))
     return rows
 
 

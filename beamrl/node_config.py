@@ -1,0 +1,96 @@
+"""Node role files: ``nodes/*.toml`` describe one kind of machine in a layout.
+
+    name = "learner"                      # node name, unique in the cluster
+    listen = "tcp://0.0.0.0:7001"         # where peers reach it (loopback unless told otherwise)
+    join = ["tcp://10.0.0.5:7001"]        # nodes to connect to at start (retried until they answer)
+    keys = "keys/"                        # CURVE: own key pair + trusted peers' public keys
+    insecure = false                      # allow a non-loopback listen without keys
+    tree = "supervisors/learner.toml"     # the supervision tree to start
+    heartbeat_interval = 0.5
+    heartbeat_timeout = 3.0
+
+Relative paths are resolved from the current directory (run ``beamrl node start``
+from the project root). A bad file is refused whole, naming file, key and problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beamrl.tree import TreeError
+
+
+@dataclass
+class NodeConfig:
+    """Everything ``beamrl node start`` needs to bring a node up."""
+
+    name: str | None = None
+    """Node name; a unique default when None."""
+    listen: str = "tcp://127.0.0.1:0"
+    """Listen address; port 0 picks a free port (printed at start)."""
+    join: list[str] = field(default_factory=list)
+    """Addresses of nodes to connect to at start."""
+    keys: str | None = None
+    """Key directory for CURVE; None for a plaintext node (loopback only unless insecure)."""
+    insecure: bool = False
+    """Allow listening on a non-loopback address without keys."""
+    tree: str | None = None
+    """Supervision tree file to start."""
+    heartbeat_interval: float = 0.5
+    """Seconds between heartbeats."""
+    heartbeat_timeout: float = 3.0
+    """Seconds of silence after which a peer is declared down."""
+
+
+_TYPES: dict[str, Any] = {
+    "name": str,
+    "listen": str,
+    "join": list,
+    "keys": str,
+    "insecure": bool,
+    "tree": str,
+    "heartbeat_interval": (int, float),
+    "heartbeat_timeout": (int, float),
+}
+
+
+def load_node_file(path: str | Path) -> NodeConfig:
+    """Read and check a node role file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TreeError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TreeError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TreeError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_mapping(data, str(path))
+
+
+def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:
+    """A ``NodeConfig`` from a mapping, with a clear error for each wrong key."""
+    for key, value in data.items():
+        expected = _TYPES.get(key)
+        if expected is None:
+            raise TreeError(f"{where}: unknown key {key!r} (allowed: {', '.join(_TYPES)})")
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+            raise TreeError(f"{where}: {key}: expected {_type_name(expected)}, got {value!r}")
+    join = data.get("join", [])
+    if not all(isinstance(a, str) and a.startswith("tcp://") for a in join):
+        raise TreeError(f"{where}: join: expected a list of 'tcp://host:port' addresses, got {join!r}")
+    listen = data.get("listen", "tcp://127.0.0.1:0")
+    if not listen.startswith("tcp://"):
+        raise TreeError(f"{where}: listen: expected 'tcp://host:port', got {listen!r}")
+    if data.get("heartbeat_timeout", 3.0) <= data.get("heartbeat_interval", 0.5):
+        raise TreeError(f"{where}: heartbeat_timeout must be longer than heartbeat_interval")
+    return NodeConfig(**{k: v for k, v in data.items()})
+
+
+def _type_name(expected: Any) -> str:
+    if expected == (int, float):
+        return "a number"
+    return {str: "a string", list: "a list", bool: "true or false"}[expected]

@@ -1,0 +1,64 @@
+"""What ``beamrl node start`` runs: a node, its connections, its tree, until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from beamrl.errors import NodeDown
+from beamrl.node import Node
+from beamrl.node_config import NodeConfig
+from beamrl.tree import start_tree
+
+log = logging.getLogger("beamrl")
+
+
+async def _join(node: Node, address: str, stop: asyncio.Event) -> None:
+    """Connect to ``address``, retrying with back-off until it answers or the node stops."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            peer = await node.connect(address, timeout=3.0)
+        except (NodeDown, TimeoutError, OSError) as exc:
+            log.info("join %s: %s; retrying in %.1f s", address, exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 5.0)
+            continue
+        print(f"joined node {peer!r} at {address}", flush=True)
+        return
+
+
+async def serve(config: NodeConfig) -> int:
+    """Run the node described by ``config`` until SIGINT/SIGTERM; 0 on a clean stop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    node = Node(
+        config.name,
+        listen=config.listen,
+        keys=config.keys,
+        insecure=config.insecure,
+        heartbeat_interval=config.heartbeat_interval,
+        heartbeat_timeout=config.heartbeat_timeout,
+    )
+    async with node:
+        print(f"node {node.name!r} listening on {node.address}", flush=True)
+        joins = [asyncio.ensure_future(_join(node, address, stop)) for address in config.join]
+        try:
+            if config.tree is not None:
+                pid = await start_tree(node, config.tree)
+                print(f"tree {config.tree} started: {pid}", flush=True)
+            await stop.wait()
+        finally:
+            for task in joins:
+                task.cancel()
+            await asyncio.gather(*joins, return_exceptions=True)
+            print(f"node {node.name!r} stopping: children stop in reverse order", flush=True)
+    print("stopped", flush=True)
+    return 0

@@ -1,0 +1,90 @@
+"""``$node``: the process every networked node runs to answer questions about itself.
+
+Requests (``call(("$node", node_name), request)``):
+
+    ["registered"]      -> sorted registered names
+    ["nodes"]           -> names of connected nodes
+    ["processes"]       -> process_info of every live process
+    ["tree"]            -> the live supervision trees: nested dicts with name, pid,
+                           module, mailbox, restarts and children
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
+from beamrl.gen_server import GenServer
+from beamrl.pid import Pid
+
+NAME = "$node"
+
+
+class NodeServer(GenServer):
+    """Introspection for shells and ``beamrl ps``."""
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        node = self.node
+        match request:
+            case ["registered"]:
+                return sorted(n for n in node.registered() if n != NAME)
+            case ["nodes"]:
+                return node.nodes()
+            case ["processes"]:
+                infos = (node.process_info(pid) for pid in node.processes())
+                return [i for i in infos if i is not None]
+            case ["tree"]:
+                return [await self._describe(pid, None) for pid in list(node._top) if pid != self.pid]
+        raise Rejected(f"$node does not understand {request!r}")
+
+    async def _describe(self, pid: Pid, restarts: int | None) -> dict[str, Any]:
+        info = self.node.process_info(pid)
+        if info is None:
+            return {"pid": pid, "name": None, "module": "?", "mailbox": 0, "restarts": restarts, "children": []}
+        entry = {
+            "pid": pid,
+            "name": info["name"],
+            "module": info["module"],
+            "mailbox": info["mailbox"],
+            "restarts": restarts,
+            "children": [],
+        }
+        if _is_supervisor(self.node._procs.get(pid.id)):
+            try:
+                children = await self.node.call(pid, ["which_children"], timeout=2.0)
+            except (CallTimeout, NoProc, ProcessCrashed):
+                return entry
+            for c in children:
+                if c.pid is None:
+                    entry["children"].append(
+                        {"pid": None, "name": c.name or str(c.id), "module": c.module, "mailbox": 0,
+                         "restarts": c.restarts, "children": []}
+                    )
+                else:
+                    entry["children"].append(await self._describe(c.pid, c.restarts))
+        return entry
+
+
+def _is_supervisor(proc: Any) -> bool:
+    from beamrl.supervisor import Supervisor
+
+    return isinstance(proc, Supervisor)
+
+
+def format_tree(trees: list[dict[str, Any]]) -> str:
+    """The text ``beamrl ps`` prints."""
+    lines = [f"{'PROCESS':<44} {'PID':<22} {'RESTARTS':>8} {'MAILBOX':>8}"]
+
+    def walk(entry: dict[str, Any], depth: int) -> None:
+        label = entry["name"] or entry["module"].rsplit(":", 1)[-1]
+        kind = entry["module"].rsplit(":", 1)[-1]
+        text = f"{'  ' * depth}{label}" + (f" ({kind})" if entry["name"] else "")
+        pid = str(entry["pid"]) if entry["pid"] is not None else "(down)"
+        restarts = "" if entry["restarts"] is None else str(entry["restarts"])
+        lines.append(f"{text:<44} {pid:<22} {restarts:>8} {entry['mailbox']:>8}")
+        for c in entry["children"]:
+            walk(c, depth + 1)
+
+    for tree in trees:
+        walk(tree, 0)
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""``EnvServer``: any environment as a process.
+
+    pid = await node.start(EnvServer, "FrozenLake-v1", is_slippery=True, name="env")
+    env = node.proxy("env")
+    exp = await env.reset(0)                  # Exp; exp.next_state is the first observation
+    exp = await env.step(1)
+
+Requests (what ``handle_call`` answers):
+
+==============================  ==============================================================
+``["reset"]``                   new episode, unseeded -> ``Exp``
+``["reset", seed]``             new episode with ``seed`` -> ``Exp``
+``["reset", {"seed": s, "options": o}]``  the keyword form a proxy sends for ``reset(seed=s)``
+``["step", action]``            -> ``Exp``; an action outside the action space raises
+                                ``InvalidAction`` (a ``Rejected``) and leaves the env as it was;
+                                stepping a finished episode without ``reset`` is ``Rejected``
+``["step_many", actions]``      vector env (``num_envs=N``): one action per copy ->
+                                ``{"obs", "reward", "terminated", "truncated"}`` arrays
+``["observe"]``                 the current observation (``None`` before the first reset)
+``["render"]``                  text rendering
+``["spaces"]``                  ``{"action_space": ..., "observation_space": ...}``
+``["info"]``                    env id, episodes, steps, whether the episode is over
+==============================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from beamrl.errors import Rejected
+from beamrl.gen_server import GenServer
+from beamrl.rl.errors import InvalidAction
+from beamrl.rl.exp import Exp
+
+
+class EnvServer(GenServer):
+    """Hosts one environment (or, with ``num_envs=N``, a vector of N copies)."""
+
+    async def init(self, env_id: str, num_envs: int | None = None, **kwargs: Any) -> None:
+        from beamrl.rl.envs import make, make_vec
+
+        self.env_id = env_id
+        self.vector = num_envs is not None
+        if self.vector:
+            self.env: Any = make_vec(env_id, int(num_envs), **kwargs)  # type: ignore[arg-type]
+        else:
+            self.env = make(env_id, **kwargs)
+        self.episodes = 0
+        self.steps = 0
+        self.last: Exp | None = None
+
+    async def terminate(self, reason: Any) -> None:
+        self.env.close()
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        match request:
+            case ["step", action]:
+                return self._step(action)
+            case ["reset"]:
+                return self._reset(None, None)
+            case ["reset", {**kw}]:
+                unknown = set(kw) - {"seed", "options"}
+                if unknown:
+                    raise Rejected(f"reset takes seed and options, not {', '.join(sorted(unknown))}")
+                return self._reset(kw.get("seed"), kw.get("options"))
+            case ["reset", seed]:
+                return self._reset(seed, None)
+            case ["step_many", actions]:
+                return self._step_many(actions)
+            case ["observe"]:
+                return None if self.last is None else self.last.next_state
+            case ["render"]:
+                return self.env.render()
+            case ["spaces"]:
+                return {"action_space": self._space("action"), "observation_space": self._space("observation")}
+            case ["info"]:
+                return {
+                    "env_id": self.env_id,
+                    "episodes": self.episodes,
+                    "steps": self.steps,
+                    "done": None if self.last is None else self.last.done,
+                }
+        raise Rejected(
+            f"EnvServer does not understand {request!r}: use reset, step, step_many, observe, render, spaces or info"
+        )
+
+    def _space(self, which: str) -> Any:
+        return getattr(self.env, f"single_{which}_space" if self.vector else f"{which}_space")
+
+    def _reset(self, seed: Any, options: Any) -> Any:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
+            raise Rejected(f"reset seed must be an integer or None, got {seed!r}")
+        if options is not None and not isinstance(options, dict):
+            raise Rejected(f"reset options must be a dict or None, got {options!r}")
+        self.episodes += 1
+        if self.vector:
+            obs, info = self.env.reset(seed=None if seed is None else int(seed))
+            return {"obs": obs, "info": info}
+        self.last = self.env.reset(seed=None if seed is None else int(seed), options=options)
+        return self.last
+
+    def _step(self, action: Any) -> Exp:
+        if self.vector:
+            raise Rejected("this EnvServer hosts a vector env: use step_many with one action per copy")
+        if self.last is None:
+            raise Rejected(f"{self.env_id}: reset the environment before the first step")
+        if self.last.done:
+            raise Rejected(f"{self.env_id}: the episode is over (terminated or truncated): reset before stepping")
+        space = self.env.action_space
+        if not space.contains(action):
+            raise InvalidAction(f"action {action!r} is not in the action space {space!r} of {self.env_id}")
+        self.last = self.env.step(action)
+        self.steps += 1
+        return self.last
+
+    def _step_many(self, actions: Any) -> dict[str, Any]:
+        if not self.vector:
+            raise Rejected("step_many needs a vector env: start the EnvServer with num_envs=N")
+        actions = np.asarray(actions)
+        space = self._space("action")
+        n = self.env.num_envs
+        if actions.shape[:1] != (n,) or not _all_in(space, actions):
+            raise InvalidAction(f"step_many needs {n} actions, each in {space!r}; got {actions!r}")
+        obs, reward, terminated, truncated, _info = self.env.step(actions)
+        self.steps += n
+        return {"obs": obs, "reward": reward, "terminated": terminated, "truncated": truncated}
+
+
+def _all_in(space: Any, actions: np.ndarray) -> bool:
+    """Every action in ``space``; one numpy test for the common Discrete case."""
+    from beamrl.rl.spaces import Discrete
+
+    if isinstance(space, Discrete):
+        if actions.ndim != 1 or actions.dtype.kind not in "iu":
+            return False
+        return bool(((actions >= space.start) & (actions < space.start + space.n)).all())
+    return all(space.contains(a.item() if a.ndim == 0 else a) for a in actions)
