@@ -47,6 +47,7 @@ from beamrl.node import Node, run
 from beamrl.pid import Pid, Ref
 from beamrl.process import Down, Exit, From
 from beamrl.proxy import Proxy
+from beamrl.session import Session, SyncProxy, connect
 from beamrl.supervisor import ChildInfo, ChildSpec, DynamicSupervisor, Supervisor, child
 from beamrl.task import receive
 from beamrl.tree import TreeError, load_tree, start_tree
@@ -79,14 +80,17 @@ __all__ = [
     "Rejected",
     "RemoteError",
     "Reply",
+    "Session",
     "Stop",
     "Supervisor",
+    "SyncProxy",
     "TreeError",
     "__version__",
     "call",
     "cancel_timer",
     "cast",
     "child",
+    "connect",
     "current",
     "demonitor",
     "exit",

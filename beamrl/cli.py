@@ -1,16 +1,17 @@
 """The ``beamrl`` command line.
 
-    beamrl bench [local|remote|env|replay|all] [--quick]
-    beamrl keys generate DIR --name NODE
-    beamrl node start [NODE.toml] [--name N --listen ADDR --join ADDR --tree TREE.toml --keys DIR --insecure]
-    beamrl shell ADDR [--keys DIR]
-    beamrl ps ADDR [--keys DIR]
-    beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]
+beamrl bench [local|remote|env|replay|all] [--quick]
+beamrl keys generate DIR --name NODE
+beamrl node start [NODE.toml] [--name N --listen ADDR --join ADDR --tree TREE.toml --keys DIR --insecure]
+beamrl shell ADDR [--keys DIR]
+beamrl ps ADDR [--keys DIR]
+beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]
 """
 
 from __future__ import annotations
 
 import argparse
+import code
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -166,8 +167,6 @@ def _connect(args: argparse.Namespace) -> Any:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    import code
-
     import beamrl
 
     session = _connect(args)
@@ -191,10 +190,21 @@ def _shell(args: argparse.Namespace) -> int:
         f"  — e.g. {bound[0] + '.' if bound else 's.proxy(name).'}method(args)\n"
     )
     try:
-        code.interact(banner=banner, local=namespace, exitmsg="")
+        _Console(namespace).interact(banner=banner, exitmsg="")
     finally:
         session.close()
     return 0
+
+
+class _Console(code.InteractiveConsole):
+    """The shell's console: beamrl errors print as one line, not as the session's internals."""
+
+    def showtraceback(self) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, BeamError):
+            self.write(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}\n")
+        else:
+            super().showtraceback()
 
 
 def _ps(args: argparse.Namespace) -> int:
@@ -228,6 +238,133 @@ def _add_ps(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ps", help="the live supervision tree of a node")
     _add_session_args(p)
     p.set_defaults(handler=_ps)
+
+
+DEFAULT_EPISODES = {
+    "FrozenLake8x8": 20_000,
+    "FrozenLake": 3_000,
+    "Taxi": 5_000,
+    "CliffWalking": 500,
+    "Blackjack": 300_000,
+}
+
+
+def _parse_value(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f'{what} expects KEY=VALUE (JSON values: 0.1, true, "8x8", {{...}}), got {item!r}')
+        result[key] = _parse_value(value)
+    return result
+
+
+def _chaos(args: argparse.Namespace) -> list[dict[str, Any]]:
+    chaos: list[dict[str, Any]] = []
+    if args.crash_at is not None:
+        chaos.append({"at": args.crash_at, "fault": args.crash_worker})
+    for item in args.kill_at or []:
+        at, sep, name = item.partition(":")
+        if not sep or not at.isdigit() or not name:
+            raise ValueError(f"--kill-at expects EPISODE:NAME (e.g. 1000:qserver), got {item!r}")
+        chaos.append({"at": int(at), "kill": name})
+    return chaos
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from beamrl.node import run
+    from beamrl.rl.train import train
+    from beamrl.rl.trainer import ALGOS, PLANNING_ALGOS, RunSpec
+
+    if args.algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {args.algo!r}: choose one of {', '.join(ALGOS)}")
+    episodes, steps = args.episodes, args.steps
+    if episodes is None and steps is None and args.algo not in PLANNING_ALGOS:
+        episodes = next((n for prefix, n in DEFAULT_EPISODES.items() if args.env_id.startswith(prefix)), 2_000)
+    listen, keys, name = None, args.keys, "learner"
+    if args.node is not None:
+        from beamrl.node_config import load_node_file
+
+        config = load_node_file(args.node)
+        listen, keys, name = config.listen, config.keys or keys, config.name or name
+    spec = RunSpec(
+        algo=args.algo,
+        env_id=args.env_id,
+        env_kwargs=_pairs(args.env_kwarg, "--env"),
+        episodes=episodes,
+        steps=steps,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        hyper=_pairs(args.hyper, "--set"),
+        stop_at_success=args.stop_at_success,
+        chaos=_chaos(args),
+    )
+    out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
+    summary = run(
+        train(
+            spec,
+            out,
+            nodes=args.nodes,
+            attach=args.attach,
+            progress=not args.quiet,
+            listen=args.listen or listen,
+            keys=keys,
+            name=name,
+            final_episodes=args.final_eval_episodes,
+        )
+    )
+    shown = {k: summary[k] for k in ("episodes", "steps", "wall_seconds", "eval_mean_return", "eval_success_rate")}
+    print(json.dumps(shown, indent=None, default=str))
+    success = summary.get("eval_success_rate")
+    verdict = f"greedy success {success:.3f}, " if success is not None else ""
+    print(
+        f"evaluated over {summary['eval_episodes']} episodes on {summary['judge']}: {verdict}"
+        f"mean return {summary['eval_mean_return']:.3f}"
+    )
+    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/qtable.npz and the plot {summary.get('curve')}")
+    return 0
+
+
+@command("train")
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from beamrl.rl.trainer import ALGOS
+
+    p = sub.add_parser("train", help="train an agent as a supervised tree of processes")
+    p.add_argument("algo", help=", ".join(ALGOS))
+    p.add_argument("env_id")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--episodes", type=int)
+    budget.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output directory (default runs/ALGO-ENV-seedS)")
+    p.add_argument("--nodes", type=int, default=1, help="nodes to train on; K-1 start as local OS processes")
+    p.add_argument("--attach", action="append", default=[], help="address of an already running actor node")
+    p.add_argument("--node", help="a node role file for the learner (name, listen, keys)")
+    p.add_argument("--listen", help="learner listen address (default: loopback when distributed)")
+    p.add_argument("--keys", help="CURVE key directory for the learner")
+    p.add_argument("--env", dest="env_kwarg", action="append", help="env keyword, e.g. --env is_slippery=false")
+    p.add_argument("--set", dest="hyper", action="append", help="hyper-parameter, e.g. --set gamma=0.95")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-episodes", type=int, default=200)
+    p.add_argument("--final-eval-episodes", type=int, help="episodes of the final judged evaluation")
+    p.add_argument("--stop-at-success", type=float, help="stop once a periodic evaluation reaches this success rate")
+    p.add_argument("--crash-at", type=int, help="inject a fault into a worker at this episode (demo)")
+    p.add_argument("--crash-worker", type=int, default=0)
+    p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

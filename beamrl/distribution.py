@@ -385,7 +385,7 @@ class Distribution:
     # -- membership -----------------------------------------------------------------------
 
     def on_peer_up(self, peer: str, info: PeerInfo) -> None:
-        log.info("node %r connected to %r (%s)", self.node.name, peer, info.address or "hidden")
+        log.info("node %r connected to %r (%s)", self.node.name, peer, info.address or "client-only")
 
     def on_peer_down(self, peer: str, reason: str) -> None:
         level = logging.INFO if reason == "closed" else logging.WARNING

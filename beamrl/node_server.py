@@ -57,8 +57,14 @@ class NodeServer(GenServer):
             for c in children:
                 if c.pid is None:
                     entry["children"].append(
-                        {"pid": None, "name": c.name or str(c.id), "module": c.module, "mailbox": 0,
-                         "restarts": c.restarts, "children": []}
+                        {
+                            "pid": None,
+                            "name": c.name or str(c.id),
+                            "module": c.module,
+                            "mailbox": 0,
+                            "restarts": c.restarts,
+                            "children": [],
+                        }
                     )
                 else:
                     entry["children"].append(await self._describe(c.pid, c.restarts))

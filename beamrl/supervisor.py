@@ -202,7 +202,7 @@ class Supervisor(GenServer):
 
     def _find(self, child_id: Any) -> _Child:
         for c in self._children:
-            if c.id == child_id or (c.pid is not None and c.pid == child_id):
+            if c.id == child_id or (c.pid is not None and c.pid == child_id) or (c.spec.name == child_id is not None):
                 return c
         raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
 

@@ -6,6 +6,8 @@ A ``Sensor`` counts ticks; a ``Flaky`` worker reads it and crashes every few
 ticks; a ``Reporter`` monitors the worker and prints each crash and the new pid
 the supervisor started. The sensor keeps its count through the crashes: only
 the crashed process restarts (one_for_one).
+
+Smoke expect: sensor kept counting through the crashes
 """
 
 from __future__ import annotations

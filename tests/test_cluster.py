@@ -93,7 +93,10 @@ async def test_an_untrusted_node_is_shut_out(tmp_path: Path) -> None:
         async with Node("client", keys=trusted_dir) as friend:
             assert await friend.connect(server.address) == "server"
             assert await friend.call(("secret", "server"), ["count_children"]) == {
-                "specs": 0, "active": 0, "supervisors": 0, "workers": 0
+                "specs": 0,
+                "active": 0,
+                "supervisors": 0,
+                "workers": 0,
             }
         async with Node("intruder", keys=outsider_dir) as intruder:
             with pytest.raises((NodeDown, TimeoutError)):

@@ -47,6 +47,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     with NodeProcess("bench-env-server", ENV_TREE) as server:
         remote = run_on_uvloop(_remote(server.address, steps // 5))
     return [
-        {"name": "EnvServer FrozenLake-v1 step, local call", "value": local, "unit": "steps/s", "target": ">= 30,000/s"},
+        {
+            "name": "EnvServer FrozenLake-v1 step, local call",
+            "value": local,
+            "unit": "steps/s",
+            "target": ">= 30,000/s",
+        },
         {"name": "EnvServer FrozenLake-v1 step, remote call", "value": remote, "unit": "steps/s"},
     ]

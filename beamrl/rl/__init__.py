@@ -3,9 +3,9 @@
 from beamrl.rl import agents, loops, schedules, spaces
 from beamrl.rl.agents import Agent
 from beamrl.rl.env import Env
+from beamrl.rl.env_server import EnvServer
 from beamrl.rl.envs import GymEnv, generate_random_map, make, make_vec
 from beamrl.rl.errors import InvalidAction, UnknownEnv
-from beamrl.rl.env_server import EnvServer
 from beamrl.rl.exp import Exp
 from beamrl.rl.qtable import DictQTable, QTable, QTableError, state_index
 from beamrl.rl.replay import ReplayError, ReplayMemory, StaleIndex
@@ -24,10 +24,10 @@ __all__ = [
     "ReplayMemory",
     "StaleIndex",
     "UnknownEnv",
-    "generate_random_map",
-    "make",
     "agents",
+    "generate_random_map",
     "loops",
+    "make",
     "make_vec",
     "schedules",
     "spaces",

@@ -33,6 +33,7 @@ from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
 from beamrl.rl.errors import InvalidAction
 from beamrl.rl.exp import Exp
+from beamrl.rl.spaces import Dict
 
 
 class EnvServer(GenServer):
@@ -56,15 +57,16 @@ class EnvServer(GenServer):
 
     async def handle_call(self, request: Any, from_: Any) -> Any:
         match request:
+            case ["step", {"action": action, **rest}] if not rest and not isinstance(self._space("action"), Dict):
+                return self._step(action)  # env.step(action=1) through a proxy
             case ["step", action]:
                 return self._step(action)
             case ["reset"]:
                 return self._reset(None, None)
             case ["reset", {**kw}]:
-                unknown = set(kw) - {"seed", "options"}
-                if unknown:
-                    raise Rejected(f"reset takes seed and options, not {', '.join(sorted(unknown))}")
-                return self._reset(kw.get("seed"), kw.get("options"))
+                return self._reset_kw(None, kw)
+            case ["reset", seed, {**kw}]:
+                return self._reset_kw(seed, kw)
             case ["reset", seed]:
                 return self._reset(seed, None)
             case ["step_many", actions]:
@@ -88,6 +90,12 @@ class EnvServer(GenServer):
 
     def _space(self, which: str) -> Any:
         return getattr(self.env, f"single_{which}_space" if self.vector else f"{which}_space")
+
+    def _reset_kw(self, seed: Any, kw: dict[Any, Any]) -> Any:
+        unknown = {str(key) for key in kw} - {"seed", "options"}
+        if unknown:
+            raise Rejected(f"reset takes seed and options, not {', '.join(sorted(unknown))}")
+        return self._reset(kw.get("seed", seed), kw.get("options"))
 
     def _reset(self, seed: Any, options: Any) -> Any:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
