@@ -10,13 +10,27 @@ Data carries no tag frame in the common case (the codec's first frame is never e
 one ZeroMQ frame less to send and receive per message.
 
 Handshake: the dialling side sends ``hello`` {v, name, creation, address, hidden} over
-its DEALER (routing id = its node name); the listening side answers ``welcome`` {v, name,
-creation, address, peers=[[name, address], ...]} over the same connection, so a
-client-only node (no ``listen``) is reachable too.  The dialler then connects to every
-peer in ``peers`` (full mesh).  Exactly one connection carries a pair's traffic: if both
-sides dial each other at once, the connection dialled by the node with the smaller name
-wins.  ``reset`` says "I don't know you on this connection": the receiver drops the peer
-and redials, which heals one-sided views after a partition.
+its DEALER; the listening side answers ``welcome`` {v, name, creation, address,
+peers=[[name, address], ...]} over the same connection, so a client-only node (no
+``listen``) is reachable too.  The dialler then connects to every peer in ``peers``
+(full mesh).  Exactly one connection carries a pair's traffic: if both sides dial each
+other at once, the connection dialled by the node with the smaller name wins, and a dial
+that arrives once the pair already has a path is refused as ``duplicate``.  ``reset``
+says "I don't know you on this connection": the receiver drops the peer and redials,
+which heals one-sided views after a partition.
+
+Identity: a routing id is never a name.  DEALERs set no routing id (the ROUTER assigns a
+fresh one per connection) and ``ROUTER_HANDOVER`` stays off, so a client that picks a
+routing id cannot take over another connection; a routing id maps to a peer only after
+that connection's handshake completed.  A ``hello`` claiming the name of a peer that is
+up over another connection is refused unless that connection is gone (the ROUTER reports
+it unreachable; otherwise the heartbeat drops it within ``heartbeat_timeout`` and the
+claimant's redial then succeeds).  A restarted peer (new ``creation``) that we reach over
+our own DEALER is noticed by that DEALER (the new process answers ``reset``) and redialled
+at once.  With CURVE the name in ``hello`` must be the one whose key file holds the
+client's public key, so such a hello is authenticated and replaces the old path at once
+(no trusted node can claim another's name).  Without CURVE, names are not authenticated:
+anyone who can reach the port can claim a name that is not up.
 
 CURVE (``keys=DIR``): the ROUTER is a CURVE server whose ZAP handler accepts only the
 public keys in ``DIR/*.key``; DEALERs are CURVE clients.  A client must know the server's
@@ -65,6 +79,7 @@ _NOBLOCK = zmq.NOBLOCK
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 _POLLIN = zmq.POLLIN
 _EVENTS = zmq.EVENTS
+_RCVMORE = zmq.RCVMORE
 
 
 def _pack(msg: dict[str, Any]) -> bytes:
@@ -209,7 +224,6 @@ class ZmqTransport:
         if self._keys_dir is not None:
             self._public, self._secret = load_keypair(self._keys_dir, name)
             self._trusted = trusted_keys(self._keys_dir)
-        self._rid = name.encode()
         self._handler: TransportHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctx: zmq.Context | None = None
@@ -249,7 +263,7 @@ class ZmqTransport:
         if self.listen is not None:
             r = self._socket(zmq.ROUTER)
             r.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            r.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            # never ROUTER_HANDOVER: it lets any client take over a live routing id
             if self._secret is not None and self._public is not None:
                 r.setsockopt(zmq.ZAP_DOMAIN, b"beamrl")
                 r.setsockopt(zmq.CURVE_SERVER, 1)
@@ -430,8 +444,7 @@ class ZmqTransport:
         timeout: float,
     ) -> tuple[str, list[Any]]:
         assert self._loop is not None
-        s = self._socket(zmq.DEALER)
-        s.setsockopt(zmq.ROUTING_ID, self._rid)
+        s = self._socket(zmq.DEALER)  # no ROUTING_ID: the ROUTER assigns one (see module doc)
         if serverkey is not None:
             assert self._public is not None
             assert self._secret is not None
@@ -468,9 +481,11 @@ class ZmqTransport:
                 established = True
                 name, peers = payload
                 return name, peers
-            # rejected: "simultaneous" means the other side's dial to us wins
+            # rejected: "simultaneous" means the other side's dial to us wins;
+            # "duplicate" that the pair already has a path (if we don't see it, our
+            # view is stale: fail, the redial comes back once the other side resets it)
             name, reason = payload
-            if reason in ("simultaneous", "duplicate") and name:
+            if (reason == "simultaneous" and name) or (reason == "duplicate" and name in self._peers):
                 await self._wait_up(name, timeout)
                 return name, []
             raise NodeDown(f"{address} refused the handshake: {reason}")
@@ -555,43 +570,65 @@ class ZmqTransport:
             return
         handler = self._handler
         by_rid = self._by_rid
+        recv = sock.recv
+        more = sock.getsockopt
         self._draining = sock
         try:
             for _ in range(_BATCH):
+                # frame by frame (what recv_multipart does too), so that a control
+                # payload can be kept as a zmq.Frame: it carries the CURVE User-Id
                 try:
-                    frames = sock.recv_multipart(_NOBLOCK)
+                    rid = recv(_NOBLOCK)
                 except zmq.Again:
                     return
-                n = len(frames)
-                if n >= 2 and (frames[1] or (n >= 3 and frames[2] == _DATA)):
-                    p = by_rid.get(frames[0])
-                    if p is not None:
-                        p.seen = True
-                        try:
-                            handler.on_message(p.name, frames[1:] if frames[1] else frames[3:])  # type: ignore[union-attr, arg-type]
-                        except Exception:
-                            log.exception("%s: on_message from %s raised", self.name, p.name)
+                first = recv(_NOBLOCK) if more(_RCVMORE) else None
+                if first:
+                    frames = [first]
+                    while more(_RCVMORE):
+                        frames.append(recv(_NOBLOCK))
+                elif first is not None and more(_RCVMORE):
+                    tag = recv(_NOBLOCK)
+                    if tag == _DATA:
+                        frames = []
+                        while more(_RCVMORE):
+                            frames.append(recv(_NOBLOCK))
+                    elif tag == _CTRL and more(_RCVMORE):
+                        payload = recv(_NOBLOCK, copy=False)
+                        if not more(_RCVMORE):
+                            self._router_control(rid, payload)
+                            continue
+                        self._discard_rest(sock)
+                        self._warn_garbage()
                         continue
-                    self._warn(
-                        "unknown",
-                        "%s: dropped data from unknown connection %r",
-                        self.name,
-                        frames[0][:64],
-                    )
-                    self._reply_router(frames[0], _RESET)
-                elif n == 4 and frames[2] == _CTRL:
-                    self._router_control(frames[0], frames[3])
+                    else:
+                        self._discard_rest(sock)
+                        self._warn_garbage()
+                        continue
                 else:
-                    self._warn(
-                        "garbage",
-                        "%s: dropped malformed message (%d frames) on ROUTER",
-                        self.name,
-                        len(frames),
-                    )
+                    self._warn_garbage()
+                    continue
+                p = by_rid.get(rid)
+                if p is not None:
+                    p.seen = True
+                    try:
+                        handler.on_message(p.name, frames)  # type: ignore[union-attr, arg-type]
+                    except Exception:
+                        log.exception("%s: on_message from %s raised", self.name, p.name)
+                    continue
+                self._warn("unknown", "%s: dropped data from unknown connection %r", self.name, rid[:64])
+                self._reply_router(rid, _RESET)
             self._router_kicked = True
             self._loop.call_soon(self._drain_router)  # type: ignore[union-attr]
         finally:
             self._draining = None
+
+    @staticmethod
+    def _discard_rest(sock: zmq.Socket) -> None:
+        while sock.getsockopt(_RCVMORE):
+            sock.recv(_NOBLOCK, copy=False)
+
+    def _warn_garbage(self) -> None:
+        self._warn("garbage", "%s: dropped malformed message on ROUTER", self.name)
 
     def _drain_conn(self, conn: _Conn) -> None:
         self._kicked.discard(conn.fd)
@@ -635,8 +672,8 @@ class ZmqTransport:
 
     # ------------------------------------------------------------------ control
 
-    def _router_control(self, rid: bytes, raw: bytes) -> None:
-        msg = _unpack_control(raw)
+    def _router_control(self, rid: bytes, payload: zmq.Frame) -> None:
+        msg = _unpack_control(payload.bytes)
         if msg is None:
             self._warn("control", "%s: dropped undecodable control message", self.name)
             return
@@ -648,7 +685,7 @@ class ZmqTransport:
             else:
                 self._reply_router(rid, _RESET)
         elif t == "hello":
-            self._on_hello(rid, msg)
+            self._on_hello(rid, msg, payload)
         elif t == "bye":
             if p is not None:
                 self._lose(p, "closed")
@@ -695,24 +732,40 @@ class ZmqTransport:
             return None
         return PeerInfo(name, creation, address, hidden)
 
-    def _on_hello(self, rid: bytes, msg: dict[str, Any]) -> None:
+    def _on_hello(self, rid: bytes, msg: dict[str, Any], payload: zmq.Frame) -> None:
         info = self._parse_info(msg)
         if info is None:
             self._warn("control", "%s: dropped malformed hello (v=%r)", self.name, msg.get("v"))
             self._reply_router(rid, self._reject("bad hello or protocol version"))
             return
-        if info.name.encode() != rid or info.name == self.name:
-            self._warn("control", "%s: refused hello from %r (id %r)", self.name, info.name, rid[:64])
-            self._reply_router(rid, self._reject("name does not match routing id"))
+        if rid in self._by_rid:
+            self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
             return
-        old = self._peers.get(info.name)
-        if old is not None and old.info.creation == info.creation:
-            if old.conn is not None and self.name < info.name:
-                # our dial is the pair's path; a stale simultaneous hello
-                self._reply_router(rid, self._reject("duplicate"))
+        if info.name == self.name:
+            self._warn("control", "%s: refused hello claiming this node's own name", self.name)
+            self._reply_router(rid, self._reject("that is the name of the node you dialled"))
+            return
+        authenticated = False
+        if self._secret is not None:
+            if self._curve_user(payload) != self._trusted.get(info.name):
+                self._warn("control", "%s: refused hello claiming %r with another key", self.name, info.name)
+                self._reply_router(rid, self._reject(f"the CURVE key of this connection is not {info.name}.key"))
                 return
-        elif old is None and info.name in self._dialing and self.name < info.name:
-            self._reply_router(rid, self._reject("simultaneous"))
+            authenticated = True
+        old = self._peers.get(info.name)
+        if old is None:
+            if self.name < info.name and self._dialling_to(info):
+                self._reply_router(rid, self._reject("simultaneous"))
+                return
+        elif old.conn is not None and old.info.creation == info.creation:
+            # we dialled it and our dial already carries the pair (a crossed dial)
+            self._reply_router(rid, self._reject("duplicate"))
+            return
+        elif not authenticated and not (old.rid is not None and self._router_path_gone(old.rid)):
+            # anyone may claim a name: a live path is replaced only when it is gone
+            # (a restart we reach over our DEALER is noticed there: the new process resets it)
+            self._warn("control", "%s: refused hello claiming %r: it is up on another connection", self.name, info.name)
+            self._reply_router(rid, self._reject(f"node {info.name!r} is already connected"))
             return
         assert self._router is not None
         welcome = {
@@ -729,6 +782,28 @@ class ZmqTransport:
         if not self._reply_router(rid, _pack(welcome)):
             return
         self._up(_Peer(info, self._router, rid, None))
+
+    def _dialling_to(self, info: PeerInfo) -> bool:
+        """A dial of ours to this node is in flight (not one to an address it left)."""
+        return any(c.expect == info.name and c.address == info.address and not c.result.done() for c in self._conns)
+
+    @staticmethod
+    def _curve_user(payload: zmq.Frame) -> bytes | None:
+        """The z85 public key the ZAP handler authenticated for ``payload``'s connection."""
+        try:
+            user = payload.get("User-Id")
+        except zmq.ZMQError:
+            return None
+        return user.encode() if isinstance(user, str) else None
+
+    def _router_path_gone(self, rid: bytes) -> bool:
+        """Probe a connection on our ROUTER: True when ZeroMQ no longer routes to it."""
+        assert self._router is not None
+        try:
+            self._router.send_multipart([rid, _ESC, _CTRL, _PING], _NOBLOCK)
+        except zmq.ZMQError as e:
+            return e.errno == zmq.EHOSTUNREACH
+        return False
 
     def _on_welcome(self, conn: _Conn, msg: dict[str, Any]) -> None:
         info = self._parse_info(msg)

@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import msgpack
 import pytest
 import zmq
 
@@ -147,8 +148,8 @@ async def test_simultaneous_connect_keeps_one_path() -> None:
         await a.close()
 
 
-async def _spawn_peer(name: str, listen: str, creation: int, keys: str | None = None):
-    args = [sys.executable, str(PEER), name, listen, str(creation)] + ([keys] if keys else [])
+async def _spawn_peer(name: str, listen: str, creation: int, keys: str | None = None, join: str | None = None):
+    args = [sys.executable, str(PEER), name, listen, str(creation), keys or "-"] + ([join] if join else [])
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, env=env)
     assert proc.stdout is not None
@@ -180,6 +181,31 @@ async def test_peer_killed_then_restarted() -> None:
         assert ra.up[1][1].creation == 12
         a.send("p", [b"again"])
         await until(lambda: ra.msgs["p"][-1:] == [[b"again"]], what="echo after restart")
+    finally:
+        await a.close()
+        for p in (proc, proc2):
+            if p is not None and p.returncode is None:
+                p.kill()
+                await p.wait()
+
+
+async def test_restarted_peer_that_dials_us_comes_back() -> None:
+    a, ra = await started("a", heartbeat_interval=0.2, heartbeat_timeout=1.0)
+    assert a.address is not None
+    proc, _ = await _spawn_peer("p", LOCAL, creation=21, join=a.address)
+    proc2 = None
+    try:
+        await until(lambda: "p" in a.peers(), what="p joined")
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        t0 = time.monotonic()
+        proc2, _ = await _spawn_peer("p", LOCAL, creation=22, join=a.address)
+        await until(lambda: len(ra.up) == 2, timeout=5, what="p up again")
+        assert time.monotonic() - t0 < 1.0 + 1.5
+        assert ("p", "noconnection") in ra.down
+        assert ra.up[1][1].creation == 22
+        a.send("p", [b"again"])
+        await until(lambda: ra.msgs["p"] == [[b"again"]], what="echo from the new p")
     finally:
         await a.close()
         for p in (proc, proc2):
@@ -352,4 +378,138 @@ async def test_junk_is_dropped_and_service_continues() -> None:
         ctx.term()
         if b is not None:
             await b.close()
+        await a.close()
+
+
+def _raw_dealer(ctx: zmq.Context, address: str, routing_id: bytes | None = None) -> zmq.Socket:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if routing_id is not None:
+        sock.setsockopt(zmq.ROUTING_ID, routing_id)
+    sock.connect(address)
+    return sock
+
+
+async def _replies(sock: zmq.Socket, n: int, timeout: float = 5.0) -> list[dict]:
+    """The next ``n`` control messages the transport sends to a raw DEALER."""
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {n} replies, got {out}")
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            await asyncio.sleep(0.01)
+            continue
+        assert frames[:2] == [b"", b"C"], frames
+        msg = msgpack.unpackb(frames[2])
+        if msg["t"] != "ping":
+            out.append(msg)
+    return out
+
+
+async def test_raw_dealer_with_a_live_peers_routing_id_cannot_hijack_it() -> None:
+    a, ra = await started("a")
+    b, rb = await started("b")
+    ctx = zmq.Context()
+    raws: list[zmq.Socket] = []
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await until(lambda: "b" in a.peers())
+        live_rid = a._peers["b"].rid  # white box: the id the ROUTER gave b's connection
+        assert live_rid is not None and live_rid != b"b"
+        hello = {"t": "hello", "v": 1, "name": "b", "address": None, "hidden": False}
+        # the routing id b used to have (its name) and the one it has now
+        raws += [_raw_dealer(ctx, a.address, rid) for rid in (b"b", live_rid, None)]
+        for raw in raws:
+            raw.send_multipart([b"pretend to be b"])
+            raw.send_multipart([b"", b"C", msgpack.packb({**hello, "creation": 1})])
+            raw.send_multipart([b"", b"C", msgpack.packb({**hello, "creation": 99})])
+        for raw in (raws[0], raws[2]):  # the live-id one is ignored by ZeroMQ: no reply
+            replies = await _replies(raw, 3)
+            assert replies[0] == {"t": "reset"}
+            assert [r["t"] for r in replies[1:]] == ["reject", "reject"]
+            assert all("already connected" in r["reason"] for r in replies[1:])
+        for i in range(100):
+            a.send("b", [b"a%d" % i])
+            b.send("a", [b"b%d" % i])
+        await until(lambda: len(rb.msgs["a"]) == 100 and len(ra.msgs["b"]) == 100, what="traffic after the attempt")
+        assert ra.msgs["b"] == [[b"b%d" % i] for i in range(100)]  # no junk passed as b's
+        assert rb.msgs["a"] == [[b"a%d" % i] for i in range(100)]
+        assert ra.down == []
+        assert [p for p, _ in ra.up] == ["b"]
+        assert a._peers["b"].rid == live_rid
+        for raw in raws:
+            raw.close(linger=0)
+        a.send("b", [b"after the impostors left"])
+        b.send("a", [b"still here"])
+        await until(lambda: rb.msgs["a"][-1] == [b"after the impostors left"] and ra.msgs["b"][-1] == [b"still here"])
+        assert ra.down == []
+    finally:
+        for raw in raws:
+            raw.close(linger=0)
+        ctx.term()
+        await b.close()
+        await a.close()
+
+
+async def test_a_live_name_is_refused_until_its_owner_leaves() -> None:
+    a, ra = await started("a")
+    b, _rb = await started("b", listen=None)
+    b2, rb2 = await started("b", creation=2, listen=None)
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        with pytest.raises(NodeDown, match="'b' is already connected"):
+            await b2.connect(a.address, timeout=1.0)
+        assert a.peer_info("b") == PeerInfo("b", 1, None)
+        assert ra.down == []
+        await b.close()  # says bye: the name is free
+        await until(lambda: ("b", "closed") in ra.down)
+        assert await b2.connect(a.address) == "a"
+        a.send("b", [b"to the new b"])
+        await until(lambda: rb2.msgs["a"] == [[b"to the new b"]])
+        assert a.peer_info("b") == PeerInfo("b", 2, None)
+    finally:
+        await b2.close()
+        await a.close()
+
+
+async def test_curve_name_must_match_the_clients_key(tmp_path: Path) -> None:
+    cluster, forger = tmp_path / "cluster", tmp_path / "forger"
+    for n in ("a", "b", "c"):
+        generate_keys(cluster, n)
+    # c, a trusted node, keeps its own key pair under the name "b"
+    forger.mkdir()
+    (forger / "a.key").write_bytes((cluster / "a.key").read_bytes())
+    (forger / "b.key_secret").write_bytes((cluster / "c.key_secret").read_bytes())
+    (forger / "d.key_secret").write_bytes((cluster / "c.key_secret").read_bytes())
+    a, ra = await started("a", keys=cluster)
+    b, _rb = await started("b", keys=cluster, listen=None)
+    try:
+        assert a.address is not None
+        await b.connect(a.address + "#a")
+        for name in ("b", "d"):  # a live name, a free name without a key
+            fake, _ = await started(name, creation=7, keys=forger, listen=None)
+            try:
+                with pytest.raises(NodeDown, match=rf"CURVE key of this connection is not {name}\.key"):
+                    await fake.connect(a.address + "#a", timeout=1.0)
+            finally:
+                await fake.close()
+        assert a.peer_info("b") == PeerInfo("b", 1, None)
+        assert ra.down == []
+        # the real key under a new creation is a restart: it replaces the old link at once
+        b2, rb2 = await started("b", creation=2, keys=cluster, listen=None)
+        try:
+            await b2.connect(a.address + "#a")
+            assert ra.down == [("b", "noconnection")]
+            assert a.peer_info("b") == PeerInfo("b", 2, None)
+            a.send("b", [b"hi"])
+            await until(lambda: rb2.msgs["a"] == [[b"hi"]])
+        finally:
+            await b2.close()
+    finally:
+        await b.close()
         await a.close()
