@@ -5,10 +5,12 @@ from beamrl.rl.agents import Agent
 from beamrl.rl.env import Env
 from beamrl.rl.env_server import EnvServer
 from beamrl.rl.envs import GymEnv, generate_random_map, make, make_vec
-from beamrl.rl.errors import InvalidAction, UnknownEnv
+from beamrl.rl.errors import InvalidAction, ReplayError, StaleIndex, UnknownEnv
 from beamrl.rl.exp import Exp
+from beamrl.rl.qserver import QServer
 from beamrl.rl.qtable import DictQTable, QTable, QTableError, state_index
-from beamrl.rl.replay import ReplayError, ReplayMemory, StaleIndex
+from beamrl.rl.replay import ReplayMemory
+from beamrl.rl.replay_server import ReplayServer
 
 __all__ = [
     "Agent",
@@ -18,10 +20,12 @@ __all__ = [
     "Exp",
     "GymEnv",
     "InvalidAction",
+    "QServer",
     "QTable",
     "QTableError",
     "ReplayError",
     "ReplayMemory",
+    "ReplayServer",
     "StaleIndex",
     "UnknownEnv",
     "agents",

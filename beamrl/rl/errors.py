@@ -15,3 +15,11 @@ class InvalidAction(Rejected):
 
 class UnknownEnv(ValueError):
     """``make`` was given an id that is neither native nor registered with gymnasium."""
+
+
+class ReplayError(Rejected, ValueError):
+    """Input a replay memory refuses (shape, dtype, priority, size, index); the memory is unchanged."""
+
+
+class StaleIndex(ReplayError):
+    """An index names a transition that was evicted (its slot was overwritten) or never added."""

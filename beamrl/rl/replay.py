@@ -72,7 +72,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from beamrl.errors import Rejected
+from beamrl.rl.errors import ReplayError, StaleIndex
 from beamrl.rl.exp import Exp
 from beamrl.rl.sumtree import MinTree, SumTree
 
@@ -90,14 +90,6 @@ _NUMERIC_KINDS = "biuf"
 _FLAG_TYPES = (bool, np.bool_)
 _REAL_TYPES = (int, float, np.float32, np.float64, np.int64, np.int32)
 Batch = dict[str, np.ndarray]
-
-
-class ReplayError(Rejected, ValueError):
-    """Input the memory refuses (shape, dtype, priority, size, index); the memory is unchanged."""
-
-
-class StaleIndex(ReplayError):
-    """An index names a transition that was evicted (its slot was overwritten) or never added."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,426 @@
+"""``ReplayServer``: a ``ReplayMemory`` as a process, fed by actors and sampled by learners.
+
+    pid = await node.start(ReplayServer, 100_000, prioritized=True, checkpoint_dir="ckpt/replay", name="replay")
+    node.cast("replay", ["add_batch", {"state": s, "action": a, ...}, None])   # an actor
+    batch = await node.call("replay", ["sample", 512])                           # a learner
+    node.cast("replay", ["update_priorities", batch["indices"], abs(td_error)])
+
+Requests (casts never answer; a call answers with the value shown):
+
+=============================================  ===================================================
+``["add", exp]``                               cast or call: one ``Exp`` -> ids stored (``int64``)
+``["add", exp, priority]``                     ... with its initial priority (None: the max)
+``["add", exp, priority, stream]``             ... into n-step window ``stream`` (see below)
+``["add_batch", batch]``                       cast or call: ``batch`` is a dict of columns
+                                               (``state``, ``action``, ``reward``,
+                                               ``next_state``, ``terminated``, ``truncated``)
+                                               or a list of ``Exp`` -> ids stored
+``["add_batch", batch, priorities]``           ... with one initial priority per row (or None)
+``["add_batch", batch, priorities, stream]``   ... into n-step window ``stream``
+``["sample", n]``                              call: ``n`` random transitions -> a dict of
+                                               numpy arrays: the ``COLUMNS``, ``indices``
+                                               (global ids) and ``weights`` (IS weights; all
+                                               1.0 for a uniform memory)
+``["sample", n, "random" | "latest"]``         call: the same, or the ``n`` most recent
+``["update_priorities", indices, prios]``      cast: evicted ids are skipped (counted in
+                                               ``stats["stale_skipped"]``); call: evicted ids
+                                               raise ``StaleIndex`` and nothing changes ->
+                                               how many were set
+``["update_priorities", indices, prios, "skip"]``  call: skip evicted ids, like the cast
+``["flush"]`` / ``["flush", stream]``          cast or call: close n-step windows -> ids stored
+``["len"]``                                    call: transitions held
+``["stats"]``                                  call: a dict, see ``stats`` below
+``["checkpoint"]``                             call: write a checkpoint now -> bytes written
+=============================================  ===================================================
+
+Bad input. In a call, bad input (wrong shape or dtype for what the memory holds,
+sampling more than it holds or from an empty memory, NaN or negative priorities,
+stale ids, unknown requests) raises ``ReplayError`` (a ``Rejected``) at the
+caller (on another node too: the codec rebuilds the rl errors as their class);
+the memory is unchanged and the server keeps running. In a cast the same
+errors are logged as a warning naming the request, counted in
+``stats["rejected_casts"]``, and the memory is unchanged.
+
+n-step windows. With ``n_step > 1`` each actor must add into its own ``stream``
+(any string or integer, e.g. the actor's id): consecutive steps of one stream
+form the n-step returns, and interleaved actors on one stream would be mixed up.
+Steps still in a window are not stored yet, so they are neither sampled nor
+checkpointed until their window closes.
+
+Persistence. With ``checkpoint_dir`` the server writes an incremental
+``ReplayMemory.checkpoint`` there every ``checkpoint_every`` seconds (when
+something changed), on ``["checkpoint"]``, and in ``terminate`` (a graceful stop,
+a supervisor's shutdown, a crash, or an exit signal other than ``kill``: the
+server traps exits so that ``exit(pid, reason)`` still saves). Checkpoints are
+written from a worker thread so the node's other processes keep running. Beside
+them, every ``ledger_every`` seconds, it writes ``ledger.json``: the memory's
+total-added counter (``ReplayMemory.count``), a few bytes replaced atomically
+(rename, no fsync: it guards against the process dying, not the machine).
+
+A server started with a ``checkpoint_dir`` that holds a checkpoint restores it
+(ignoring ``seed``: the sampler continues where it was) and compares the
+restored total with the ledger's::
+
+    lost = ledger total - restored total      (0 after a graceful stop or a crash)
+
+It logs that figure and reports it in ``stats`` (``restored``, ``restored_total``,
+``lost``). ``lost`` is a lower bound: transitions added after the last ledger
+write (at most ``ledger_every`` seconds' worth) and steps waiting in n-step
+windows are not counted. The ids of lost transitions are handed out again to the
+next ones added. A checkpoint written with a different ``capacity``,
+``prioritized``, ``alpha``, ``n_step`` or ``gamma`` is refused: ``start`` fails
+with a ``ReplayError`` instead of mixing two configurations. Under a supervisor,
+give the child a ``shutdown`` long enough to write a checkpoint of the memory's
+changes (the default 5 s is plenty for incremental ones). A ``kill`` that lands
+while a checkpoint is being written cannot stop its thread: the restarted server
+may restore the checkpoint before it (and count the difference as lost).
+
+``stats`` keys: ``len``, ``capacity``, ``total_added`` (ids handed out so far,
+including restored history), ``added`` (transitions stored by this incarnation),
+``prioritized``, ``n_step``, ``beta``, ``samples`` (batches served),
+``rejected_casts``, ``stale_skipped``, ``checkpoint_dir``, ``checkpoints``
+(written by this incarnation), ``last_checkpoint`` (Unix time or None),
+``last_checkpoint_bytes``, ``last_checkpoint_seconds``, ``ledger_total`` (the
+count the ledger last recorded), ``restored`` (transitions held after the
+restore), ``restored_total`` and ``lost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import beamrl
+from beamrl.gen_server import GenServer, Stop
+from beamrl.process import NORMAL, Exit
+from beamrl.rl.exp import Exp
+from beamrl.rl.replay import MANIFEST, ReplayError, ReplayMemory
+
+__all__ = ["LEDGER", "ReplayServer"]
+
+log = logging.getLogger("beamrl.replay")
+
+LEDGER = "ledger.json"
+"""The file beside the checkpoint that records the total-added counter."""
+LEDGER_FORMAT = "beamrl.replay-ledger/1"
+
+_CHECKPOINT_TICK = "beamrl.replay:checkpoint"
+_LEDGER_TICK = "beamrl.replay:ledger"
+_MATCHED_CONFIG = ("capacity", "prioritized", "alpha", "n_step", "gamma")
+
+# The codec rebuilds only the errors of beamrl.rl.errors as their class; these live in replay.py.
+
+
+class ReplayServer(GenServer):
+    """Hosts one ``ReplayMemory``; see the module docstring for the requests and persistence."""
+
+    async def init(
+        self,
+        capacity: int,
+        *,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: float | None = 30.0,
+        ledger_every: float = 0.5,
+        **memory_kwargs: Any,
+    ) -> None:
+        """``capacity`` and ``memory_kwargs`` (prioritized, alpha, beta, eps, n_step, gamma,
+        beta_steps, seed) build the ``ReplayMemory``. ``checkpoint_dir``: where to save and
+        restore (None: nothing is saved). ``checkpoint_every``: seconds between periodic
+        checkpoints (None: only on request and in ``terminate``). ``ledger_every``: seconds
+        between writes of the total-added ledger."""
+        for label, value in (("checkpoint_every", checkpoint_every), ("ledger_every", ledger_every)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ReplayError(f"{label} must be a positive number of seconds, got {value!r}")
+        self.trap_exit = True  # exit(pid, reason) runs terminate, which saves; kill still cannot be trapped
+        self.memory = ReplayMemory(capacity, **memory_kwargs)
+        self.dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every
+        self.ledger_every = float(ledger_every)
+        self.samples = 0
+        self.rejected_casts = 0
+        self.stale_skipped = 0
+        self.checkpoints = 0
+        self.last_checkpoint: float | None = None
+        self.last_checkpoint_bytes = 0
+        self.last_checkpoint_seconds = 0.0
+        self.restored = 0
+        self.restored_total = 0
+        self.lost = 0
+        self.ledger_total = 0
+        self._changed = False
+        self._timers: dict[str, Any] = {}
+        if self.dir is not None:
+            await self._restore(self.dir)
+            self._arm(_LEDGER_TICK, self.ledger_every)
+            if self.checkpoint_every is not None:
+                self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
+
+    async def terminate(self, reason: Any) -> None:
+        for ref in self._timers.values():
+            beamrl.cancel_timer(ref)
+        self._timers.clear()
+        if self.dir is not None:
+            if self._changed:
+                await self._checkpoint()
+            self._write_ledger()
+
+    # -- requests -----------------------------------------------------------------------
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        match request:
+            case ["sample", n]:
+                return self._sample(n, "random")
+            case ["sample", n, mode]:
+                return self._sample(n, mode)
+            case ["update_priorities", indices, priorities]:
+                return self._update(indices, priorities, "raise")
+            case ["update_priorities", indices, priorities, "skip"]:
+                return self._update(indices, priorities, "skip")
+            case ["len"]:
+                return len(self.memory)
+            case ["stats"]:
+                return self.stats()
+            case ["checkpoint"]:
+                if self.dir is None:
+                    raise ReplayError("this ReplayServer has no checkpoint_dir: start it with checkpoint_dir=DIR")
+                return await self._checkpoint()
+        return self._add(request)
+
+    async def handle_cast(self, request: Any) -> None:
+        try:
+            match request:
+                case ["update_priorities", indices, priorities]:
+                    self._update(indices, priorities, "skip")
+                case ["sample", *_] | ["len"] | ["stats"] | ["checkpoint"]:
+                    raise ReplayError(f"{request[0]!r} is a call, not a cast: nothing to answer to")
+                case _:
+                    self._add(request)
+        except ReplayError as exc:
+            self.rejected_casts += 1
+            log.warning("%s dropped the cast %s: %s (the memory is unchanged)", self, _describe(request), exc)
+
+    async def handle_info(self, message: Any) -> Any:
+        if message == _LEDGER_TICK:
+            if self.memory.count != self.ledger_total:
+                self._write_ledger()
+            self._arm(_LEDGER_TICK, self.ledger_every)
+        elif message == _CHECKPOINT_TICK:
+            if self._changed:
+                await self._checkpoint()
+            assert self.checkpoint_every is not None
+            self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
+        elif isinstance(message, Exit):
+            # trapped only to save on exit: a linked process's abnormal exit still ends us
+            if message.reason != NORMAL:
+                return Stop(message.reason)
+        else:
+            log.debug("%s ignored message %r", self, message)
+        return None
+
+    # -- the work -----------------------------------------------------------------------
+    def _add(self, request: Any) -> np.ndarray:
+        match request:
+            case ["add_batch", batch, *rest] if len(rest) <= 2:
+                priorities = rest[0] if rest else None
+                stream = _stream(rest[1]) if len(rest) == 2 else 0
+                if not isinstance(batch, Mapping | list | tuple):
+                    raise ReplayError(
+                        f"add_batch takes a dict of columns or a list of Exp, got a {type(batch).__name__}"
+                    )
+                ids = self.memory.add_batch(batch, priorities=priorities, stream=stream)
+            case ["add", exp, *rest] if len(rest) <= 2:
+                if not isinstance(exp, Exp):
+                    raise ReplayError(f"add takes an Exp, got a {type(exp).__name__}: use add_batch for columns")
+                priority = rest[0] if rest else None
+                if priority is not None and (
+                    isinstance(priority, bool) or not isinstance(priority, int | float | np.integer | np.floating)
+                ):
+                    raise ReplayError(f"priority must be a number or None, got {priority!r}")
+                stream = _stream(rest[1]) if len(rest) == 2 else 0
+                ids = self.memory.add(exp, None if priority is None else float(priority), stream=stream)
+            case ["flush"]:
+                ids = self.memory.flush()
+            case ["flush", stream]:
+                ids = self.memory.flush(_stream(stream))
+            case _:
+                raise ReplayError(
+                    f"ReplayServer does not understand {_describe(request)}: use add, add_batch, sample, "
+                    "update_priorities, flush, len, stats or checkpoint"
+                )
+        if ids.size:
+            self._changed = True
+        return ids
+
+    def _sample(self, n: Any, mode: Any) -> dict[str, np.ndarray]:
+        batch = self.memory.get_batch(n, mode)
+        if "weights" not in batch:
+            batch["weights"] = np.ones(batch["indices"].shape[0], dtype=np.float32)
+        self.samples += 1
+        return batch
+
+    def _update(self, indices: Any, priorities: Any, stale: Any) -> int:
+        held = len(self.memory)
+        oldest = self.memory.count - held
+        ids = np.asarray(indices)
+        done = self.memory.update_priorities(ids, priorities, stale=stale)
+        if stale == "skip" and ids.ndim == 1 and ids.dtype.kind in "iu":
+            self.stale_skipped += int((ids < oldest).sum())
+        if done:
+            self._changed = True
+        return done
+
+    def stats(self) -> dict[str, Any]:
+        """What ``["stats"]`` answers (see the module docstring)."""
+        m = self.memory
+        return {
+            "len": len(m),
+            "capacity": m.capacity,
+            "total_added": m.count,
+            "added": m.count - self.restored_total,
+            "prioritized": m.prioritized,
+            "n_step": m.n_step,
+            "beta": m.beta,
+            "samples": self.samples,
+            "rejected_casts": self.rejected_casts,
+            "stale_skipped": self.stale_skipped,
+            "checkpoint_dir": None if self.dir is None else str(self.dir),
+            "checkpoints": self.checkpoints,
+            "last_checkpoint": self.last_checkpoint,
+            "last_checkpoint_bytes": self.last_checkpoint_bytes,
+            "last_checkpoint_seconds": self.last_checkpoint_seconds,
+            "ledger_total": self.ledger_total,
+            "restored": self.restored,
+            "restored_total": self.restored_total,
+            "lost": self.lost,
+        }
+
+    # -- persistence ----------------------------------------------------------------------
+    async def _restore(self, d: Path) -> None:
+        ledger = _read_ledger(d)
+        if (d / MANIFEST).exists():
+            memory = await asyncio.to_thread(ReplayMemory.restore, d)
+            _check_config(memory, self.memory, d)
+            self.memory = memory
+            self.restored = len(memory)
+            self.restored_total = memory.count
+        self.ledger_total = self.restored_total
+        if ledger is None:
+            if self.restored_total:
+                log.info(
+                    "%s restored %d transitions (%d added in all) from %s; no ledger, so losses are unknown",
+                    self,
+                    self.restored,
+                    self.restored_total,
+                    d,
+                )
+            return
+        self.lost = max(0, ledger - self.restored_total)
+        log_at = logging.WARNING if self.lost else logging.INFO
+        log.log(
+            log_at,
+            "%s restored %d transitions (%d added in all) from %s and lost %d added after the last checkpoint "
+            "(ledger: %d; a lower bound)",
+            self,
+            self.restored,
+            self.restored_total,
+            d,
+            self.lost,
+            ledger,
+        )
+        self._write_ledger()  # the ledger now counts from what was restored
+
+    async def _checkpoint(self) -> int:
+        assert self.dir is not None
+        t0 = time.perf_counter()
+        # The server handles nothing else while it waits, so the memory cannot change under the thread.
+        written = await asyncio.to_thread(self.memory.checkpoint, self.dir)
+        self.last_checkpoint_seconds = time.perf_counter() - t0
+        self.last_checkpoint_bytes = written
+        self.last_checkpoint = time.time()
+        self.checkpoints += 1
+        self._changed = False
+        self._write_ledger()
+        return written
+
+    def _write_ledger(self) -> None:
+        assert self.dir is not None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        total = self.memory.count
+        doc = {"format": LEDGER_FORMAT, "total_added": total, "time": time.time()}
+        path = self.dir / LEDGER
+        tmp = path.with_name(LEDGER + ".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+        self.ledger_total = total
+
+    def _arm(self, tick: str, seconds: float) -> None:
+        self._timers[tick] = beamrl.send_after(seconds, self.pid, tick)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _stream(key: Any) -> Hashable:
+    """An n-step stream key from the wire: strings and integers (lists become tuples)."""
+    if isinstance(key, list):
+        key = tuple(key)
+    try:
+        hash(key)
+    except TypeError:
+        raise ReplayError(f"a stream must be a string or an integer, got {key!r}") from None
+    return key
+
+
+def _describe(request: Any) -> str:
+    """A short name for a request in a log line or error (never the whole batch)."""
+    if isinstance(request, list | tuple) and request and isinstance(request[0], str):
+        rest = request[1:]
+        parts = []
+        for item in rest:
+            if isinstance(item, np.ndarray):
+                parts.append(f"array{item.shape}")
+            elif isinstance(item, Mapping):
+                parts.append(f"{{{', '.join(map(str, item))}}}")
+            elif isinstance(item, list | tuple):
+                parts.append(f"<{len(item)} items>")
+            else:
+                parts.append(repr(item)[:40])
+        return f"[{', '.join([repr(request[0]), *parts])}]"
+    return repr(request)[:80]
+
+
+def _read_ledger(d: Path) -> int | None:
+    try:
+        doc = json.loads((d / LEDGER).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read the replay ledger %s: %s; losses are unknown", d / LEDGER, exc)
+        return None
+    total = doc.get("total_added") if isinstance(doc, dict) else None
+    if not isinstance(total, int) or doc.get("format") != LEDGER_FORMAT:
+        log.warning("%s is not a %s ledger; losses are unknown", d / LEDGER, LEDGER_FORMAT)
+        return None
+    return total
+
+
+def _check_config(restored: ReplayMemory, wanted: ReplayMemory, d: Path) -> None:
+    diff = [
+        f"{key}={getattr(restored, key)!r} (asked for {getattr(wanted, key)!r})"
+        for key in _MATCHED_CONFIG
+        if getattr(restored, key) != getattr(wanted, key)
+    ]
+    if diff:
+        raise ReplayError(
+            f"the checkpoint in {d} holds a memory with {', '.join(diff)}: "
+            "start the server with the same settings, or point it at another checkpoint_dir"
+        )
