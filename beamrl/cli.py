@@ -242,7 +242,7 @@ def _add_ps(sub: argparse._SubParsersAction) -> None:
 
 DEFAULT_EPISODES = {
     "FrozenLake8x8": 20_000,
-    "FrozenLake": 3_000,
+    "FrozenLake": 5_000,
     "Taxi": 5_000,
     "CliffWalking": 500,
     "Blackjack": 300_000,

@@ -314,8 +314,9 @@ def _plot(
     ax_ret.set_ylabel("return")
     ax_succ.set_ylabel("success rate")
     ax_succ.set_xlabel("episode")
-    ax_ret.legend(loc="lower right", fontsize="small")
-    ax_succ.legend(loc="lower right", fontsize="small")
+    for ax in (ax_ret, ax_succ):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize="small")
     fig.suptitle(f"beamrl {spec.algo} on {spec.env_id}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
