@@ -98,8 +98,10 @@ async def test_planners_reach_their_targets(tmp_path: Path, algo: str, env_id: s
 def test_the_cli_trains_and_writes_the_four_outputs(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     result = subprocess.run(
-        [sys.executable, "-m", "beamrl.cli", "train", "q-learning", "FrozenLake-v1", "--episodes", "300"]
-        + ["--seed", "3", "--out", str(out), "--final-eval-episodes", "100", "--quiet"],
+        [
+            *(sys.executable, "-m", "beamrl.cli", "train", "q-learning", "FrozenLake-v1", "--episodes", "300"),
+            *("--seed", "3", "--out", str(out), "--final-eval-episodes", "100", "--quiet"),
+        ],
         cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,
@@ -137,9 +139,7 @@ async def test_qserver_requests(node: Node, tmp_path: Path) -> None:
     await node.call("q", ["set", 1, 2, 4.0])
     np.testing.assert_array_equal(await node.call("q", ["values", 1]), [0.0, 0.0, 4.0])
     assert await node.call("q", ["greedy", 1]) == 2
-    errors = await node.call(
-        "q", ["td_update", np.array([0, 0]), np.array([1, 1]), np.array([1.0, 1.0]), 0.5]
-    )
+    errors = await node.call("q", ["td_update", np.array([0, 0]), np.array([1, 1]), np.array([1.0, 1.0]), 0.5])
     np.testing.assert_allclose(errors, [1.0, 0.5])  # sequential: the second sees the first
     assert await node.call("q", ["get", 0, 1]) == 0.75
     node.cast("q", ["td_update", [4], [0], [2.0], 1.0])
@@ -176,10 +176,12 @@ async def test_taxi_targets(tmp_path: Path, algo: str, nodes: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nodes", [1, 3])
-async def test_cliff_walking_q_learning_finds_the_optimal_path_and_sarsa_the_safe_one(tmp_path: Path, nodes: int) -> None:
-    q = await train(RunSpec("q-learning", "CliffWalking-v1", episodes=500, seed=0), tmp_path / "q", nodes=nodes, progress=False)
+async def test_cliff_walking_q_learning_finds_the_optimal_path_and_sarsa_the_safe_one(
+    tmp_path: Path, nodes: int
+) -> None:
+    q = await train(RunSpec("q-learning", "CliffWalking-v1", episodes=500), tmp_path / "q", nodes=nodes, progress=False)
     assert q["eval_mean_return"] == -13
-    s = await train(RunSpec("sarsa", "CliffWalking-v1", episodes=500, seed=0), tmp_path / "s", nodes=nodes, progress=False)
+    s = await train(RunSpec("sarsa", "CliffWalking-v1", episodes=500), tmp_path / "s", nodes=nodes, progress=False)
     table = np.load(tmp_path / "s" / "qtable.npz")["q"]
     state, path = 36, []
     for _ in range(100):  # follow SARSA's greedy path from the start (bottom-left)
