@@ -47,7 +47,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    suites = ["local", "remote", "env", "replay"] if args.suite == "all" else [args.suite]
+    suites = ["local", "remote", "env", "replay", "train"] if args.suite == "all" else [args.suite]
     for suite in suites:
         print(f"== beamrl bench {suite}{' (quick)' if args.quick else ''}", flush=True)
         rows = _BENCHES[suite](args.quick)
@@ -81,7 +81,14 @@ def _bench_remote(quick: bool) -> list[dict[str, Any]]:
     return remote.run(quick=quick)
 
 
+def _bench_train(quick: bool) -> list[dict[str, Any]]:
+    from beamrl.bench import train_bench
+
+    return train_bench.run(quick=quick)
+
+
 _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
+    "train": _bench_train,
     "local": _bench_local,
     "remote": _bench_remote,
     "env": _bench_env,
@@ -92,7 +99,7 @@ _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
 @command("bench")
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure beamrl against floors taken in the same run")
-    p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "all"])
+    p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "train", "all"])
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
     p.set_defaults(handler=_bench)
 
@@ -297,7 +304,7 @@ def _train(args: argparse.Namespace) -> int:
         from beamrl.node_config import load_node_file
 
         config = load_node_file(args.node)
-        listen, keys, name = config.listen, config.keys or keys, config.name or name
+        listen, keys, name = config.listen, keys or config.keys, config.name or name
     spec = RunSpec(
         algo=args.algo,
         env_id=args.env_id,

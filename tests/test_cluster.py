@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import os
 import subprocess
 import sys
@@ -209,3 +211,32 @@ def test_a_bad_node_file_is_refused_and_nothing_starts(tmp_path: Path) -> None:
     bad.write_text('name = "x"\ntree = "supervisors/absent.toml"\n')
     result = _cli("node", "start", str(bad), timeout=30)
     assert result.returncode == 2 and "absent.toml: no such file" in result.stderr
+
+
+def test_the_readme_multi_machine_recipe_on_loopback(tmp_path: Path) -> None:
+    """Keys generated per machine, public keys exchanged, an actor node from nodes/actor.toml,
+    and training from the learner with nodes/learner.toml, all over CURVE."""
+    learner_keys, actor_keys = tmp_path / "learner-box", tmp_path / "pi"
+    for directory, name in ((learner_keys, "learner"), (actor_keys, "pi-actor-1")):
+        result = _cli("keys", "generate", str(directory), "--name", name)
+        assert result.returncode == 0, result.stderr
+    (actor_keys / "learner.key").write_bytes((learner_keys / "learner.key").read_bytes())
+    (learner_keys / "pi-actor-1.key").write_bytes((actor_keys / "pi-actor-1.key").read_bytes())
+    actor = PeerNode("pi-actor-1", "nodes/actor.toml", "--keys", str(actor_keys), tree="supervisors/actor_node.toml")
+    try:
+        out = tmp_path / "run"
+        result = _cli(
+            *("train", "q-learning", "FrozenLake-v1", "--node", "nodes/learner.toml"),
+            *("--listen", "tcp://127.0.0.1:0", "--keys", str(learner_keys)),
+            *("--attach", f"{actor.address}#pi-actor-1", "--episodes", "600"),
+            *("--final-eval-episodes", "100", "--quiet", "--out", str(out)),
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["nodes"] == 2
+        with (out / "metrics.csv").open() as f:
+            workers = {row["worker"] for row in csv.DictReader(f)}
+        assert workers == {"0", "1"}  # worker 1 ran on the actor node
+    finally:
+        assert actor.terminate() == 0, "".join(actor.output)

@@ -93,3 +93,33 @@ async def test_a_bad_tree_file_is_refused_and_nothing_starts(
 async def test_a_missing_tree_file_is_named(node: Node, tmp_path: Path) -> None:
     with pytest.raises(TreeError, match=r"no such file"):
         await start_tree(node, tmp_path / "absent.toml")
+
+
+def test_the_shipped_node_role_files_load() -> None:
+    from beamrl.node_config import load_node_file
+
+    roles = sorted(Path("nodes").glob("*.toml"))
+    assert {p.name for p in roles} >= {"learner.toml", "actor.toml"}
+    for path in roles:
+        config = load_node_file(path)
+        assert config.name and config.listen.startswith("tcp://")
+        assert config.keys, f"{path} listens beyond loopback, so it names a key directory"
+        if config.tree is not None:
+            load_tree(config.tree)
+
+
+def test_a_bad_node_role_file_names_file_key_and_problem(tmp_path: Path) -> None:
+    from beamrl.node_config import load_node_file
+
+    path = tmp_path / "role.toml"
+    for text, problem in [
+        ("nmae = 'x'", r"unknown key 'nmae'"),
+        ("join = 'tcp://a:1'", r"join: expected a list"),
+        ("join = ['udp://a:1']", r"join: expected a list of 'tcp://host:port'"),
+        ("heartbeat_timeout = 0.1", r"heartbeat_timeout must be longer"),
+        ("insecure = 'yes'", r"insecure: expected true or false"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(TreeError, match=problem) as info:
+            load_node_file(path)
+        assert str(path) in str(info.value)

@@ -283,7 +283,8 @@ class Recorder(GenServer):
 
     Requests: ``["hello", index, pid]`` (a worker starting), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
-    ``["evals"]``. Casts: ``["episode", index, ret, length, success, epsilon]``.
+    ``["evals"]``, ``["final_table"]`` (the table that met ``stop_at_success``, else None).
+    Casts: ``["episode", index, ret, length, success, epsilon]``.
     """
 
     async def init(
@@ -303,6 +304,8 @@ class Recorder(GenServer):
         self.finished = False
         self.waiting: list[Any] = []
         self.events: list[dict[str, Any]] = []
+        self.last_table: Any = None
+        self.final_table: Any = None
         self.t0 = time.monotonic()
         self.time_to_success: float | None = None
         self.eval_env = make(self.spec.env_id, **self.spec.env_kwargs)
@@ -344,6 +347,8 @@ class Recorder(GenServer):
                 return self.metrics()
             case ["evals"]:
                 return list(self.evals)
+            case ["final_table"]:
+                return self.final_table
         raise Rejected(f"Recorder does not understand {request!r}")
 
     async def handle_cast(self, request: Any) -> None:
@@ -414,6 +419,7 @@ class Recorder(GenServer):
     async def _evaluate(self, episode: int) -> None:
         table = await call(self.qserver, ["table"])
         policy = np.argmax(table, axis=1)
+        self.last_table = table
         result = await asyncio.to_thread(greedy_eval, policy, self.eval_env, self.state_fn, self.spec, episode)
         result.update(episode=float(episode), wall=time.monotonic() - self.t0)
         self.evals.append(result)
@@ -421,6 +427,7 @@ class Recorder(GenServer):
         if target is not None and result["success_rate"] >= target:
             if self.time_to_success is None:
                 self.time_to_success = result["wall"]
+                self.final_table = self.last_table  # the run's result is the table that passed
             _say(f"  episode {episode}: greedy success {result['success_rate']:.3f} >= {target}: stopping")
             self._finish()
 
