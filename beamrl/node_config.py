@@ -15,12 +15,11 @@ from the project root). A bad file is refused whole, naming file, key and proble
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beamrl.tree import TreeError
+from beamrl.tree import TreeError, read_toml
 
 
 @dataclass
@@ -60,15 +59,7 @@ _TYPES: dict[str, Any] = {
 def load_node_file(path: str | Path) -> NodeConfig:
     """Read and check a node role file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TreeError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TreeError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TreeError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_mapping(data, str(path))
+    return config_from_mapping(read_toml(path), str(path))
 
 
 def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:

@@ -146,17 +146,22 @@ def _check_flags(flags: dict[str, Any], where: str) -> None:
         raise ValueError(f"{where}.max_seconds: expected a number > 0, got {ms!r}")
 
 
-def load_tree(path: str | Path) -> Any:
-    """Read and check a tree file; returns the top supervisor's ``ChildSpec``. Starts nothing."""
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's table, or a ``TreeError`` naming the file and what is wrong with it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TreeError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TreeError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TreeError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_tree(path: str | Path) -> Any:
+    """Read and check a tree file; returns the top supervisor's ``ChildSpec``. Starts nothing."""
+    path = Path(path)
+    data = read_toml(path)
     if "children" not in data:
         raise TreeError(f"{path}: missing key 'children' (an array of [[children]] tables)")
     try:

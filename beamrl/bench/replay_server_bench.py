@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from beamrl.bench._peer import NodeProcess
+from beamrl.bench.replay_bench import _columns
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
 from beamrl.rl.replay import ReplayMemory
@@ -34,7 +35,6 @@ from beamrl.rl.replay_server import ReplayServer
 
 Row = dict[str, Any]
 
-OBS = 4  # CartPole's observation size
 BATCH = 512
 ADD_ROWS = 10_000
 IN_FLIGHT = 4
@@ -52,17 +52,6 @@ name = "prioritized"
 args = [{capacity}]
 kwargs = {{ prioritized = true, seed = 0 }}
 """
-
-
-def _columns(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    return {
-        "state": rng.standard_normal((n, OBS), dtype=np.float32),
-        "action": rng.integers(0, 2, n),
-        "reward": np.ones(n, dtype=np.float32),
-        "next_state": rng.standard_normal((n, OBS), dtype=np.float32),
-        "terminated": rng.random(n) < 0.05,
-        "truncated": np.zeros(n, dtype=bool),
-    }
 
 
 async def _fill(node: Node, target: Any, capacity: int) -> float:
