@@ -256,8 +256,6 @@ async def _learn(
                 await node.start_child(("workers", remote), worker_spec(spec, i, name, remote))
             summary = await node.call("recorder", ["wait"], timeout=None)
             table = await node.call("recorder", ["final_table"])
-            if table is None:  # no early stop: the result is the shared table as it ends
-                table = await node.call("qserver", ["table"])
             rows = await node.call("recorder", ["metrics"])
             evals = await node.call("recorder", ["evals"])
             for i, remote in enumerate(remote_names, start=1):

@@ -216,6 +216,9 @@ class Worker(GenServer):
     async def handle_info(self, message: Any) -> None:
         if message != "episode" or self.stopped:
             return
+        if not await call(self.recorder, ["next", self.index]):  # the budget is spent
+            self.stopped = True
+            return
         ret, length, success = await self._episode()
         cast(self.recorder, ["episode", self.index, ret, length, success, float(self.agent_epsilon())])
         if self.agent.episodes % self.spec.sync_every == 0:
@@ -281,9 +284,11 @@ def _say(text: str) -> None:
 class Recorder(GenServer):
     """Counts episodes, evaluates the greedy policy, injects the demo's fault, ends the run.
 
-    Requests: ``["hello", index, pid]`` (a worker starting), ``["wait"]`` (replies with
+    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index]`` (may it
+    play another episode: exactly the budget is granted), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
-    ``["evals"]``, ``["final_table"]`` (the table that met ``stop_at_success``, else None).
+    ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
+    once every granted episode had reported).
     Casts: ``["episode", index, ret, length, success, epsilon]``.
     """
 
@@ -305,6 +310,8 @@ class Recorder(GenServer):
         self.waiting: list[Any] = []
         self.events: list[dict[str, Any]] = []
         self.last_table: Any = None
+        self.granted = 0
+        self.in_flight = [0] * n_workers  # granted episodes not reported yet, per worker
         self.final_table: Any = None
         self.t0 = time.monotonic()
         self.time_to_success: float | None = None
@@ -336,6 +343,11 @@ class Recorder(GenServer):
                 self.workers[index] = pid
                 monitor(pid)
                 return {"episodes": self.per_worker[index], "stop": self.finished}
+            case ["next", index]:
+                granted = self._grant()
+                if granted:
+                    self.in_flight[index] += 1
+                return granted
             case ["wait"]:
                 if self.finished:
                     return self.summary()
@@ -359,6 +371,9 @@ class Recorder(GenServer):
     async def handle_info(self, message: Any) -> None:
         if isinstance(message, Down):
             index = next((i for i, p in self.workers.items() if p == message.pid), None)
+            if index is not None:  # its unfinished episode will never report: grant it again
+                self.granted -= self.in_flight[index]
+                self.in_flight[index] = 0
             if index is not None and not self.finished:
                 _say(
                     f"! worker {index} ({message.pid} on node {message.pid.node!r}) crashed: "
@@ -369,6 +384,7 @@ class Recorder(GenServer):
         if self.finished:
             return
         self.per_worker[index] += 1
+        self.in_flight[index] = max(0, self.in_flight[index] - 1)
         self.steps += length
         n = len(self.rows) + 1
         self.rows.append((n, index, ret, length, success, epsilon, time.monotonic() - self.t0))
@@ -388,7 +404,7 @@ class Recorder(GenServer):
             spec.steps is not None and self.steps >= spec.steps
         )
         if done:
-            self._finish()
+            await self._finish()
 
     async def _inject(self, episode: int, chaos: dict[str, Any]) -> None:
         """Chaos for demos and tests: crash a worker, or kill a learner process and watch it resume."""
@@ -429,12 +445,26 @@ class Recorder(GenServer):
                 self.time_to_success = result["wall"]
                 self.final_table = self.last_table  # the run's result is the table that passed
             _say(f"  episode {episode}: greedy success {result['success_rate']:.3f} >= {target}: stopping")
-            self._finish()
+            await self._finish()
 
-    def _finish(self) -> None:
+    def _grant(self) -> bool:
+        """May a worker start another episode? Exactly ``episodes`` are granted in all."""
+        spec = self.spec
+        if self.finished or (spec.episodes is not None and self.granted >= spec.episodes):
+            return False
+        if spec.steps is not None and self.steps >= spec.steps:
+            return False
+        self.granted += 1
+        return True
+
+    async def _finish(self) -> None:
         if self.finished:
             return
         self.finished = True
+        if self.final_table is None:
+            # every granted episode has reported, and each worker cast its updates before
+            # its report: the table now holds exactly the run's episodes
+            self.final_table = await call(self.qserver, ["table"])
         for pid in self.workers.values():
             cast(pid, ["stop"])
         summary = self.summary()

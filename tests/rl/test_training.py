@@ -210,3 +210,15 @@ async def test_blackjack_monte_carlo(tmp_path: Path, nodes: int) -> None:
     summary = await _train(tmp_path, nodes=nodes, algo="mc", env_id="Blackjack-v1", episodes=300_000, seed=0)
     assert summary["eval_episodes"] == 100_000
     assert summary["eval_mean_return"] >= -0.08
+
+
+async def test_a_seed_makes_a_single_node_run_reproducible(tmp_path: Path) -> None:
+    tables, returns = [], []
+    for attempt in ("a", "b"):
+        spec = RunSpec("sarsa", "FrozenLake-v1", episodes=400, seed=5)
+        await train(spec, tmp_path / attempt, progress=False, final_episodes=50)
+        tables.append(np.load(tmp_path / attempt / "qtable.npz")["q"])
+        with (tmp_path / attempt / "metrics.csv").open() as f:
+            returns.append([row["return"] for row in csv.DictReader(f)])
+    np.testing.assert_array_equal(tables[0], tables[1])
+    assert returns[0] == returns[1]
