@@ -251,7 +251,7 @@ DEFAULT_EPISODES = {
     "FrozenLake8x8": 20_000,
     "FrozenLake": 5_000,
     "Taxi": 5_000,
-    "CliffWalking": 500,
+    "CliffWalking": 1_000,
     "Blackjack": 300_000,
 }
 

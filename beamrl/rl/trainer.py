@@ -243,12 +243,13 @@ class Worker(GenServer):
             agent.observe(exp)
             total += exp.reward
             n += 1
+        alpha = getattr(agent, "alpha", None)  # the step size this episode learned with
         agent.end_episode()
-        self._ship()
+        self._ship(alpha)
         success = bool(exp.terminated and (exp.reward > 0 or self.spec.env_id.startswith("CliffWalking")))
         return total, n, success
 
-    def _ship(self) -> None:
+    def _ship(self, episode_alpha: float | None) -> None:
         agent = self.agent
         updates = agent.take_updates()
         if not updates:
@@ -259,7 +260,7 @@ class Worker(GenServer):
             if alpha is None:  # sample averages: the worker's own visit counts
                 alpha = np.array([1.0 / agent._counts[(int(s), int(a))] for s, a in zip(states, actions, strict=True)])
         else:
-            alpha = float(agent.alpha)
+            alpha = float(episode_alpha if episode_alpha is not None else agent.alpha)
         cast(self.qserver, ["td_update", states, actions, targets, alpha])
 
     async def handle_cast(self, request: Any) -> None:
