@@ -275,6 +275,13 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
     return result
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def _chaos(args: argparse.Namespace) -> list[dict[str, Any]]:
     chaos: list[dict[str, Any]] = []
     if args.crash_at is not None:
@@ -352,22 +359,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("algo", help=", ".join(ALGOS))
     p.add_argument("env_id")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--episodes", type=int)
-    budget.add_argument("--steps", type=int)
+    budget.add_argument("--episodes", type=_positive)
+    budget.add_argument("--steps", type=_positive)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output directory (default runs/ALGO-ENV-seedS)")
-    p.add_argument("--nodes", type=int, default=1, help="nodes to train on; K-1 start as local OS processes")
+    p.add_argument("--nodes", type=_positive, default=1, help="nodes to train on; K-1 start as local OS processes")
     p.add_argument("--attach", action="append", default=[], help="address of an already running actor node")
     p.add_argument("--node", help="a node role file for the learner (name, listen, keys)")
     p.add_argument("--listen", help="learner listen address (default: loopback when distributed)")
     p.add_argument("--keys", help="CURVE key directory for the learner")
     p.add_argument("--env", dest="env_kwarg", action="append", help="env keyword, e.g. --env is_slippery=false")
     p.add_argument("--set", dest="hyper", action="append", help="hyper-parameter, e.g. --set gamma=0.95")
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--final-eval-episodes", type=int, help="episodes of the final judged evaluation")
+    p.add_argument("--eval-every", type=_positive, default=100)
+    p.add_argument("--eval-episodes", type=_positive, default=200)
+    p.add_argument("--final-eval-episodes", type=_positive, help="episodes of the final judged evaluation")
     p.add_argument("--stop-at-success", type=float, help="stop once a periodic evaluation reaches this success rate")
-    p.add_argument("--crash-at", type=int, help="inject a fault into a worker at this episode (demo)")
+    p.add_argument("--crash-at", type=_positive, help="inject a fault into a worker at this episode (demo)")
     p.add_argument("--crash-worker", type=int, default=0)
     p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -134,6 +134,8 @@ class GenServer(Process):
         result = await self.init(*args, **kwargs)
         if isinstance(result, Stop):
             raise NoProc(f"{type(self).__name__}.init refused to start: {format_reason(result.reason)}")
+        if started.done():  # the starter gave up: see Node.start
+            return NORMAL
         started.set_result(self.pid)
         return await self._serve()
 

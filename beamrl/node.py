@@ -25,7 +25,16 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from beamrl.errors import AlreadyRegistered, CallSelf, CallTimeout, NodeDown, NoProc, NotInProcess, ProcessCrashed
+from beamrl.errors import (
+    AlreadyRegistered,
+    BeamError,
+    CallSelf,
+    CallTimeout,
+    NodeDown,
+    NoProc,
+    NotInProcess,
+    ProcessCrashed,
+)
 from beamrl.pid import Pid, Ref
 from beamrl.process import (
     _TIMEOUT,
@@ -316,13 +325,15 @@ class Node:
         if link:
             proc._links.add(caller.pid)
             caller._links.add(pid)
-        elif caller is self._root:
-            self._top.append(pid)
+        if caller is self._root:
+            self._top.append(pid)  # stopped gracefully, in reverse order, by shutdown()
         started: asyncio.Future[Pid] = self._loop.create_future()
         ctx = contextvars.copy_context()
         ctx.run(current_process.set, proc)
         ctx.run(current_node.set, self)
         proc._task = self._loop.create_task(proc._lifecycle(args, kwargs, started), context=ctx)
+        # a starter that gives up (cancelled, timed out) takes the half-started process with it
+        started.add_done_callback(lambda fut: proc._die("shutdown") if fut.cancelled() else None)
         return await started
 
     async def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None, link: bool = False) -> Pid:
@@ -532,7 +543,10 @@ class Node:
             me._exit_signal(target, "noproc")
             return
         if proc is None:
-            self._dist_required(target).link(me, target)
+            if self._dist is None:
+                me._exit_signal(target, "noconnection")
+            else:
+                self._dist.link(me, target)
             return
         if proc is me:
             return
@@ -570,8 +584,11 @@ class Node:
             me._deliver((INFO, Down(ref, target, "noproc"), None))
             return ref
         if proc is None:
+            if self._dist is None:  # no connection to any node: the target is unreachable
+                me._deliver((INFO, Down(ref, target, "noconnection"), None))
+                return ref
             me._monitors[ref] = target
-            self._dist_required(target).monitor(me.pid, ref, target)
+            self._dist.monitor(me.pid, ref, target)
             return ref
         me._monitors[ref] = proc.pid
         proc._watchers[ref] = me.pid
@@ -603,8 +620,8 @@ class Node:
             self._timers.pop(ref, None)
             try:
                 self.send(target, message)
-            except NoProc:
-                pass  # the name went away while the timer ran: like Erlang, nothing happens
+            except BeamError as exc:  # the name went away, or its node: like Erlang, nothing happens
+                log.debug("timer %s: message to %r dropped: %s", ref, target, exc)
 
         self._timers[ref] = self._loop.call_later(seconds, fire)
         return ref

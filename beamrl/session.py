@@ -53,12 +53,12 @@ class Session:
         timeout: float = 5.0,
     ) -> None:
         self.timeout = timeout
+        # Not hidden: the session joins the mesh, so every node of the cluster is reachable by name.
+        self.node = Node(name or _default_name(keys), keys=keys)  # bad names fail before a thread starts
         _install_uvloop_policy()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="beamrl-session", daemon=True)
         self._thread.start()
-        # Not hidden: the session joins the mesh, so every node of the cluster is reachable by name.
-        self.node = Node(name or _default_name(keys), keys=keys)
         self._closed = False
         try:
             self._run(self.node.start_node(), timeout)

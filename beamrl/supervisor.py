@@ -293,6 +293,8 @@ class Supervisor(GenServer):
             return None
         c.pid = None
         reason = message.reason
+        if self.node._closing:  # the node is going down: nothing to restart into
+            return Stop("shutdown")
         if not self._wants_restart(c, reason):
             if c.spec.restart == "temporary" or self.dynamic:
                 self._children.remove(c)
@@ -336,7 +338,8 @@ class Supervisor(GenServer):
                     return await self._start(c)
                 except Exception as exc:
                     self._children.remove(c)
-                    raise Rejected(f"child {c.id!r} failed to start: {format_reason(exc)}") from exc
+                    label = c.spec.name or c.spec.label()
+                    raise Rejected(f"child {label!r} failed to start: {format_reason(exc)}") from exc
             case ["terminate_child", child_id]:
                 c = self._find(child_id)
                 await self._stop(c)

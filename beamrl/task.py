@@ -27,6 +27,8 @@ class FunctionProcess(Process):
     async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
         fn: Callable[..., Any] = args[0]
         fn_args: tuple[Any, ...] = args[1]
+        if started.done():  # the starter gave up: see Node.start
+            return NORMAL
         started.set_result(self.pid)
         await fn(*fn_args)
         return NORMAL

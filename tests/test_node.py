@@ -243,3 +243,29 @@ async def test_node_shutdown_stops_processes_in_reverse_start_order() -> None:
     entries = [e for e in journal.entries if e[1].startswith("terminate")]  # type: ignore[attr-defined]
     assert [who for who, _ in entries] == ["third", "second", "first"]
     assert all(ev == "terminate:shutdown" for _, ev in entries)
+
+
+async def test_a_linked_process_started_from_outside_still_stops_gracefully_at_shutdown() -> None:
+    async with Node("linked") as n:
+        await n.start(Journal, name="journal")
+        await n.start(Counter, 0, "journal", name="linked", link=True)
+        journal = n._procs[n.whereis("journal").id]  # type: ignore[union-attr]
+    assert ("linked", "terminate:shutdown") in journal.entries  # type: ignore[attr-defined]
+
+
+async def test_a_starter_that_gives_up_takes_the_half_started_process_with_it(node: Node) -> None:
+    class SlowInit(GenServer):
+        async def init(self) -> None:
+            await asyncio.sleep(30)
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(node.start(SlowInit, name="slow"), 0.05)
+    await eventually(lambda: node.whereis("slow") is None, what="the half-started process to go")
+
+
+async def test_monitoring_or_linking_a_remote_target_without_any_connection(node: Node) -> None:
+    ref = node.monitor(("far", "away"))
+    assert await node.receive(timeout=1) == Down(ref, ("far", "away"), "noconnection")
+    trapper = await node.start(Trapper, node.self_pid)
+    await node.call(trapper, ["link", Pid("away", 1, 1)])
+    assert await node.receive(timeout=1) == Exit(Pid("away", 1, 1), "noconnection")

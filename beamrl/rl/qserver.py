@@ -17,7 +17,7 @@ Requests (the Elixir original's names in brackets):
 ``["version"]``                                     how many writes the table has seen
 ``["info"]``                                        ``{"resumed": from a checkpoint?, "version", "shape"}``
 ``["checkpoint"]``                                  write the checkpoint now; replies with its path
-``["save", path]``                                  write the table to ``path`` (``.npz`` with array ``q``)
+``["save", name]``                                  a copy of the table named ``name`` beside the checkpoint
 ==================================================  =========================================================
 
 With ``checkpoint=PATH`` the table is saved there every ``checkpoint_every`` seconds
@@ -27,6 +27,7 @@ finds the file resumes from it, so a restart costs at most the last few seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -94,12 +95,11 @@ class QServer(GenServer):
                 case ["info"]:
                     return {"resumed": self.resumed, "version": q.version, "shape": list(q.table.shape)}
                 case ["checkpoint"]:
-                    return str(self._checkpoint(force=True))
-                case ["save", path]:
-                    q.save(path)
-                    return str(path)
-        except QTableError as exc:
-            raise Rejected(str(exc)) from exc
+                    return str(await self._checkpoint(force=True))
+                case ["save", name]:
+                    return str(await self._save_as(name))
+        except (QTableError, TypeError, ValueError) as exc:
+            raise Rejected(f"QServer refused {request[0]!r}: {exc}") from exc
         raise Rejected(f"QServer does not understand {request!r}")
 
     async def handle_cast(self, request: Any) -> None:
@@ -107,32 +107,49 @@ class QServer(GenServer):
             case ["td_update", states, actions, targets, alpha]:
                 try:
                     self.q.td_update(states, actions, targets, alpha)
-                except QTableError as exc:
+                except (QTableError, TypeError, ValueError) as exc:
                     log.warning("qserver: dropped a bad td_update cast: %s", exc)
             case _:
                 log.warning("qserver: dropped an unknown cast %r", request)
 
     async def handle_info(self, message: Any) -> None:
         if message == "checkpoint":
-            self._checkpoint(force=False)
+            await self._checkpoint(force=False)
             send_after(self.checkpoint_every, self.pid, "checkpoint")
 
     async def terminate(self, reason: Any) -> None:
-        self._checkpoint(force=False)
+        await self._checkpoint(force=False)
 
-    def _checkpoint(self, force: bool) -> Path | None:
+    async def _checkpoint(self, force: bool) -> Path | None:
         path = self.checkpoint_path
         if path is None:
             if force:
                 raise Rejected("this QServer has no checkpoint path: start it with checkpoint=PATH")
             return None
         if force or self.q.version != self._saved_version:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.npz")
-            self.q.save(tmp)
-            os.replace(tmp, path)  # atomic: a crash mid-write never leaves half a table
-            self._saved_version = self.q.version
+            version = self.q.version
+            await asyncio.to_thread(_write_atomically, self.q.to_array(), version, path)
+            self._saved_version = version
         return path
+
+    async def _save_as(self, name: Any) -> Path:
+        """``["save", name]``: a copy of the table beside the checkpoint, under a plain file name."""
+        if self.checkpoint_path is None:
+            raise Rejected("this QServer has no checkpoint path: start it with checkpoint=PATH")
+        if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
+            raise Rejected(f"save takes a plain file name (saved beside the checkpoint), got {name!r}")
+        path = self.checkpoint_path.parent / name
+        await asyncio.to_thread(_write_atomically, self.q.to_array(), self.q.version, path)
+        return path
+
+
+def _write_atomically(table: np.ndarray, version: int, path: Path) -> None:
+    """Write ``table`` as ``.npz`` (array ``q``) at ``path``; a crash mid-write never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, q=table, version=np.array(version, dtype=np.int64))
+    os.replace(tmp, path)
 
 
 def as_update_arrays(updates: list[tuple[Any, int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,11 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed
 from beamrl.node import Node
 from beamrl.rl.envs import make
 from beamrl.rl.qserver import QServer
 from beamrl.rl.trainer import PLANNING_ALGOS, Recorder, RunSpec, finite, table_shape
 from beamrl.supervisor import DynamicSupervisor, child
+
+
+class TrainingFailed(BeamError, RuntimeError):
+    """A training run could not go on: its tree went down or no episode finished for too long."""
+
 
 #: episodes of the final (judge) evaluation per env family, as the targets are stated
 FINAL_EVAL_EPISODES = {"FrozenLake": 2_000, "Taxi": 1_000, "Blackjack": 100_000, "CliffWalking": 10}
@@ -82,18 +88,25 @@ def worker_spec(spec: RunSpec, index: int, learner: str, node_name: str | None) 
 
 
 class _ActorNodes:
-    """Extra nodes as OS processes on loopback, each running the actor tree."""
+    """Extra nodes as OS processes on loopback, each running the actor tree; logs in ``out/NAME.log``."""
 
-    def __init__(self, count: int, learner_address: str, run_name: str) -> None:
+    def __init__(self, count: int, learner_address: str, run_name: str, out_dir: Path) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         self.names = [f"{run_name}-actor{i}" for i in range(1, count + 1)]
+        self.logs = [out_dir / f"{name}.log" for name in self.names]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        for name in self.names:
+        for name, log_path in zip(self.names, self.logs, strict=True):
             cmd = [sys.executable, "-m", "beamrl.cli", "node", "start", "--name", name, "--join", learner_address]
             cmd += ["--tree", str(ACTOR_TREE)]
-            self.procs.append(
-                subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-            )
+            with log_path.open("w") as log_file:
+                self.procs.append(subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True))
+
+    def failed(self) -> str | None:
+        """A message naming the first actor node that exited early, with its log file."""
+        for name, proc, log_path in zip(self.names, self.procs, self.logs, strict=True):
+            if proc.poll() is not None:
+                return f"actor node {name!r} exited with code {proc.returncode}: see {log_path}"
+        return None
 
     def close(self) -> None:
         for proc in self.procs:
@@ -107,10 +120,15 @@ class _ActorNodes:
                 proc.wait(5)
 
 
-async def _wait_for_workers_sup(node: Node, names: list[str], timeout: float = 60.0) -> None:
+async def _wait_for_workers_sup(
+    node: Node, names: list[str], actors: _ActorNodes | None, timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
     pending = set(names)
     while pending:
+        failure = actors.failed() if actors is not None else None
+        if failure is not None:
+            raise RuntimeError(failure)
         for name in list(pending):
             if name in node.nodes():
                 try:
@@ -135,8 +153,12 @@ async def train(
     keys: str | None = None,
     name: str = "learner",
     final_episodes: int | None = None,
+    stall_seconds: float = 60.0,
 ) -> dict[str, Any]:
-    """Run training as a supervised tree and write metrics, plot, summary and table to ``out``."""
+    """Run training as a supervised tree and write metrics, plot, summary and table to ``out``.
+
+    Raises ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
+    """
     out_dir = Path(out)
     await asyncio.to_thread(_prepare, out_dir)
     started = time.monotonic()
@@ -145,7 +167,9 @@ async def train(
         rows: dict[str, list[Any]] = {}
         evals: list[dict[str, float]] = []
     else:
-        summary, table, rows, evals = await _learn(spec, out_dir, nodes, attach or [], progress, listen, keys, name)
+        summary, table, rows, evals = await _learn(
+            spec, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
+        )
     env, judge = judge_env(spec.env_id, spec.env_kwargs)
     n_final = final_episodes or final_eval_episodes(spec.env_id)
     from beamrl.rl.trainer import greedy_eval
@@ -219,6 +243,7 @@ async def _learn(
     listen: str | None,
     keys: str | None,
     name: str,
+    stall_seconds: float = 60.0,
 ) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]:
     probe = make(spec.env_id, **spec.env_kwargs)
     n_states, n_actions, _ = table_shape(probe.observation_space, probe.action_space)
@@ -245,16 +270,16 @@ async def _learn(
             name="training",
         )
         address = node.address or ""
-        actors = _ActorNodes(nodes - 1, address, name) if nodes > 1 else None
+        actors = _ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
         try:
             remote_names = list(actors.names) if actors is not None else []
             for address in attach:
                 remote_names.append(await node.connect(address))
-            await _wait_for_workers_sup(node, remote_names)
+            await _wait_for_workers_sup(node, remote_names, actors)
             await node.start_child("workers", worker_spec(spec, 0, name, None))
             for i, remote in enumerate(remote_names, start=1):
                 await node.start_child(("workers", remote), worker_spec(spec, i, name, remote))
-            summary = await node.call("recorder", ["wait"], timeout=None)
+            summary = await _wait_for_the_run(node, stall_seconds)
             table = await node.call("recorder", ["final_table"])
             rows = await node.call("recorder", ["metrics"])
             evals = await node.call("recorder", ["evals"])
@@ -265,8 +290,29 @@ async def _learn(
                     pass
         finally:
             if actors is not None:
-                actors.close()
+                await asyncio.to_thread(actors.close)
     return summary, table, rows, evals
+
+
+async def _wait_for_the_run(node: Node, stall_seconds: float) -> dict[str, Any]:
+    """The recorder's summary once the run is over; an error if no episode ends for ``stall_seconds``."""
+    last_progress, last_count = time.monotonic(), -1
+    while True:
+        try:
+            try:
+                summary: dict[str, Any] = await node.call("recorder", ["wait"], timeout=1.0)
+                return summary
+            except CallTimeout:
+                count = (await node.call("recorder", ["summary"]))["episodes"]
+        except (NoProc, ProcessCrashed) as exc:
+            raise TrainingFailed(f"the training tree went down: {exc}") from exc
+        if count != last_count:
+            last_progress, last_count = time.monotonic(), count
+        elif time.monotonic() - last_progress > stall_seconds:
+            raise TrainingFailed(
+                f"no episode finished in {stall_seconds:.0f} s (after {count}): the workers keep failing "
+                "or their nodes are gone; the log above says why"
+            )
 
 
 def _write_metrics(path: Path, rows: dict[str, list[Any]], evals: list[dict[str, float]]) -> None:

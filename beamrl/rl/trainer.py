@@ -98,6 +98,24 @@ class RunSpec:
     """How many workers share the table: each worker's schedules advance as if it had
     played ``workers`` times its own episodes, so ε and α follow the run's total."""
 
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {self.algo!r}: choose one of {', '.join(ALGOS)}")
+        for name in ("episodes", "steps"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.algo not in PLANNING_ALGOS and self.episodes is None and self.steps is None:
+            raise ValueError(f"{self.algo} needs a budget: episodes=N or steps=N")
+        for name in ("eval_every", "eval_episodes", "sync_every", "max_steps", "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.stop_at_success is not None and not 0.0 < self.stop_at_success <= 1.0:
+            raise ValueError(f"stop_at_success must lie in (0, 1], got {self.stop_at_success!r}")
+        if not self.checkpoint_every > 0:
+            raise ValueError(f"checkpoint_every must be > 0 seconds, got {self.checkpoint_every!r}")
+
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -216,7 +234,8 @@ class Worker(GenServer):
     async def handle_info(self, message: Any) -> None:
         if message != "episode" or self.stopped:
             return
-        if not await call(self.recorder, ["next", self.index]):  # the budget is spent
+        # no timeout: the recorder answers after any evaluation it is running (bounded work)
+        if not await call(self.recorder, ["next", self.index], timeout=None):  # the budget is spent
             self.stopped = True
             return
         ret, length, success = await self._episode()

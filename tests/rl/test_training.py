@@ -224,3 +224,49 @@ async def test_a_seed_makes_a_single_node_run_reproducible(tmp_path: Path) -> No
             returns.append([row["return"] for row in csv.DictReader(f)])
     np.testing.assert_array_equal(tables[0], tables[1])
     assert returns[0] == returns[1]
+
+
+async def test_a_run_whose_workers_always_fail_ends_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from beamrl.rl.train import TrainingFailed
+    from beamrl.rl.trainer import Worker
+
+    async def broken_episode(self: Worker) -> tuple[float, int, bool]:
+        raise RuntimeError("the env's sensor is unplugged")
+
+    monkeypatch.setattr(Worker, "_episode", broken_episode)
+    spec = RunSpec("q-learning", "FrozenLake-v1", episodes=100)
+    with pytest.raises(TrainingFailed, match=r"went down|no episode finished"):
+        await train(spec, tmp_path / "run", progress=False, stall_seconds=3.0)
+    assert "sensor is unplugged" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"episodes": 0}, "episodes must be a positive integer"),
+        ({"episodes": None}, "needs a budget"),
+        ({"eval_every": 0}, "eval_every must be a positive integer"),
+        ({"algo": "deep-magic"}, "unknown algorithm"),
+        ({"stop_at_success": 1.5}, "stop_at_success"),
+    ],
+)
+def test_a_bad_run_spec_is_refused(changes: dict[str, Any], problem: str) -> None:
+    fields = {"algo": "q-learning", "env_id": "FrozenLake-v1", "episodes": 10, **changes}
+    with pytest.raises(ValueError, match=problem):
+        RunSpec(**fields)
+
+
+async def test_qserver_refuses_bad_values_and_odd_file_names(node: Node, tmp_path: Path) -> None:
+    await node.start(QServer, 4, 2, checkpoint=str(tmp_path / "q.npz"), name="q")
+    with pytest.raises(Rejected, match="set"):
+        await node.call("q", ["set", 0, 0, "x"])
+    with pytest.raises(Rejected, match="td_update"):
+        await node.call("q", ["td_update", [0], [0], [1.0], "x"])
+    node.cast("q", ["td_update", [0], [0], [1.0], "x"])  # dropped with a log line, the server lives
+    for name in (5, "../escape.npz", "/tmp/elsewhere.npz", "", ".hidden"):
+        with pytest.raises(Rejected, match="plain file name"):
+            await node.call("q", ["save", name])
+    assert await node.call("q", ["save", "copy.npz"]) == str(tmp_path / "copy.npz")
+    assert np.load(tmp_path / "copy.npz")["q"].shape == (4, 2)
