@@ -31,7 +31,11 @@ numpy scalar of those dtypes       numpy scalar of the same dtype
 ``beamrl.rl.Exp``                  ``Exp`` (registered here, lazily, to keep layering)
 any exception                      the same class with its message when it is a
                                    beamrl error or an allow-listed builtin (see
-                                   ``_BUILTIN_EXCEPTIONS``, ``register_exception``),
+                                   ``_BUILTIN_EXCEPTIONS``, ``register_exception``);
+                                   else its nearest such base class (by the MRO
+                                   names it travels with; ``remote_type`` and a
+                                   note keep the original name), so a sender-only
+                                   ``OutOfStock(Rejected)`` arrives as ``Rejected``;
                                    else ``RemoteError(message, exc_type="mod.Name")``
 types added with ``register``      rebuilt by their ``from_data``
 =================================  ==============================================
@@ -87,6 +91,7 @@ __all__ = [
     "Limits",
     "decode",
     "encode",
+    "encode_with_head",
     "packb",
     "register",
     "register_exception",
@@ -155,7 +160,7 @@ _SCALAR = 3  # dtype code, raw bytes
 _TUPLE = 4  # msgpack list of the items
 _PID = 5  # i64 id, i64 creation, node name (UTF-8)
 _REF = 6  # i64 id, node name (UTF-8)
-_EXC = 7  # msgpack [qualified type name, message, *extra fields]
+_EXC = 7  # msgpack [qualified type name, message, [base names], *extra fields]
 _EXP = 8  # msgpack [state, action, reward, next_state, terminated, truncated, info]
 _FIRST_FREE_CODE = 16
 
@@ -309,8 +314,16 @@ def _exc_message(exc: BaseException) -> str:
         return f"<unprintable {type(exc).__name__}>"
 
 
+def _exc_bases(cls: type) -> list[str]:
+    """Qualified names of ``cls``'s bases, nearest first, for a receiver that lacks ``cls``."""
+    if cls in _CORE_EXCEPTIONS:
+        return []  # every receiver knows these
+    return [_qualname(b) for b in cls.__mro__[1:] if b not in _GENERIC_BASES][:_MAX_BASES]
+
+
 def _enc_exception(self: _Encoder, exc: BaseException) -> msgpack.ExtType:
-    fields: list[Any] = [_qualname(type(exc)), _exc_message(exc)]
+    cls = type(exc)
+    fields: list[Any] = [_qualname(cls), _exc_message(exc), _exc_bases(cls)]
     if isinstance(exc, ProcessCrashed):
         fields += [str(exc.exc_type), str(exc.exc_message)]
     elif isinstance(exc, AlreadyRegistered):
@@ -420,6 +433,19 @@ def encode(obj: Any, *, threshold: int = ZERO_COPY_THRESHOLD) -> list[bytes | me
     return frames
 
 
+def encode_with_head(head: bytes, obj: Any, *, threshold: int = ZERO_COPY_THRESHOLD) -> list[bytes | memoryview]:
+    """``encode`` for a value whose first msgpack items are already packed in ``head``.
+
+    msgpack is a stream format, so ``head + packb(x)`` is one valid body when ``head``
+    holds an array header and all items but the last: ``encode_with_head(b"\\x92" +
+    packb("cast"), x)`` equals ``encode(["cast", x])``. Senders use it to keep the packed
+    bytes of fixed message parts (kinds, pids, names) instead of packing them each time.
+    """
+    frames: list[bytes | memoryview] = [b""]
+    frames[0] = head + _encode_top(obj, frames, threshold)
+    return frames
+
+
 def packb(obj: Any) -> bytes:
     """Encode ``obj`` as one bytes object, arrays inline."""
     return _encode_top(obj, None, 0)
@@ -441,6 +467,8 @@ def _dict_from_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
 
 
 _NO_FRAMES: list[memoryview] = []
+_PIDS: dict[bytes, Pid] = {}  # encoded Pid -> Pid: the same few pids arrive again and again
+_PIDS_MAX = 4096
 _NO_FRAMES_USED = bytearray()
 
 
@@ -496,10 +524,16 @@ class _Decoder:
                 raise CodecError("malformed tuple")
             return tuple(items)
         if code == _PID:
-            if len(data) < 16:
-                raise CodecError("malformed Pid")
-            pid_id, creation = _PID_HEAD.unpack_from(data)
-            return Pid._make((data[16:].decode(), pid_id, creation))
+            pid = _PIDS.get(data)
+            if pid is None:
+                if len(data) < 16:
+                    raise CodecError("malformed Pid")
+                pid_id, creation = _PID_HEAD.unpack_from(data)
+                pid = Pid._make((data[16:].decode(), pid_id, creation))
+                if len(_PIDS) >= _PIDS_MAX:
+                    _PIDS.clear()
+                _PIDS[data] = pid
+            return pid
         if code == _REF:
             if len(data) < 8:
                 raise CodecError("malformed Ref")
@@ -567,6 +601,13 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Any:
 
     Raises only ``CodecError``. Out-of-band arrays are views on their frame.
     """
+    if type(frames) is list and len(frames) == 1:  # the common case: one body
+        try:
+            return _decode_body(frames[0], limits)
+        except CodecError:
+            raise
+        except Exception as e:
+            raise _wrap(e) from e
     if isinstance(frames, (bytes, bytearray, memoryview, str)):
         raise CodecError("decode() takes a sequence of frames; use unpackb() for one bytes object")
     try:
@@ -636,6 +677,13 @@ _EXCEPTIONS: dict[str, type[BaseException]] = {
 }
 
 
+_CORE_EXCEPTIONS = frozenset(_EXCEPTIONS.values())
+# too general to stand for a class the receiver lacks: such errors arrive as RemoteError,
+# which is a BeamError and says what the original class was
+_GENERIC_BASES = frozenset((object, BaseException, Exception, BeamError))
+_MAX_BASES = 16
+
+
 def register_exception(cls: type[BaseException]) -> None:
     """Let ``cls`` be rebuilt at decode as ``cls(message)`` instead of a RemoteError."""
     if not (isinstance(cls, type) and issubclass(cls, Exception)):
@@ -646,10 +694,30 @@ def register_exception(cls: type[BaseException]) -> None:
 def _dec_exception(v: Any) -> BaseException:
     if type(v) is not list or len(v) < 2 or type(v[0]) is not str or type(v[1]) is not str:
         raise CodecError("malformed exception")
-    name, message, extra = v[0], v[1], v[2:]
+    name, message = v[0], v[1]
+    if len(v) > 2 and type(v[2]) is list:
+        bases, extra = v[2], v[3:]
+        if len(bases) > _MAX_BASES or not all(type(b) is str for b in bases):
+            raise CodecError("malformed exception bases")
+    else:
+        bases, extra = [], v[2:]
     cls = _EXCEPTIONS.get(name)
+    remote_type = None
     if cls is None:
-        return RemoteError(message, exc_type=name)
+        # the nearest base this side knows (by name only: nothing is imported), so
+        # `except Rejected` catches a subclass that only the sender defines
+        cls = next((c for c in map(_EXCEPTIONS.get, bases) if c is not None and c not in _GENERIC_BASES), None)
+        if cls is None:
+            return RemoteError(message, exc_type=name)
+        remote_type = name
+    exc = _build_exception(cls, message, extra)
+    if remote_type is not None:
+        exc.remote_type = remote_type  # type: ignore[attr-defined]
+        exc.add_note(f"raised on the remote node as {remote_type}")
+    return exc
+
+
+def _build_exception(cls: type[BaseException], message: str, extra: list[Any]) -> BaseException:
     if cls is ProcessCrashed or cls is RemoteError:
         if not all(type(x) is str for x in extra) or len(extra) != (2 if cls is ProcessCrashed else 1):
             raise CodecError(f"malformed {cls.__name__}")

@@ -585,3 +585,47 @@ def test_hash_flooding_keys_are_refused() -> None:
         codec.unpackb(codec.packb(dict.fromkeys(keys, 0)))
     legit = {**{i: i for i in range(-1000, 1000)}, **{(i, str(i)): i for i in range(100)}}
     assert codec.unpackb(codec.packb(legit)) == legit
+
+
+def test_an_unknown_subclass_arrives_as_its_nearest_known_base() -> None:
+    class OutOfStock(Rejected):  # defined only here, on the "sender": never registered
+        pass
+
+    class BadInput(ValueError):
+        pass
+
+    out_of_stock, bad_input = codec.unpackb(codec.packb([OutOfStock("no apples left"), BadInput("x")]))
+    assert type(out_of_stock) is Rejected  # so `except Rejected` catches it at the caller
+    assert str(out_of_stock) == "no apples left"
+    assert out_of_stock.remote_type.endswith("<locals>.OutOfStock")
+    assert any("OutOfStock" in note for note in out_of_stock.__notes__)
+    assert type(bad_input) is ValueError
+    assert bad_input.remote_type.endswith("<locals>.BadInput")
+
+
+def test_base_names_are_data_and_too_general_bases_give_remote_error() -> None:
+    # names nobody registered, however plausible, are never imported: RemoteError
+    forged = msgpack.ExtType(7, msgpack.packb(["evil.Thing", "boom", ["os.system", "subprocess.Popen"]]))
+    out = codec.unpackb(msgpack.packb(forged))
+    assert type(out) is RemoteError
+    assert out.exc_type == "evil.Thing"
+    # Exception and BeamError say nothing a RemoteError does not
+    forged = msgpack.ExtType(7, msgpack.packb(["x.Y", "m", ["beamrl.errors.BeamError", "Exception"]]))
+    assert type(codec.unpackb(msgpack.packb(forged))) is RemoteError
+    # a subclass of an error with extra fields keeps them
+    forged = msgpack.ExtType(7, msgpack.packb(["x.Crash", "m", ["beamrl.errors.ProcessCrashed"], "KeyError", "k"]))
+    out = codec.unpackb(msgpack.packb(forged))
+    assert type(out) is ProcessCrashed
+    assert (out.exc_type, out.exc_message, out.remote_type) == ("KeyError", "k", "x.Crash")
+    for bad in (["x.Y", "m", [1]], ["x.Y", "m", ["Exception"] * 17]):
+        with pytest.raises(CodecError, match="bases"):
+            codec.unpackb(msgpack.packb(msgpack.ExtType(7, msgpack.packb(bad))))
+
+
+def test_encode_with_head_equals_encode_of_the_whole_list() -> None:
+    head = b"\x93" + codec.packb("cast") + codec.packb(Pid("a", 3, 1))
+    value = {"obs": np.arange(100_000, dtype=np.float32), "t": (1, 2)}
+    frames = codec.encode_with_head(head, value)
+    assert [bytes(f) for f in frames] == [bytes(f) for f in codec.encode(["cast", Pid("a", 3, 1), value])]
+    with pytest.raises(CodecError, match="set"):
+        codec.encode_with_head(head, {1, 2})

@@ -16,6 +16,7 @@ import zmq
 
 from beamrl.errors import Backpressure, NodeDown
 from beamrl.transport import PeerInfo, ZmqTransport, generate_keys
+from beamrl.transport.zmq_transport import PROTOCOL_VERSION
 
 PEER = Path(__file__).with_name("_peer.py")
 LOCAL = "tcp://127.0.0.1:*"
@@ -420,7 +421,7 @@ async def test_raw_dealer_with_a_live_peers_routing_id_cannot_hijack_it() -> Non
         await until(lambda: "b" in a.peers())
         live_rid = a._peers["b"].rid  # white box: the id the ROUTER gave b's connection
         assert live_rid is not None and live_rid != b"b"
-        hello = {"t": "hello", "v": 1, "name": "b", "address": None, "hidden": False}
+        hello = {"t": "hello", "v": PROTOCOL_VERSION, "name": "b", "address": None, "hidden": False}
         # the routing id b used to have (its name) and the one it has now
         raws += [_raw_dealer(ctx, a.address, rid) for rid in (b"b", live_rid, None)]
         for raw in raws:
@@ -511,5 +512,85 @@ async def test_curve_name_must_match_the_clients_key(tmp_path: Path) -> None:
         finally:
             await b2.close()
     finally:
+        await b.close()
+        await a.close()
+
+
+async def test_a_burst_is_batched_and_keeps_its_order() -> None:
+    a, ra = await started("a")
+    b, rb = await started("b")
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await until(lambda: "b" in a.peers())
+        big = b"z" * (100 << 10)  # too big for a batch: it must wait for what is queued before it
+        expected: list[list[bytes]] = []
+        for i in range(3_000):  # one loop iteration: one direct send, then batches
+            if i % 500 == 250:
+                msg = [big, b"tail %d" % i]
+            elif i % 700 == 350:
+                msg = [b"", b"escaped %d" % i]
+            else:
+                msg = [b"m%d" % i]
+            expected.append(msg)
+            a.send("b", msg)  # over a's ROUTER
+            b.send("a", msg)  # over b's DEALER
+        await until(lambda: len(rb.msgs["a"]) == len(expected) and len(ra.msgs["b"]) == len(expected))
+        assert rb.msgs["a"] == expected
+        assert ra.msgs["b"] == expected
+    finally:
+        await b.close()
+        await a.close()
+
+
+async def test_small_messages_to_a_stalled_peer_end_in_backpressure() -> None:
+    a, _ra = await started("a", hwm=10)
+    b, _rb = await started("b", hwm=10)
+    try:
+        assert a.address is not None
+        await b.connect(a.address)
+        await until(lambda: "b" in a.peers())
+
+        def flood() -> None:  # b never gets the loop: batches pile up until the hwm
+            for _ in range(10_000_000):
+                a.send("b", [b"x" * 1000])
+
+        with pytest.raises(Backpressure, match=r"'b'.*hwm=10"):
+            flood()
+    finally:
+        await b.close()
+        await a.close()
+
+
+async def test_malformed_batches_are_dropped_and_service_continues() -> None:
+    a, ra = await started("a")
+    b, rb = await started("b")
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    try:
+        assert a.address is not None
+        raw.connect(a.address)
+        for m in ([b"", b"B", msgpack.packb([b"before handshake"])], [b"", b"B"], [b"", b"B", b"\xc1"]):
+            raw.send_multipart(m)
+        await b.connect(a.address)
+        await until(lambda: "b" in a.peers())
+        # white box: junk batches on b's own connection, then real data
+        bad = [
+            msgpack.packb({"not": "a list"}),
+            msgpack.packb([b"ok", 7]),  # a non-bin item is dropped, the bin one delivered
+            msgpack.packb([b"ok", "a str"]),  # strings are refused while unpacking: all dropped
+            msgpack.packb([b"x"] * 257),  # longer than any sender makes
+            b"\x92\xc4\x01",  # truncated
+        ]
+        for payload in bad:
+            b._peers["a"].sock.send_multipart([b"", b"B", payload])
+        b.send("a", [b"real"])
+        a.send("b", [b"real back"])
+        await until(lambda: ra.msgs["b"][-1:] == [[b"real"]] and rb.msgs["a"] == [[b"real back"]])
+        assert ra.msgs["b"] == [[b"ok"], [b"real"]]
+    finally:
+        raw.close(linger=0)
+        ctx.term()
         await b.close()
         await a.close()
