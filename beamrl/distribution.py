@@ -5,7 +5,8 @@ turns a call, cast, send, link, monitor, exit signal or stop aimed at another
 node into one wire message; incoming, it performs the same operation on the
 local process the message names. Domain code never sees it: the node decides.
 
-Wire messages are codec-encoded lists whose first item names the operation::
+Wire messages are codec-encoded lists whose first item names the operation (a target
+``(name, node)`` travels as ``name``: the receiving node is ``node``)::
 
     ["call", ref, caller, target, request]          ["reply", ref, ok, value]
     ["cast", target, request]                        ["send", target, message]
@@ -24,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from beamrl import codec
-from beamrl.errors import Backpressure, CodecError, NodeDown, NoProc, Rejected
+from beamrl.errors import Backpressure, CallTimeout, CodecError, NodeDown, NoProc, Rejected
 from beamrl.pid import Pid, Ref
 from beamrl.process import CALL, CAST, INFO, From, Process
 
@@ -39,6 +41,19 @@ if TYPE_CHECKING:
     from beamrl.transport.base import PeerInfo
 
 log = logging.getLogger("beamrl.dist")
+
+# Hot messages are built from pre-packed parts (msgpack is a stream format, so an array
+# header followed by packed items is the packed array): kinds are constant, refs are
+# packed with one struct call, pids and targets are packed once and cached.
+_CALL = b"\x95" + codec.packb("call")
+_REPLY = b"\x94" + codec.packb("reply")
+_CAST = b"\x93" + codec.packb("cast")
+_SEND = b"\x93" + codec.packb("send")
+_TRUE, _FALSE = codec.packb(True), codec.packb(False)
+_REF = struct.Struct(">BQ")  # a msgpack uint64: 0xcf then 8 big-endian bytes
+_UINT64 = 0xCF
+_MAX_REF = 2**64 - 1
+_CACHE_MAX = 4096
 
 
 def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
@@ -89,6 +104,7 @@ class Distribution:
         self._serving: dict[From, Process] = {}  # remote calls delivered to local processes
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warn = _Throttle()
+        self._packed: dict[Any, bytes] = {}  # target or pid -> its packed wire form
         self._dispatch: dict[str, Callable[..., None]] = {
             "call": self._in_call,
             "reply": self._in_reply,
@@ -133,6 +149,20 @@ class Distribution:
         """Encode and send; raises NodeDown, Backpressure or CodecError."""
         self.transport.send(peer, codec.encode(message))
 
+    def _packed_target(self, target: Any) -> bytes:
+        """The packed wire form of a remote target or pid, cached.
+
+        ``(name, node)`` travels as ``name``: it goes to ``node``, which looks a plain
+        name up in its own registry, so the node part would only be read and dropped.
+        """
+        packed = self._packed.get(target)
+        if packed is None:
+            packed = codec.packb(target[0] if type(target) is tuple else target)
+            if len(self._packed) >= _CACHE_MAX:
+                self._packed.clear()
+            self._packed[target] = packed
+        return packed
+
     @staticmethod
     def _peer_of(target: Any) -> str:
         return target.node if type(target) is Pid else target[1]
@@ -147,10 +177,17 @@ class Distribution:
         waiting.add(ref)
         handle = None
         try:
-            self._send(peer, ["call", ref, caller, target, request])
+            packed = self._packed
+            head = b"".join(
+                (
+                    _CALL,
+                    _REF.pack(_UINT64, ref),
+                    packed.get(caller) or self._packed_target(caller),
+                    packed.get(target) or self._packed_target(target),
+                )
+            )
+            self.transport.send(peer, codec.encode_with_head(head, request))
             if timeout is not None:
-                from beamrl.errors import CallTimeout
-
                 handle = node._loop.call_later(
                     timeout, _fail, fut, CallTimeout(f"call to {target!r} timed out after {timeout} s: {request!r}")
                 )
@@ -164,7 +201,8 @@ class Distribution:
     def cast(self, target: Any, request: Any) -> None:
         peer = self._peer_of(target)
         try:
-            self._send(peer, ["cast", target, request])
+            head = _CAST + (self._packed.get(target) or self._packed_target(target))
+            self.transport.send(peer, codec.encode_with_head(head, request))
         except NodeDown:
             return  # cast never fails: like Erlang, a message to a lost node is lost
         except Backpressure as exc:
@@ -174,7 +212,8 @@ class Distribution:
 
     def send(self, target: Any, message: Any) -> None:
         try:
-            self._send(self._peer_of(target), ["send", target, message])
+            head = _SEND + (self._packed.get(target) or self._packed_target(target))
+            self.transport.send(self._peer_of(target), codec.encode_with_head(head, message))
         except NodeDown:
             return  # a message to a lost node is lost, as a message to a dead pid is
 
@@ -183,14 +222,17 @@ class Distribution:
         if proc is not None:
             proc._inbound.discard(from_)
         peer = from_.pid.node
+        ref = _REF.pack(_UINT64, from_.ref)
         try:
             if error is None:
                 try:
-                    self._send(peer, ["reply", from_.ref, True, value])
+                    frames = codec.encode_with_head(_REPLY + ref + _TRUE, value)
                 except CodecError as exc:
-                    self._send(peer, ["reply", from_.ref, False, CodecError(f"the reply could not be encoded: {exc}")])
-            else:
-                self._send(peer, ["reply", from_.ref, False, error])
+                    error = CodecError(f"the reply could not be encoded: {exc}")
+                else:
+                    self.transport.send(peer, frames)
+                    return
+            self.transport.send(peer, codec.encode_with_head(_REPLY + ref + _FALSE, error))
         except (NodeDown, Backpressure, CodecError) as exc:
             self._warn(f"reply:{peer}", "reply to %s lost: %s", from_.pid, exc)
 
@@ -251,7 +293,13 @@ class Distribution:
         self._calls[peer].add(ref)
         try:
             self._send(peer, ["stop", ref, caller, target, reason, timeout])
-            await fut
+            if timeout is None:
+                await fut
+            else:  # the peer kills after `timeout`; a lost answer must not leave us waiting forever
+                try:
+                    await asyncio.wait_for(fut, timeout + 5.0)
+                except TimeoutError:
+                    raise CallTimeout(f"node {peer!r} did not confirm the stop of {target!r}") from None
         finally:
             del node._pending[ref]
             self._calls[peer].discard(ref)
@@ -278,6 +326,9 @@ class Distribution:
 
     def _local(self, target: Any) -> Process | None:
         """The live local process for a target named by a peer, None when there is none."""
+        if type(target) is str:  # a registered name: how (name, node) targets travel
+            proc = self.node._names.get(target)
+            return proc if proc is not None and proc._alive else None
         try:
             proc = self.node._local(target)
         except (NoProc, TypeError):
@@ -285,7 +336,7 @@ class Distribution:
         return proc if proc is not None and proc._alive else None
 
     def _in_call(self, peer: str, ref: int, caller: Pid, target: Any, request: Any) -> None:
-        if type(ref) is not int or type(caller) is not Pid or caller.node != peer:
+        if type(ref) is not int or not 0 <= ref <= _MAX_REF or type(caller) is not Pid or caller.node != peer:
             raise ValueError("call: bad ref or caller")
         from_ = From(caller, ref)
         proc = self._local(target)
@@ -322,6 +373,8 @@ class Distribution:
         if proc is None:
             return
         if is_link:
+            if sender not in proc._links:
+                return  # unlinked meanwhile: OTP delivers no link exit after unlink
             proc._links.discard(sender)
             self._links[peer].discard((proc.pid, sender))
         proc._exit_signal(sender, reason)
@@ -364,8 +417,8 @@ class Distribution:
             self.node._deliver_down(watcher, ref, pid, reason)
 
     def _in_stop(self, peer: str, ref: int, caller: Pid, target: Any, reason: Any, timeout: Any) -> None:
-        if type(caller) is not Pid or caller.node != peer:
-            raise ValueError("stop: bad caller")
+        if type(ref) is not int or not 0 <= ref <= _MAX_REF or type(caller) is not Pid or caller.node != peer:
+            raise ValueError("stop: bad ref or caller")
         from_ = From(caller, ref)
         if timeout is not None and not isinstance(timeout, int | float):
             raise ValueError("stop: bad timeout")
@@ -375,6 +428,8 @@ class Distribution:
                 await self.node.stop(target, reason, timeout)
             except (NoProc, TypeError, ValueError) as exc:
                 self.reply(from_, None, exc if isinstance(exc, NoProc) else NoProc(str(exc)))
+            except Exception as exc:  # a task boundary: whatever went wrong goes back to the caller
+                self.reply(from_, None, exc)
             else:
                 self.reply(from_, None, None)
 
@@ -407,4 +462,6 @@ class Distribution:
             if proc is not None:
                 proc._watchers.pop(ref, None)
         for from_ in [f for f in self._serving if f.pid.node == peer]:
-            self._serving.pop(from_, None)
+            served = self._serving.pop(from_, None)
+            if served is not None:
+                served._inbound.discard(from_)  # nobody is left to answer

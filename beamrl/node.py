@@ -225,7 +225,7 @@ class Node:
             if proc is None or target.creation != self.creation:
                 raise NoProc(f"{target} is not alive")
             return proc
-        if isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target):
+        if type(target) is tuple and len(target) == 2 and type(target[0]) is str and type(target[1]) is str:
             if target[1] == self.name:
                 return self._local(target[0])
             return None
