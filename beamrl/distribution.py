@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from beamrl import codec
 from beamrl.errors import Backpressure, CallTimeout, CodecError, NodeDown, NoProc, Rejected
+from beamrl.node import call_timed_out
 from beamrl.pid import Pid, Ref
 from beamrl.process import CALL, CAST, INFO, From, Process
 
@@ -188,9 +189,7 @@ class Distribution:
             )
             self.transport.send(peer, codec.encode_with_head(head, request))
             if timeout is not None:
-                handle = node._loop.call_later(
-                    timeout, _fail, fut, CallTimeout(f"call to {target!r} timed out after {timeout} s: {request!r}")
-                )
+                handle = node._loop.call_later(timeout, call_timed_out, fut, target, timeout, request)
             return await fut
         finally:
             if handle is not None:

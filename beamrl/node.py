@@ -20,6 +20,7 @@ import contextvars
 import itertools
 import logging
 import os
+import reprlib
 import time
 import traceback
 from collections.abc import Callable
@@ -63,9 +64,14 @@ _node_counter = itertools.count(1)
 Target = Pid | str | tuple[str, str]
 
 
-def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
+def call_timed_out(fut: asyncio.Future[Any], target: Any, timeout: float, request: Any) -> None:
+    """A call's timer fired: fail it with ``CallTimeout`` (the message is built only now)."""
     if not fut.done():
-        fut.set_exception(exc)
+        fut.set_exception(CallTimeout(f"call to {target!r} timed out after {timeout} s: {_short.repr(request)}"))
 
 
 def _install_uvloop_policy() -> None:
@@ -407,9 +413,7 @@ class Node:
         proc._deliver((CALL, request, from_))
         handle = None
         if timeout is not None:
-            handle = self._loop.call_later(
-                timeout, _fail, fut, CallTimeout(f"call to {target!r} timed out after {timeout} s: {request!r}")
-            )
+            handle = self._loop.call_later(timeout, call_timed_out, fut, target, timeout, request)
         try:
             return await fut
         finally:
