@@ -351,10 +351,22 @@ def _plot(
         ax_succ.plot(
             [e["episode"] for e in evals], [e["success_rate"] for e in evals], "o-", label="greedy success rate"
         )
+    labels: dict[int, list[str]] = {}
     for event in summary.get("events") or []:
+        labels.setdefault(int(event["episode"]), []).append(event["event"])
+    for episode, texts in labels.items():
         for ax in (ax_ret, ax_succ):
-            ax.axvline(event["episode"], color="red", linestyle=":", alpha=0.6)
-        ax_succ.annotate(event["event"], (event["episode"], 0.02), rotation=90, fontsize="x-small", color="red")
+            ax.axvline(episode, color="red", linestyle=":", alpha=0.6)
+        ax_ret.annotate(
+            "; ".join(texts),
+            (episode, 0.98),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            va="top",
+            fontsize="x-small",
+            color="red",
+        )
     if spec.algo in PLANNING_ALGOS:
         ax_succ.axhline(summary.get("eval_success_rate") or 0.0, label=f"{spec.algo} success rate")
     ax_ret.set_ylabel("return")
