@@ -250,7 +250,7 @@ def _add_ps(sub: argparse._SubParsersAction) -> None:
 DEFAULT_EPISODES = {
     "FrozenLake8x8": 20_000,
     "FrozenLake": 5_000,
-    "Taxi": 5_000,
+    "Taxi": 20_000,
     "CliffWalking": 1_000,
     "Blackjack": 300_000,
 }

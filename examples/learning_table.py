@@ -35,9 +35,9 @@ ROWS = [
     ("value-iteration", "FrozenLake-v1", None, "success", 0.73),
     ("policy-iteration", "FrozenLake-v1", None, "success", 0.73),
     ("value-iteration", "FrozenLake8x8-v1", None, "success", 0.85),
-    ("q-learning", "Taxi-v3", 5_000, "return", 7.5),
-    ("sarsa", "Taxi-v3", 5_000, "return", 7.5),
-    ("expected-sarsa", "Taxi-v3", 5_000, "return", 7.5),
+    ("q-learning", "Taxi-v3", 20_000, "return", 7.5),
+    ("sarsa", "Taxi-v3", 20_000, "return", 7.5),
+    ("expected-sarsa", "Taxi-v3", 20_000, "return", 7.5),
     ("q-learning", "CliffWalking-v1", 1_000, "return", -13.0),
     ("sarsa", "CliffWalking-v1", 1_000, "return", None),
     ("mc", "Blackjack-v1", 300_000, "return", -0.08),
@@ -49,8 +49,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--env", help="only the rows of this env id")
     args = parser.parse_args()
     rows = [("q-learning", "FrozenLake-v1", 2_000, "success", 0.70)] if args.quick else ROWS
+    if args.env:
+        rows = [row for row in rows if row[1] == args.env]
     print("| env | algorithm | episodes | judged result | target | nodes | wall |")
     print("|---|---|---|---|---|---|---|")
     for algo, env_id, episodes, kind, target in rows:

@@ -178,7 +178,7 @@ async def test_frozen_lake_targets_for_every_episodic_algorithm(tmp_path: Path, 
 @pytest.mark.parametrize("algo", ["q-learning", "sarsa", "expected-sarsa"])
 @pytest.mark.parametrize("nodes", [1, 3])
 async def test_taxi_targets(tmp_path: Path, algo: str, nodes: int) -> None:
-    summary = await _train(tmp_path, nodes=nodes, algo=algo, env_id="Taxi-v3", episodes=5_000, seed=0)
+    summary = await _train(tmp_path, nodes=nodes, algo=algo, env_id="Taxi-v3", episodes=20_000, seed=0)
     assert summary["eval_episodes"] == 1000
     assert summary["eval_mean_return"] >= 7.5
 
