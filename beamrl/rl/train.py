@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from beamrl.rl.envs import make
 from beamrl.rl.qserver import QServer
 from beamrl.rl.trainer import PLANNING_ALGOS, Recorder, RunSpec, finite, table_shape
 from beamrl.supervisor import DynamicSupervisor, child
+
+log = logging.getLogger("beamrl.rl")
 
 
 class TrainingFailed(BeamError, RuntimeError):
@@ -63,7 +66,7 @@ def judge_env(env_id: str, env_kwargs: dict[str, Any]) -> tuple[Any, str]:
     return GymEnv(gymnasium.make(canonical, **env_kwargs), canonical), f"gymnasium {gymnasium.__version__}"
 
 
-def worker_spec(spec: RunSpec, index: int, learner: str, node_name: str | None) -> dict[str, Any]:
+def worker_spec(spec: RunSpec, index: int, learner: str) -> dict[str, Any]:
     """A worker's subtree (EnvServer + Worker, rest_for_one) as data a remote node can start."""
     env_kwargs = {k: v for k, v in spec.env_kwargs.items()}
     return {
@@ -133,7 +136,7 @@ async def _wait_for_workers_sup(
             if name in node.nodes():
                 try:
                     await node.call(("workers", name), ["count_children"], timeout=2.0)
-                except Exception:  # not up yet: its tree is still starting
+                except BeamError:  # not up yet: its tree is still starting
                     continue
                 pending.discard(name)
         if pending:
@@ -276,9 +279,9 @@ async def _learn(
             for address in attach:
                 remote_names.append(await node.connect(address))
             await _wait_for_workers_sup(node, remote_names, actors)
-            await node.start_child("workers", worker_spec(spec, 0, name, None))
+            await node.start_child("workers", worker_spec(spec, 0, name))
             for i, remote in enumerate(remote_names, start=1):
-                await node.start_child(("workers", remote), worker_spec(spec, i, name, remote))
+                await node.start_child(("workers", remote), worker_spec(spec, i, name))
             summary = await _wait_for_the_run(node, stall_seconds)
             table = await node.call("recorder", ["final_table"])
             rows = await node.call("recorder", ["metrics"])
@@ -286,8 +289,8 @@ async def _learn(
             for i, remote in enumerate(remote_names, start=1):
                 try:
                     await node.terminate_child(("workers", remote), f"worker-{i}-sup", timeout=10)
-                except Exception:  # the node may be gone already; the run is over anyway
-                    pass
+                except BeamError as exc:  # the node may be gone already; the run is over anyway
+                    log.info("leaving worker %d on %r: %s", i, remote, exc)
         finally:
             if actors is not None:
                 await asyncio.to_thread(actors.close)
