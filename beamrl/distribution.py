@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from beamrl import codec
 from beamrl.errors import Backpressure, CallTimeout, CodecError, NodeDown, NoProc, Rejected
-from beamrl.node import call_timed_out
+from beamrl.node import call_timed_out, node_of
 from beamrl.pid import Pid, Ref
 from beamrl.process import CALL, CAST, INFO, From, Process
 
@@ -164,13 +164,9 @@ class Distribution:
             self._packed[target] = packed
         return packed
 
-    @staticmethod
-    def _peer_of(target: Any) -> str:
-        return target.node if type(target) is Pid else target[1]
-
     async def call(self, caller: Pid, target: Any, request: Any, timeout: float | None) -> Any:
         node = self.node
-        peer = self._peer_of(target)
+        peer = node_of(target)
         ref = next(node._refs)
         fut: asyncio.Future[Any] = node._loop.create_future()
         node._pending[ref] = fut
@@ -198,7 +194,7 @@ class Distribution:
             waiting.discard(ref)
 
     def cast(self, target: Any, request: Any) -> None:
-        peer = self._peer_of(target)
+        peer = node_of(target)
         try:
             head = _CAST + (self._packed.get(target) or self._packed_target(target))
             self.transport.send(peer, codec.encode_with_head(head, request))
@@ -212,7 +208,7 @@ class Distribution:
     def send(self, target: Any, message: Any) -> None:
         try:
             head = _SEND + (self._packed.get(target) or self._packed_target(target))
-            self.transport.send(self._peer_of(target), codec.encode_with_head(head, message))
+            self.transport.send(node_of(target), codec.encode_with_head(head, message))
         except NodeDown:
             return  # a message to a lost node is lost, as a message to a dead pid is
 
@@ -243,14 +239,14 @@ class Distribution:
             self._warn(f"signal:{peer}", "%s signal to node %r lost: %s", message[0], peer, exc)
 
     def exit_signal(self, sender: Pid, target: Any, reason: Any) -> None:
-        self._signal(self._peer_of(target), ["exit", sender, target, reason, False])
+        self._signal(node_of(target), ["exit", sender, target, reason, False])
 
     def link_exit(self, sender: Pid, target: Pid, reason: Any) -> None:
         self._links[target.node].discard((sender, target))
         self._signal(target.node, ["exit", sender, target, reason, True])
 
     def link(self, me: Process, target: Any) -> None:
-        peer = self._peer_of(target)
+        peer = node_of(target)
         if type(target) is not Pid:
             raise TypeError(f"link to a process on another node takes its Pid, got {target!r}")
         if peer not in self.transport.peers():
@@ -266,7 +262,7 @@ class Distribution:
             self._signal(target.node, ["unlink", me, target])
 
     def monitor(self, watcher: Pid, ref: Ref, target: Any) -> None:
-        peer = self._peer_of(target)
+        peer = node_of(target)
         if peer not in self.transport.peers():
             self.node._deliver_down(watcher, ref, target, "noconnection")
             return
@@ -274,7 +270,7 @@ class Distribution:
         self._signal(peer, ["monitor", watcher, ref, target])
 
     def demonitor(self, watcher: Pid, ref: Ref, target: Any) -> None:
-        peer = self._peer_of(target)
+        peer = node_of(target)
         if self._monitors_out[peer].pop(ref, None) is not None:
             self._signal(peer, ["demonitor", ref, target])
 
@@ -285,7 +281,7 @@ class Distribution:
     async def stop(self, target: Any, reason: Any, timeout: float | None) -> None:
         node = self.node
         caller = node._caller().pid
-        peer = self._peer_of(target)
+        peer = node_of(target)
         ref = next(node._refs)
         fut: asyncio.Future[Any] = node._loop.create_future()
         node._pending[ref] = fut

@@ -64,6 +64,12 @@ _node_counter = itertools.count(1)
 Target = Pid | str | tuple[str, str]
 
 
+def node_of(target: Any) -> str:
+    """The node a remote target (a Pid or ``(name, node)``) lives on."""
+    node: str = target.node if type(target) is Pid else target[1]
+    return node
+
+
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 80
 
@@ -236,9 +242,6 @@ class Node:
                 return self._local(target[0])
             return None
         raise TypeError(f"a target is a Pid, a registered name or (name, node_name); got {target!r}")
-
-    def _remote_node(self, target: Any) -> str:
-        return target.node if type(target) is Pid else target[1]
 
     def whereis(self, name: str) -> Pid | None:
         """The pid registered as ``name`` on this node, or None."""
@@ -711,7 +714,7 @@ class Node:
     def _dist_required(self, target: Any) -> Any:
         if self._dist is None:
             raise NodeDown(
-                f"{target!r} lives on node {self._remote_node(target)!r}, and node {self.name!r} "
+                f"{target!r} lives on node {node_of(target)!r}, and node {self.name!r} "
                 "is not connected to any node: give it listen=... or await node.connect(address)"
             )
         return self._dist

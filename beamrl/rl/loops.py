@@ -67,6 +67,11 @@ def success_fn_for(env: Any) -> SuccessFn:
     if not env_id:
         spec = getattr(env, "spec", None)
         env_id = getattr(spec, "id", "") or ""
+    return success_fn_for_id(env_id)
+
+
+def success_fn_for_id(env_id: str) -> SuccessFn:
+    """The success rule for an environment id (see the module table)."""
     return goal_reached if env_id.startswith("CliffWalking") else positive_terminal
 
 

@@ -45,6 +45,7 @@ from beamrl.rl.agents import (
     Sarsa,
     SarsaConfig,
 )
+from beamrl.rl.loops import evaluate, success_fn_for_id
 from beamrl.rl.qserver import as_update_arrays
 from beamrl.rl.qtable import state_index
 from beamrl.rl.spaces import Discrete
@@ -219,6 +220,7 @@ class Worker(GenServer):
         spaces = await call(env, ["spaces"])
         n_states, n_actions, state_fn = table_shape(spaces["observation_space"], spaces["action_space"])
         self.agent: Any = make_agent(self.spec, n_states, n_actions, state_fn, index)
+        self.success = success_fn_for_id(self.spec.env_id)
         hello = await call(recorder, ["hello", index, self.pid])
         _resume(self.agent, hello["episodes"])
         self.agent.q.assign(await call(qserver, ["table"]))
@@ -265,7 +267,7 @@ class Worker(GenServer):
         alpha = getattr(agent, "alpha", None)  # the step size this episode learned with
         agent.end_episode()
         self._ship(alpha)
-        success = bool(exp.terminated and (exp.reward > 0 or self.spec.env_id.startswith("CliffWalking")))
+        success = bool(n and self.success(exp))
         return total, n, success
 
     def _ship(self, episode_alpha: float | None) -> None:
@@ -514,11 +516,9 @@ class Recorder(GenServer):
 
 def greedy_eval(policy: np.ndarray, env: Any, state_fn: Any, spec: RunSpec, salt: int) -> dict[str, float]:
     """Success rate and mean return of a greedy policy array (runs in a thread)."""
-    from beamrl.rl.loops import evaluate, goal_reached, positive_terminal
-
     table = policy.tolist()
     fn = (lambda s: table[s]) if state_fn is None else (lambda s: table[state_fn(s)])
-    success = goal_reached if spec.env_id.startswith("CliffWalking") else positive_terminal
+    success = success_fn_for_id(spec.env_id)
     cap = getattr(env, "max_episode_steps", None) or min(spec.max_steps, 1_000)
     return evaluate(fn, env, spec.eval_episodes, seed=spec.seed + salt, max_steps=cap, success_fn=success)
 
