@@ -18,7 +18,6 @@ from typing import Any
 
 from beamrl.errors import BeamError
 
-Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
 
