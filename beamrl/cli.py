@@ -5,7 +5,8 @@ beamrl keys generate DIR --name NODE
 beamrl node start [NODE.toml] [--name N --listen ADDR --join ADDR --tree TREE.toml --keys DIR --insecure]
 beamrl shell ADDR [--keys DIR]
 beamrl ps ADDR [--keys DIR]
-beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]
+beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K] [--dashboard [PORT]]
+beamrl dashboard ADDR [--port 8080] [--host H] [--allow-control] [--keys DIR]
 """
 
 from __future__ import annotations
@@ -325,6 +326,7 @@ def _train(args: argparse.Namespace) -> int:
         chaos=_chaos(args),
     )
     out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
+    observers = _observers(args)  # [dashboard]
     summary = run(
         train(
             spec,
@@ -336,6 +338,7 @@ def _train(args: argparse.Namespace) -> int:
             keys=keys,
             name=name,
             final_episodes=args.final_eval_episodes,
+            observers=observers,
         )
     )
     shown = {k: summary[k] for k in ("episodes", "steps", "wall_seconds", "eval_mean_return", "eval_success_rate")}
@@ -377,7 +380,69 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crash-worker", type=int, default=0)
     p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dashboard_args(p, train=True)  # [dashboard]
     p.set_defaults(handler=_train)
+
+
+# -- [dashboard] beamrl dashboard, and train's --dashboard/--tensorboard ------------------------
+
+
+def _add_dashboard_args(p: argparse.ArgumentParser, train: bool) -> None:
+    if train:
+        p.add_argument("--dashboard", type=int, nargs="?", const=8080, metavar="PORT", help="serve the live page")
+        p.add_argument("--tensorboard", metavar="DIR", help="also write the learning scalars as TensorBoard files")
+    else:
+        p.add_argument("--port", type=int, default=8080, help="HTTP port (0: a free one)")
+    p.add_argument("--host", dest="dashboard_host", default="127.0.0.1", help="bind address (beyond loopback: token)")
+    p.add_argument("--token", help="the token requests must carry (default: generated when not on loopback)")
+    p.add_argument("--allow-control", action="store_true", help="let the page stop and kill processes")
+
+
+def _dashboard_run() -> Any:
+    try:
+        from beamrl.dashboard import run
+    except ImportError as exc:
+        raise ValueError(f"the dashboard needs aiohttp ({exc}): pip install 'beamrl[dashboard]'") from exc
+    return run
+
+
+def _observers(args: argparse.Namespace) -> list[Any]:
+    observers = []
+    if args.tensorboard is not None:
+        observers.append(_dashboard_run().tensorboard_observer(args.tensorboard))
+    if args.dashboard is not None:
+        observe = _dashboard_run().dashboard_observer
+        observers.append(observe(args.dashboard, args.dashboard_host, args.token, args.allow_control))
+    return observers
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from beamrl.node import run
+
+    serve_cluster = _dashboard_run().serve_cluster
+
+    return int(
+        run(
+            serve_cluster(
+                args.address,
+                keys=args.keys,
+                name=args.name,
+                timeout=args.timeout,
+                host=args.dashboard_host,
+                port=args.port,
+                token=args.token,
+                allow_control=args.allow_control,
+            )
+        )
+    )
+
+
+@command("dashboard")
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="a live web page of a cluster, its trees, events and learning")
+    _add_session_args(p)
+    _add_dashboard_args(p, train=False)
+    p.set_defaults(handler=_dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

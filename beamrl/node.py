@@ -36,6 +36,7 @@ from beamrl.errors import (
     NotInProcess,
     ProcessCrashed,
 )
+from beamrl.events import EventLog
 from beamrl.pid import Pid, Ref
 from beamrl.process import (
     _TIMEOUT,
@@ -148,6 +149,7 @@ class Node:
         self._closing = False
         self._ctx_token: contextvars.Token[Node | None] | None = None
         self._dist: Any = None  # beamrl.distribution.Distribution once started with listen/connect
+        self.events = EventLog(name)  # [dashboard] crashes, restarts, peers up/down (read through $node)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -298,6 +300,7 @@ class Node:
             "monitors": len(proc._monitors),
             "monitored_by": len(proc._watchers),
             "trap_exit": proc.trap_exit,
+            "handled": proc._handled,  # [dashboard] messages taken from its mailbox so far
         }
 
     # -- starting processes ---------------------------------------------------------
@@ -658,6 +661,8 @@ class Node:
                 format_reason(reason),
                 "".join(traceback.format_exception(reason)),
             )
+        if not self._closing and not is_normal(reason):  # [dashboard] the event log
+            _record_exit(self.events, proc, reason)
         if proc._inbound:
             error = _call_error(proc, reason)
             for from_ in list(proc._inbound):
@@ -737,6 +742,22 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.name!r} {len(self._procs) - 1 if self._started else 0} processes>"
+
+
+def _record_exit(events: EventLog, proc: Process, reason: Any) -> None:
+    """[dashboard] A crash (with the exception's type and message) or another abnormal exit."""
+    label = f"{proc.pid}{f' ({proc.name})' if proc.name else ''}"
+    if isinstance(reason, BaseException):
+        events.record(
+            "crash",
+            f"{label} crashed: {format_reason(reason)}",
+            pid=proc.pid,
+            name=proc.name,
+            exc_type=type(reason).__qualname__,
+            exc_message=str(reason),
+        )
+    else:
+        events.record("exit", f"{label} exited: {format_reason(reason)}", pid=proc.pid, name=proc.name)
 
 
 def _call_error(proc: Process, reason: Any) -> BaseException:

@@ -266,6 +266,14 @@ class Supervisor(GenServer):
                 try:
                     await self._start(c)
                     c.restarts += 1
+                    self.node.events.record(  # [dashboard] the event log
+                        "restart",
+                        f"{self.pid} restarted {c.spec.name or c.id!r} as {c.pid} (restart {c.restarts})",
+                        pid=c.pid,
+                        name=c.spec.name,
+                        supervisor=self.pid,
+                        restarts=c.restarts,
+                    )
                     break
                 except Exception as exc:
                     log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))

@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,10 @@ log = logging.getLogger("beamrl.rl")
 class TrainingFailed(BeamError, RuntimeError):
     """A training run could not go on: its tree went down or no episode finished for too long."""
 
+
+#: Something that watches a run from its node (a dashboard, a TensorBoard writer): entered once the
+#: training tree is up, exited when the run is over. [dashboard]
+Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 #: episodes of the final (judge) evaluation per env family, as the targets are stated
 FINAL_EVAL_EPISODES = {"FrozenLake": 2_000, "Taxi": 1_000, "Blackjack": 100_000, "CliffWalking": 10}
@@ -157,10 +163,13 @@ async def train(
     name: str = "learner",
     final_episodes: int | None = None,
     stall_seconds: float = 60.0,
+    observers: Sequence[Observer] = (),
 ) -> dict[str, Any]:
     """Run training as a supervised tree and write metrics, plot, summary and table to ``out``.
 
-    Raises ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
+    ``observers`` watch the run from the learner's node (``beamrl train --dashboard``);
+    planners run no tree and ignore them. Raises ``TrainingFailed`` when the tree goes
+    down or no episode ends for ``stall_seconds``.
     """
     out_dir = Path(out)
     await asyncio.to_thread(_prepare, out_dir)
@@ -171,7 +180,7 @@ async def train(
         evals: list[dict[str, float]] = []
     else:
         summary, table, rows, evals = await _learn(
-            spec, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
+            spec, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds, observers
         )
     env, judge = judge_env(spec.env_id, spec.env_kwargs)
     n_final = final_episodes or final_eval_episodes(spec.env_id)
@@ -247,6 +256,7 @@ async def _learn(
     keys: str | None,
     name: str,
     stall_seconds: float = 60.0,
+    observers: Sequence[Observer] = (),
 ) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]:
     probe = make(spec.env_id, **spec.env_kwargs)
     n_states, n_actions, _ = table_shape(probe.observation_space, probe.action_space)
@@ -274,7 +284,10 @@ async def _learn(
         )
         address = node.address or ""
         actors = _ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
+        watching = AsyncExitStack()  # [dashboard] observers watch the run, then close before the node
         try:
+            for observer in observers:
+                await watching.enter_async_context(observer(node))
             remote_names = list(actors.names) if actors is not None else []
             for address in attach:
                 remote_names.append(await node.connect(address))
@@ -292,6 +305,7 @@ async def _learn(
                 except BeamError as exc:  # the node may be gone already; the run is over anyway
                     log.info("leaving worker %d on %r: %s", i, remote, exc)
         finally:
+            await watching.aclose()
             if actors is not None:
                 await asyncio.to_thread(actors.close)
     return summary, table, rows, evals

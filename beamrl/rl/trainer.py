@@ -310,7 +310,8 @@ class Recorder(GenServer):
     play another episode: exactly the budget is granted), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
-    once every granted episode had reported).
+    once every granted episode had reported), ``["metrics", cursor]`` (live metrics after
+    ``cursor``, see ``metrics_since``).
     Casts: ``["episode", index, ret, length, success, epsilon]``.
     """
 
@@ -379,6 +380,8 @@ class Recorder(GenServer):
                 return self.summary()
             case ["metrics"]:
                 return self.metrics()
+            case ["metrics", dict(cursor)]:  # [dashboard] live metrics
+                return self.metrics_since(cursor)
             case ["evals"]:
                 return list(self.evals)
             case ["final_table"]:
@@ -437,6 +440,7 @@ class Recorder(GenServer):
                 return
             _say(f"* episode {episode}: injecting a fault into worker {index} ({target} on node {target.node!r})")
             self.events.append({"episode": episode, "event": f"fault injected into worker {index}"})
+            self.node.events.record("fault", f"fault injected into worker {index}", pid=target, episode=episode)
             cast(target, ["inject_fault"])
         if "kill" in chaos:
             name = str(chaos["kill"])
@@ -444,6 +448,7 @@ class Recorder(GenServer):
             if old is None:
                 return
             _say(f"* episode {episode}: killing {name} ({old}); its supervisor restarts it from its checkpoint")
+            self.node.events.record("fault", f"{name} killed by the run's chaos", pid=old, name=name, episode=episode)
             self.node.kill(old)
             for _ in range(1000):  # the supervisor restarts it within a millisecond or so
                 new = self.node.whereis(name)
@@ -506,6 +511,29 @@ class Recorder(GenServer):
             "time_to_success": self.time_to_success,
             "events": list(self.events),
             "finished": self.finished,
+        }
+
+    def metrics_since(self, cursor: dict[str, Any], limit: int = 20_000) -> dict[str, Any]:
+        """Live metrics for dashboards: what was added after ``cursor``.
+
+        ``cursor`` is ``{"rows": r, "evals": e, "events": v}`` (counts already read; ``{}``
+        at first). The reply holds the next cursor, up to ``limit`` episode rows as
+        columns, the new evaluations and events, and the run's totals.
+        """
+        r, e, v = (max(0, int(cursor.get(k, 0))) for k in ("rows", "evals", "events"))
+        rows = self.rows[r : r + limit]
+        cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 7
+        names = ("episode", "worker", "return", "length", "success", "epsilon", "wall")
+        return {
+            "cursor": {"rows": r + len(rows), "evals": len(self.evals), "events": len(self.events)},
+            "rows": {name: list(col) for name, col in zip(names, cols, strict=True)},
+            "evals": self.evals[e:],
+            "events": self.events[v:],
+            "run": {"algo": self.spec.algo, "env_id": self.spec.env_id, "episodes": self.spec.episodes},
+            "steps": self.steps,
+            "wall": time.monotonic() - self.t0,
+            "finished": self.finished,
+            "scalars": {},
         }
 
     def metrics(self) -> dict[str, Any]:
