@@ -713,7 +713,8 @@ class Node:
 
             self._dist = Distribution(self)
             await self._dist.start()
-            await self.start(NodeServer, name=NAME)
+            if self.whereis(NAME) is None:  # [dashboard] a dashboard may have started it already
+                await self.start(NodeServer, name=NAME)
         return self._dist
 
     def _dist_required(self, target: Any) -> Any:

@@ -116,7 +116,7 @@ class Dashboard:
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{file}", self._static)
-        app.router.add_get("/favicon.ico", lambda request: _no_content())
+        app.router.add_get("/favicon.ico", _no_content)
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/api/state", self._state)
         app.router.add_post("/api/control", self._control)
@@ -305,7 +305,7 @@ class Dashboard:
         return web.json_response({"ok": True, "action": action, "pid": str(pid)})
 
 
-async def _no_content() -> web.Response:
+async def _no_content(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
