@@ -90,7 +90,7 @@ function rowHtml(node, entry, now) {
   const label = entry.name ? `${esc(entry.name)} <span class="cls">${esc(entry.cls)}</span>` : esc(entry.cls);
   const cls = `row${entry.key ? "" : " dead"}${isHighlighted(node, entry, now) ? " highlight" : ""}`;
   return `<div class="${cls}" data-node="${esc(node)}" data-name="${esc(entry.name || "")}" data-key="${esc(entry.key || "")}">` +
-    `<span class="label">${label}</span><span class="pid">${esc(entry.pid || "(down)")}</span>` +
+    `<span class="label">${label}</span><span class="pid" title="${esc(entry.pid || "")}">${esc(entry.pid || "(down)")}</span>` +
     `<span class="num restarts" title="restarts">${restarts}</span><span class="num mailbox" title="mailbox">${entry.mailbox}</span>` +
     `<span class="num rate" title="messages handled per second">${rate}</span>${buttons}</div>`;
 }
@@ -188,10 +188,17 @@ function drawChart(canvas, spec) {
   ctx.fillText(fmt(y1), 2, T + 9); ctx.fillText(fmt(y0), 2, h - B);
   ctx.fillText(fmt(x0), L, h - 4); ctx.textAlign = "right"; ctx.fillText(fmt(x1), w - R, h - 4); ctx.textAlign = "left";
   ctx.save(); ctx.setLineDash([2, 3]); ctx.strokeStyle = "rgba(207,34,46,.7)"; ctx.fillStyle = "#cf222e";
+  const labels = new Map(); // one label per x, as in curve.png
   for (const m of state.marks) {
     if (m.x < x0 || m.x > x1) continue;
-    ctx.beginPath(); ctx.moveTo(px(m.x), T); ctx.lineTo(px(m.x), h - B); ctx.stroke();
-    ctx.fillText(m.text, px(m.x) + 3, T + 10);
+    labels.set(m.x, labels.has(m.x) ? `${labels.get(m.x)}; ${m.text}` : m.text);
+  }
+  let lastX = -Infinity, row = 0;
+  for (const [x, text] of [...labels].sort((a, b) => a[0] - b[0])) {
+    ctx.beginPath(); ctx.moveTo(px(x), T); ctx.lineTo(px(x), h - B); ctx.stroke();
+    row = px(x) - lastX < 160 ? (row + 1) % 4 : 0; // labels close together go one under the other
+    lastX = px(x);
+    ctx.fillText(text, px(x) + 3, T + 10 + row * 12);
   }
   ctx.restore();
   spec.series.forEach(([name, style, color], i) => {
