@@ -87,19 +87,28 @@ def _bench_train(quick: bool) -> list[dict[str, Any]]:
     return train_bench.run(quick=quick)
 
 
+def _bench_dashboard(quick: bool) -> list[dict[str, Any]]:  # [dashboard]
+    try:
+        from beamrl.bench import dashboard_bench
+    except ImportError as exc:
+        raise ValueError(f"beamrl bench dashboard needs aiohttp ({exc}): pip install 'beamrl[dashboard]'") from exc
+    return dashboard_bench.run(quick=quick)
+
+
 _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "train": _bench_train,
     "local": _bench_local,
     "remote": _bench_remote,
     "env": _bench_env,
     "replay": _bench_replay,
+    "dashboard": _bench_dashboard,  # [dashboard]
 }
 
 
 @command("bench")
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure beamrl against floors taken in the same run")
-    p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "train", "all"])
+    p.add_argument("suite", nargs="?", default="all", choices=[*_BENCHES, "all"])
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
     p.set_defaults(handler=_bench)
 

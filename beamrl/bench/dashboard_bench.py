@@ -1,0 +1,96 @@
+"""``beamrl bench dashboard``: what watching a run costs the run.
+
+Env steps/s of the same Q-learning run on FrozenLake-v1 (one node, fixed seed),
+back to back, without a dashboard and with one serving the run from the learner's
+node while a page is open: a separate OS process holds the page's WebSocket and
+reads (and JSON-decodes) every update, as a browser tab does, without drawing.
+Runs alternate (off, on, on, off, ...) so a machine that gets busier over time
+burdens both sides alike; the row reports the median of each side and the ratio.
+The issue's budget: at most 5 % slower with the page open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+from beamrl.dashboard.server import Dashboard
+from beamrl.node import Node
+from beamrl.node import run as run_on_uvloop
+from beamrl.rl.train import train
+from beamrl.rl.trainer import RunSpec
+
+_PAGE = """
+import asyncio, json, sys
+import aiohttp
+
+async def main(url):
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        n = 0
+        async for msg in ws:
+            json.loads(msg.data)
+            n += 1
+            if n == 1:
+                print("open", flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@contextlib.asynccontextmanager
+async def _page_open(node: Node) -> AsyncIterator[Dashboard]:
+    async with Dashboard(node, port=0) as dash:
+        page = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _PAGE, f"ws://127.0.0.1:{dash.port}/ws", stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert page.stdout is not None
+            line = await asyncio.wait_for(page.stdout.readline(), 30)
+            if line.strip() != b"open":
+                raise RuntimeError("the benchmark's page process could not open the dashboard's WebSocket")
+            yield dash
+        finally:
+            if page.returncode is None:
+                page.terminate()
+            await page.wait()
+
+
+def _steps_per_second(episodes: int, watched: bool) -> float:
+    spec = RunSpec("q-learning", "FrozenLake-v1", episodes=episodes, seed=0)
+    with tempfile.TemporaryDirectory(prefix="beamrl-bench-dashboard-") as out:
+        summary = run_on_uvloop(
+            train(spec, out, progress=False, final_episodes=100, observers=[_page_open] if watched else [])
+        )
+    return float(summary["steps_per_second"])
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Median env steps/s without and with the page open, and their ratio."""
+    episodes, pairs = (3_000, 2) if quick else (8_000, 4)
+    off: list[float] = []
+    on: list[float] = []
+    for i in range(pairs):
+        for watched in (False, True) if i % 2 == 0 else (True, False):
+            (on if watched else off).append(_steps_per_second(episodes, watched))
+    base, seen = statistics.median(off), statistics.median(on)
+    slower = 1.0 - seen / base
+    return [
+        {
+            "name": "training env steps/s, no dashboard",
+            "value": base,
+            "unit": "steps/s",
+            "note": f"median of {pairs} runs of {episodes:,} episodes",
+        },
+        {
+            "name": "training env steps/s, dashboard with a page open",
+            "value": seen,
+            "unit": "steps/s",
+            "note": f"{slower * 100:+.1f} % slower" if slower >= 0 else f"{-slower * 100:.1f} % faster (noise)",
+            "target": "<= 5 % slower",
+        },
+    ]
