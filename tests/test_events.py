@@ -96,5 +96,5 @@ async def test_peers_going_up_and_down_are_logged() -> None:
             await b.connect(a.address)
             await eventually(lambda: any(e["kind"] == "node_up" for e in a.events.since(0)), what="node_up")
         await eventually(lambda: any(e["kind"] == "node_down" for e in a.events.since(0)), what="node_down")
-        down = [e for e in a.events.since(0) if e["kind"] == "node_down"][0]
+        down = next(e for e in a.events.since(0) if e["kind"] == "node_down")
         assert down["peer"] == "ev-b"
