@@ -129,10 +129,20 @@ class LearningFeed:
 
 
 async def watch(node: Node, target: Any, timeout: float = 1.0) -> dict[str, Any] | None:
-    """The current state of an environment process: its text rendering and last observation."""
+    """An environment process now: its env id, episode and step counts, text rendering, last observation.
+
+    The text keeps gymnasium's ANSI colours (Taxi's); the page turns them into colours.
+    """
     try:
+        info = await node.call(target, ["info"], timeout=timeout)
         text = await node.call(target, ["render"], timeout=timeout)
         obs = await node.call(target, ["observe"], timeout=timeout)
     except (BeamError, TimeoutError):
         return None
-    return {"text": str(text), "obs": jsonable(obs.tolist() if hasattr(obs, "tolist") else obs)}
+    return {
+        "env_id": str(info.get("env_id")),
+        "episodes": info.get("episodes"),
+        "steps": info.get("steps"),
+        "text": str(text),
+        "obs": jsonable(obs.tolist() if hasattr(obs, "tolist") else obs),
+    }

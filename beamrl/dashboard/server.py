@@ -154,7 +154,10 @@ class Dashboard:
     async def _loop(self) -> None:
         while True:
             started = time.monotonic()
-            await self._tick()
+            try:
+                await self._tick()
+            except Exception:  # the page's boundary: a bad reply must not freeze the page for good
+                log.exception("dashboard: this update failed; the next one is in %s s", self.period)
             await asyncio.sleep(max(0.05, self.period - (time.monotonic() - started)))
 
     async def _tick(self) -> dict[str, Any]:
@@ -197,14 +200,16 @@ class Dashboard:
         state = await watch(self.node, parse_pid_key(entry["key"]))
         if state is None:
             return None
-        env_id = self.learning.run.get("env_id") if self.learning is not None else None
-        return {**state, "node": node, "name": entry["name"], "pid": entry["pid"], "env_id": env_id}
+        return {**state, "node": node, "name": entry["name"], "pid": entry["pid"]}
 
     async def _send(self, ws: web.WebSocketResponse, text: str) -> None:
         try:
-            await ws.send_str(text)
+            await asyncio.wait_for(ws.send_str(text), timeout=self.period * 4)
         except (ConnectionError, RuntimeError):  # the page went away between two ticks
             self._clients.discard(ws)
+        except TimeoutError:  # a page that cannot keep up is dropped; it reconnects and starts afresh
+            self._clients.discard(ws)
+            await ws.close()
 
     def hello(self) -> dict[str, Any]:
         """Everything a page that opens now needs."""

@@ -75,4 +75,5 @@ async def test_watching_an_environment_process(node: Node) -> None:
     await node.call("env-0", ["step", 2])
     seen = await watch(node, "env-0")
     assert seen is not None and "SFFF" in seen["text"] and seen["obs"] == await node.call("env-0", ["observe"])
+    assert seen["env_id"] == "FrozenLake-v1" and seen["episodes"] == 1 and seen["steps"] == 1
     assert await watch(node, "nobody") is None

@@ -162,3 +162,10 @@ def test_import_beamrl_needs_no_web_server() -> None:
         "assert 'aiohttp' not in sys.modules, 'aiohttp imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_the_bench_sees_each_crash_reach_an_open_page() -> None:
+    from beamrl.bench.dashboard_bench import event_latencies
+
+    latencies = await event_latencies(2)
+    assert len(latencies) == 2 and all(t > 0 for t in latencies)

@@ -84,7 +84,7 @@ function isHighlighted(node, entry, now) {
 function rowHtml(node, entry, now) {
   const rate = entry.rate == null ? "" : `${entry.rate.toFixed(1)}/s`;
   const restarts = entry.restarts == null ? "" : entry.restarts;
-  const buttons = state.allowControl && entry.key && !entry.self
+  const buttons = state.allowControl && entry.key
     ? `<span><button data-action="stop" data-pid="${esc(entry.key)}">stop</button>` +
       `<button data-action="kill" data-pid="${esc(entry.key)}">kill</button></span>` : "<span></span>";
   const label = entry.name ? `${esc(entry.name)} <span class="cls">${esc(entry.cls)}</span>` : esc(entry.cls);
@@ -237,11 +237,29 @@ function renderLearning() {
 function renderWatch() {
   const w = state.watch, text = document.getElementById("watch-text"), canvas = document.getElementById("watch-canvas");
   if (!w) { text.textContent = "no environment process found"; canvas.hidden = true; return; }
-  document.getElementById("watch-label").textContent = `${w.name || ""} ${w.pid} on ${w.node}`;
+  document.getElementById("watch-label").textContent =
+    `${w.env_id}: ${w.name || ""} ${w.pid} on ${w.node}, ${w.episodes} episodes, ${w.steps} steps`;
   const cartpole = Array.isArray(w.obs) && w.obs.length === 4 && (w.env_id || "").startsWith("CartPole");
   canvas.hidden = !cartpole;
-  text.textContent = w.text;
+  text.innerHTML = ansiHtml(w.text);
   if (cartpole) drawCartPole(canvas, w.obs);
+}
+
+const ANSI = { 30: "#000", 31: "#cf222e", 32: "#1a7f37", 33: "#9a6700", 34: "#1f6feb", 35: "#8250df", 36: "#0598bc", 37: "#888" };
+
+function ansiHtml(text) { // gymnasium's text renderings colour with ANSI escapes (Taxi): keep the colours
+  let open = false;
+  return esc(text).replace(/\x1b\[([0-9;]*)m/g, (_, codes) => {
+    const styles = [];
+    for (const code of codes.split(";").map(Number)) {
+      if (code === 1) styles.push("font-weight:bold");
+      else if (ANSI[code]) styles.push(`color:${ANSI[code]}`);
+      else if (ANSI[code - 10]) styles.push(`background:${ANSI[code - 10]};color:#fff`);
+    }
+    const close = open ? "</span>" : "";
+    open = styles.length > 0;
+    return close + (open ? `<span style="${styles.join(";")}">` : "");
+  }) + (open ? "</span>" : "");
 }
 
 function drawCartPole(canvas, [x, , theta]) {
