@@ -77,3 +77,14 @@ async def test_watching_an_environment_process(node: Node) -> None:
     assert seen is not None and "SFFF" in seen["text"] and seen["obs"] == await node.call("env-0", ["observe"])
     assert seen["env_id"] == "FrozenLake-v1" and seen["episodes"] == 1 and seen["steps"] == 1
     assert await watch(node, "nobody") is None
+
+
+async def test_a_trainers_own_scalars_become_curves_of_their_own(node: Node) -> None:
+    """Deep and distributed trainers add ``scalars`` (loss, replay size, each actor's parameter lag)."""
+    await _recorder(node)
+    feed = LearningFeed(node, "recorder")
+    reply = await node.call("recorder", ["metrics", {}])
+    reply["scalars"] = {"loss": [[10, 0.5], [20, 0.25]], "param_lag/actor-1": [[20, 3]]}
+    update = feed.absorb(reply)
+    assert update["points"] == {"loss": [[10, 0.5], [20, 0.25]], "param_lag/actor-1": [[20, 3]]}
+    assert feed.history()["points"]["loss"] == [[10, 0.5], [20, 0.25]]
