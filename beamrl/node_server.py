@@ -8,7 +8,7 @@ Requests (``call(("$node", node_name), request)``):
     ["tree"]            -> the live supervision trees: nested dicts with name, pid,
                            module, mailbox, handled, restarts and children
     ["events", since]   -> {"seq": last, "events": [...]}: the node's event log after ``since``
-    ["snapshot", since] -> one poll of a dashboard: {"node", "address", "time", "nodes",
+    ["snapshot", since] -> one poll of a dashboard: {"node", "creation", "address", "time", "nodes",
                            "tree", "loose" (live processes outside every tree), "seq", "events"}
 """
 
@@ -69,6 +69,7 @@ class NodeServer(GenServer):
                 loose.append(_entry(info, None))
         return {
             "node": node.name,
+            "creation": node.creation,
             "address": node.address,
             "time": time.time(),
             "nodes": node.nodes(),

@@ -63,7 +63,7 @@ def jsonable(value: Any) -> Any:
 
 
 class _NodeState:
-    __slots__ = ("address", "age_base", "handled", "name", "seq", "snapshot", "status")
+    __slots__ = ("address", "age_base", "creation", "handled", "name", "seq", "snapshot", "status")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -71,6 +71,7 @@ class _NodeState:
         self.status = "reconnecting"
         self.age_base: float | None = None  # monotonic time of its last answer
         self.seq = 0  # events read so far
+        self.creation: int | None = None  # which life of the node the above is about
         self.handled: dict[Pid, tuple[float, int]] = {}  # pid -> (time, handled) at the last poll
         self.snapshot: dict[str, Any] = {"tree": [], "loose": []}
 
@@ -105,17 +106,19 @@ class ClusterView:
     async def _poll(self, state: _NodeState) -> None:
         try:
             snap = await self.node.call((NODE_SERVER, state.name), ["snapshot", state.seq], timeout=self.timeout)
+            if snap.get("creation", state.creation) != state.creation and state.creation is not None:
+                # the node restarted: its event log starts again, and so do its counters
+                state.seq, state.handled = 0, {}
+                snap = await self.node.call((NODE_SERVER, state.name), ["snapshot", 0], timeout=self.timeout)
         except (BeamError, TimeoutError):
             state.status = "reconnecting" if state.name in self.node.nodes() else "down"
             return
+        state.creation = snap.get("creation")
         now = time.monotonic()
         state.status = "up"
         state.age_base = now
         state.address = snap.get("address") or state.address
-        if snap["seq"] < state.seq:  # the node restarted: its log starts again
-            state.seq = 0
-        else:
-            state.seq = snap["seq"]
+        state.seq = snap["seq"]
         for event in snap["events"]:
             self._add_event(event)
         handled: dict[Pid, tuple[float, int]] = {}

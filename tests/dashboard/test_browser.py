@@ -266,6 +266,10 @@ def test_a_node_killed_shows_down_then_up_again(cluster: Cluster, browser: Any, 
     cluster.restart_beta()
     wait(browser, lambda _: node_status(browser, "beta") == "up", 20, "beta up again")
     wait(browser, lambda _: restarts(browser, "beta", "c1") == 0, 5, "the new beta's tree")
+    events_before = len(event_texts(browser))
+    beamrl.run(_kill_through_the_api(cluster.alpha.address, ("c2", "beta")))  # the new beta's events show too
+    new = lambda: event_texts(browser)[: len(event_texts(browser)) - events_before]  # noqa: E731
+    wait(browser, lambda _: any("beta" in t and "restarted 'c2'" in t for t in new()), UPDATE, "the new beta's restart")
 
 
 def test_the_learning_curve_grows_while_training_runs(browser: Any, tmp_path: Path) -> None:
@@ -287,6 +291,7 @@ def test_the_learning_curve_grows_while_training_runs(browser: Any, tmp_path: Pa
             "evaluations",
         )
         wait(browser, lambda _: any("fault" in t for t in event_texts(browser)), 20, "the injected fault")
+        wait(browser, lambda _: js(browser, "return state.marks.length") > 0, UPDATE, "the fault marked on the curves")
         assert "q-learning on FrozenLake-v1" in js(browser, "return document.getElementById('run').textContent")
         wait(
             browser,
