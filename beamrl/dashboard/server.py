@@ -15,7 +15,8 @@ Routes: ``/`` (the page), ``/static/<file>``, ``/ws``, ``GET /api/state`` (the h
 as JSON) and, only with ``allow_control``, ``POST /api/control`` with JSON
 ``{"action": "stop" | "kill", "pid": "node/id/creation"}``.
 
-Safe by default: it binds 127.0.0.1. On any other address it needs a token (one is
+Safe by default: it binds 127.0.0.1, and its page may not be framed nor load anything
+from elsewhere (Content-Security-Policy). On any other address it needs a token (one is
 generated and printed when none is given), asked for on every request and on the
 WebSocket: ``?token=...`` (the page then keeps it in a strict same-site cookie) or
 the ``X-Beamrl-Token`` header. On loopback it answers only requests whose Host is a
@@ -49,6 +50,15 @@ log = logging.getLogger("beamrl.dashboard")
 STATIC_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "LICENSE.txt": "text/plain"}
 _COOKIE = "beamrl_token"
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+#: the page loads nothing from elsewhere, cannot be framed (its buttons kill processes) and leaks no token
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def is_loopback(host: str) -> bool:
@@ -236,6 +246,7 @@ class Dashboard:
                 text="this dashboard needs its token: open the URL it printed at start (.../?token=...)\n",
             )
         response: web.StreamResponse = await handler(request)
+        response.headers.update(_HEADERS)
         return response
 
     def _has_token(self, request: web.Request) -> bool:

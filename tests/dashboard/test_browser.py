@@ -33,6 +33,7 @@ import pytest
 import beamrl
 from beamrl import Node
 from tests.peers import ROOT, PeerNode
+from tests.support import eventually
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -205,6 +206,7 @@ def node_status(browser: Any, node: str) -> str | None:
 async def _kill_through_the_api(address: str, target: tuple[str, str]) -> None:
     async with Node("api-killer") as node:
         await node.connect(address)
+        await eventually(lambda: target[1] in node.nodes(), timeout=10, what=f"a connection to {target[1]}")
         node.kill(target)
 
 

@@ -52,6 +52,8 @@ async def test_page_state_and_static_files(node: Node) -> None:
         assert dash.token is None and dash.url == f"http://127.0.0.1:{dash.port}/"
         async with http.get(dash.url) as r:
             assert r.status == 200 and "static/dashboard.js" in await r.text()
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+            assert r.headers["Referrer-Policy"] == "no-referrer"
         async with http.get(f"{dash.url}static/dashboard.js") as r:
             assert r.status == 200 and "new WebSocket" in await r.text()
         async with http.get(f"{dash.url}static/secrets.txt") as r:
