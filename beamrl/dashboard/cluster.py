@@ -5,7 +5,8 @@ connected to (and of its own node) with one ``["snapshot", since]`` call each,
 and keeps, as plain JSON-able data:
 
 * per node: address, status (``up``; ``reconnecting`` while connected but not
-  answering; ``down`` once lost), heartbeat age (seconds since it last answered),
+  answering; ``down`` once lost; a lost client-only node, such as a shell, is
+  dropped), heartbeat age (seconds since it last answered),
   its supervision trees and the live processes outside them, each process with
   its messages handled per second (from the ``handled`` counter's growth);
 * the merged event log of all nodes (newest last, bounded).
@@ -99,8 +100,12 @@ class ClusterView:
                 self._nodes[name] = _NodeState(name)
         await asyncio.gather(*(self._poll(self._nodes[name]) for name in names))
         connected = set(names)
-        for state in self._nodes.values():
-            if state.name not in connected:
+        for state in list(self._nodes.values()):
+            if state.name in connected:
+                continue
+            if state.address is None:  # a client-only node (a shell, a script) left: not part of the cluster
+                del self._nodes[state.name]
+            else:
                 state.status = "down"
 
     async def _poll(self, state: _NodeState) -> None:

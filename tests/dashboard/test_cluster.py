@@ -69,3 +69,22 @@ async def test_a_view_of_two_nodes_follows_crashes_and_a_lost_node() -> None:
 
         await eventually(alpha_down, timeout=5.0, what="cv-alpha shown down")
         assert view.find(lambda e: e["name"] == "c1") == []  # a down node's processes are not targets
+
+
+async def test_a_client_only_node_is_shown_while_connected_then_dropped() -> None:
+    async with Node("cv-learner", listen="tcp://127.0.0.1:0") as learner:
+        view = ClusterView(learner)
+        await view.start()
+        async with Node("cv-shell") as shell:
+            await shell.connect(learner.address)
+            await view.poll()
+            assert {n["name"]: n["address"] for n in view.state()} == {
+                "cv-learner": learner.address,
+                "cv-shell": None,
+            }
+
+        async def gone() -> bool:
+            await view.poll()
+            return [n["name"] for n in view.state()] == ["cv-learner"]
+
+        await eventually(gone, timeout=5.0, what="the shell dropped from the view")
