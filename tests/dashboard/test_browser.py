@@ -236,7 +236,7 @@ def test_the_tree_shows_every_process(cluster: Cluster, browser: Any, page: Serv
 def test_a_kill_through_the_api_shows_the_restart_and_an_event(cluster: Cluster, browser: Any, page: Served) -> None:
     wait(browser, lambda _: restarts(browser, "beta", "c1") is not None, 10, "beta's c1")
     before, events_before = restarts(browser, "beta", "c1"), len(event_texts(browser))
-    beamrl.run(_kill_through_the_api(cluster.alpha.address, ("c1", "beta")))
+    beamrl.run(_kill_through_the_api(cluster.beta.address, ("c1", "beta")))
     wait(browser, lambda _: restarts(browser, "beta", "c1") == before + 1, UPDATE, "beta's c1 restarted")  # type: ignore[operator]
     new = lambda: event_texts(browser)[: len(event_texts(browser)) - events_before]  # noqa: E731
     wait(browser, lambda _: any("beta" in t and "c1" in t and "killed" in t for t in new()), UPDATE, "the kill")
@@ -269,7 +269,7 @@ def test_a_node_killed_shows_down_then_up_again(cluster: Cluster, browser: Any, 
     wait(browser, lambda _: node_status(browser, "beta") == "up", 20, "beta up again")
     wait(browser, lambda _: restarts(browser, "beta", "c1") == 0, 5, "the new beta's tree")
     events_before = len(event_texts(browser))
-    beamrl.run(_kill_through_the_api(cluster.alpha.address, ("c2", "beta")))  # the new beta's events show too
+    beamrl.run(_kill_through_the_api(cluster.beta.address, ("c2", "beta")))  # the new beta's events show too
     new = lambda: event_texts(browser)[: len(event_texts(browser)) - events_before]  # noqa: E731
     wait(browser, lambda _: any("beta" in t and "restarted 'c2'" in t for t in new()), UPDATE, "the new beta's restart")
 
