@@ -186,7 +186,8 @@ function drawChart(canvas, spec) {
   const py = (y) => T + (1 - (y - y0) / (y1 - y0)) * (h - T - B);
   ctx.strokeStyle = "#dde3ea"; ctx.strokeRect(L, T, w - L - R, h - T - B);
   ctx.fillText(fmt(y1), 2, T + 9); ctx.fillText(fmt(y0), 2, h - B);
-  ctx.fillText(fmt(x0), L, h - 4); ctx.textAlign = "right"; ctx.fillText(fmt(x1), w - R, h - 4); ctx.textAlign = "left";
+  ctx.fillText(fmt(x0), L, h - 4); ctx.textAlign = "right"; ctx.fillText(fmt(x1), w - R, h - 4);
+  ctx.textAlign = "center"; ctx.fillText("episode", (L + w - R) / 2, h - 4); ctx.textAlign = "left";
   ctx.save(); ctx.setLineDash([2, 3]); ctx.strokeStyle = "rgba(207,34,46,.7)"; ctx.fillStyle = "#cf222e";
   const labels = new Map(); // one label per x, as in curve.png
   for (const m of state.marks) {
