@@ -38,9 +38,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
+from beamrl import codec
 from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
@@ -132,6 +133,16 @@ class ChildInfo:
     """``"worker"`` or ``"supervisor"``."""
     module: str
     """``module:Class`` of the child."""
+
+
+def _child_info_from_data(data: Any) -> ChildInfo:
+    if type(data) is not list or len(data) != 7:
+        raise ValueError("a ChildInfo is a list of 7 fields")
+    return ChildInfo(*data)
+
+
+_CHILD_INFO_CODE = 22  # beamrl's layers own extension codes 16..63
+codec.register(_CHILD_INFO_CODE, ChildInfo, lambda c: list(astuple(c)), _child_info_from_data)
 
 
 class _Child:

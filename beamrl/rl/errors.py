@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from beamrl import codec
 from beamrl.errors import Rejected
 
 
@@ -23,3 +24,9 @@ class ReplayError(Rejected, ValueError):
 
 class StaleIndex(ReplayError):
     """An index names a transition that was evicted (its slot was overwritten) or never added."""
+
+
+# every error defined above travels as itself (the codec rebuilds it by name)
+for _obj in list(globals().values()):
+    if isinstance(_obj, type) and issubclass(_obj, Exception) and _obj.__module__ == __name__:
+        codec.register_exception(_obj)

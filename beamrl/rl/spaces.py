@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from beamrl import codec
+
 __all__ = [
     "Box",
     "Dict",
@@ -542,3 +544,12 @@ def _from_data(data: Any, depth: int) -> Space:
             raise
         raise ValueError(f"{kind} space data is malformed: {e}")
     raise ValueError(f"unknown space type {kind!r}")
+
+
+def _space_to_data(space: Space) -> dict[str, Any]:
+    return space.to_data()
+
+
+# spaces travel as extension codes 16..21 (beamrl's layers own 16..63)
+for _code, _cls in enumerate((Discrete, Box, MultiDiscrete, MultiBinary, Tuple, Dict), start=16):
+    codec.register(_code, _cls, _space_to_data, space_from_data)
