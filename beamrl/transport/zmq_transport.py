@@ -53,6 +53,7 @@ edge-triggered).  This halves per-message overhead compared with awaiting
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -66,7 +67,8 @@ import zmq.backend
 from zmq.auth.asyncio import AsyncioAuthenticator
 
 from beamrl.errors import Backpressure, NodeDown
-from beamrl.transport.base import Frame, PeerInfo, TransportHandler
+from beamrl.ratelog import RateLimitedLog
+from beamrl.transport.base import Frame, PeerInfo, TransportHandler, TransportOptions
 from beamrl.transport.keys import load_keypair, trusted_keys
 
 __all__ = ["PROTOCOL_VERSION", "ZmqTransport"]
@@ -154,25 +156,6 @@ def _is_local(endpoint: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class _RateLimitedLog:
-    """At most one warning per ``period`` seconds per kind; counts what it swallowed."""
-
-    def __init__(self, period: float = 1.0) -> None:
-        self.period = period
-        self._last: dict[str, float] = {}
-        self._dropped: dict[str, int] = {}
-
-    def __call__(self, kind: str, fmt: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) < self.period:
-            self._dropped[kind] = self._dropped.get(kind, 0) + 1
-            return
-        self._last[kind] = now
-        n = self._dropped.pop(kind, 0)
-        suffix = f" ({n} similar dropped)" if n else ""
-        log.warning(fmt + suffix, *args)
 
 
 class _Peer:
@@ -279,7 +262,12 @@ class ZmqTransport:
         self._retry_scheduled = False
         self._closing = False
         self._started = False
-        self._warn = _RateLimitedLog()
+        self._warn = RateLimitedLog(log)
+
+    @classmethod
+    def with_options(cls, name: str, creation: int, options: TransportOptions) -> ZmqTransport:
+        """A transport for node ``name`` configured by ``options``."""
+        return cls(name, creation, **dataclasses.asdict(options))
 
     # ------------------------------------------------------------------ lifecycle
 
