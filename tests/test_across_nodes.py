@@ -17,15 +17,16 @@ import pytest
 
 import beamrl
 from beamrl import CallTimeout, Down, Exit, GenServer, Node, NoProc, ProcessCrashed, Rejected
+from beamrl.testing import NodeProcess
 from beamrl.tree import resolve_class
-from tests.peers import PeerNode
+from tests import start_peer
 
 _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def peer_node() -> Iterator[PeerNode]:
-    peer = PeerNode("peer", tree="tests/trees/peer.toml")
+def peer_node() -> Iterator[NodeProcess]:
+    peer = start_peer("peer", tree="tests/trees/peer.toml")
     yield peer
     assert peer.terminate() == 0, "".join(peer.output)
 
@@ -55,7 +56,7 @@ async def where(request: pytest.FixtureRequest) -> AsyncIterator[Where]:
     async with Node(f"tester{next(_names)}") as node:
         remote = None
         if request.param == "remote":
-            peer: PeerNode = request.getfixturevalue("peer_node")
+            peer: NodeProcess = request.getfixturevalue("peer_node")
             remote = await node.connect(peer.address)
         yield Where(node, remote)
 
@@ -82,7 +83,7 @@ class Trapper(GenServer):
 async def test_call_cast_send_and_order(where: Where) -> None:
     node = where.node
     name = where.unique("counter")
-    pid = await where.start("tests.support:Counter", 1, name=name)
+    pid = await where.start("beamrl.testing:Counter", 1, name=name)
     assert pid.node == (where.remote or node.name)
     assert await node.call(where.at(name), ["add", 2]) == 3
     for i in range(200):
@@ -97,7 +98,7 @@ async def test_call_cast_send_and_order(where: Where) -> None:
 async def test_unknown_names_and_dead_pids_raise_noproc(where: Where) -> None:
     with pytest.raises(NoProc):
         await where.node.call(where.at("nobody-here"), ["get"])
-    pid = await where.start("tests.support:Counter", 0)
+    pid = await where.start("beamrl.testing:Counter", 0)
     await where.node.stop(pid)
     with pytest.raises(NoProc):
         await where.node.call(pid, ["get"])
@@ -105,7 +106,7 @@ async def test_unknown_names_and_dead_pids_raise_noproc(where: Where) -> None:
 
 
 async def test_a_crash_reaches_the_caller_as_process_crashed(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+    pid = await where.start("beamrl.testing:Counter", 0)
     with pytest.raises(ProcessCrashed, match="far away") as info:
         await where.node.call(pid, ["crash", "far away"])
     assert info.value.exc_type == "RuntimeError"
@@ -113,14 +114,14 @@ async def test_a_crash_reaches_the_caller_as_process_crashed(where: Where) -> No
 
 
 async def test_rejected_is_reraised_and_the_server_lives(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 9)
+    pid = await where.start("beamrl.testing:Counter", 9)
     with pytest.raises(Rejected, match="no thanks"):
         await where.node.call(pid, ["reject", "no thanks"])
     assert await where.node.call(pid, ["get"]) == 9
 
 
 async def test_timeouts_and_late_replies(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+    pid = await where.start("beamrl.testing:Counter", 0)
     with pytest.raises(CallTimeout):
         await where.node.call(pid, ["defer"], timeout=0.1)
     assert await where.node.call(pid, ["release", "too late"]) == 1
@@ -128,7 +129,7 @@ async def test_timeouts_and_late_replies(where: Where) -> None:
 
 
 async def test_deferred_replies(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+    pid = await where.start("beamrl.testing:Counter", 0)
     waiting = asyncio.ensure_future(where.node.call(pid, ["defer"]))
     released = 0
     for _ in range(1000):  # until the deferred call has arrived and been released
@@ -141,8 +142,8 @@ async def test_deferred_replies(where: Where) -> None:
 
 async def test_monitor_sees_the_exit_reason(where: Where) -> None:
     node = where.node
-    a = await where.start("tests.support:Counter", 0)
-    b = await where.start("tests.support:Counter", 0)
+    a = await where.start("beamrl.testing:Counter", 0)
+    b = await where.start("beamrl.testing:Counter", 0)
     ra = node.monitor(a)
     rb = node.monitor(b)
     node.cast(a, ["crash", "monitored"])
@@ -159,7 +160,7 @@ async def test_monitor_sees_the_exit_reason(where: Where) -> None:
 async def test_links_deliver_exits_to_trapping_processes(where: Where) -> None:
     node = where.node
     trapper = await node.start(Trapper, node.self_pid)
-    target = await where.start("tests.support:Counter", 0)
+    target = await where.start("beamrl.testing:Counter", 0)
     await node.call(trapper, ["link", target])
     await node.stop(target, "shutdown")
     assert await node.receive(timeout=5) == Exit(target, "shutdown")
@@ -173,7 +174,7 @@ async def test_a_linked_crash_kills_a_local_non_trapping_process(where: Where) -
             beamrl.link(request[1])
 
     follower = await node.start(Follower)
-    leader = await where.start("tests.support:Counter", 0)
+    leader = await where.start("beamrl.testing:Counter", 0)
     await node.call(follower, ["link", leader])
     ref = node.monitor(follower)
     node.cast(leader, ["crash", "together"])
@@ -184,15 +185,15 @@ async def test_a_linked_crash_kills_a_local_non_trapping_process(where: Where) -
 async def test_graceful_stop_runs_terminate(where: Where) -> None:
     node = where.node
     journal = where.unique("journal")
-    await where.start("tests.support:Journal", name=journal)
+    await where.start("beamrl.testing:Journal", name=journal)
     name = where.unique("stoppable")
-    pid = await where.start("tests.support:Counter", 0, journal, name=name)
+    pid = await where.start("beamrl.testing:Counter", 0, journal, name=name)
     await node.stop(pid, "shutdown")
     assert (name, "terminate:shutdown") in await node.call(where.at(journal), ["entries"])
 
 
 async def test_numpy_arrays_travel_whole(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+    pid = await where.start("beamrl.testing:Counter", 0)
     array = np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000)
     where.node.send(pid, {"obs": array, "step": np.int64(3)})
     [got] = await where.node.call(pid, ["seen"])

@@ -20,7 +20,7 @@ from beamrl import (
     Rejected,
     Stop,
 )
-from tests.support import Counter, Journal, eventually
+from beamrl.testing import Counter, Journal, eventually
 
 
 async def test_start_returns_after_init_with_its_state(node: Node) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from beamrl import DynamicSupervisor, Node, NoProc, Rejected, Supervisor, child
-from tests.support import Counter, FailsToStart, Journal, SlowToDie, eventually
+from beamrl.testing import Counter, FailsToStart, Journal, SlowToDie, eventually
 
 
 async def _pids(node: Node, sup: Any) -> dict[str, Any]:

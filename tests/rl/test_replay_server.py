@@ -16,8 +16,8 @@ from beamrl import Down, Node, child
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import COLUMNS, ReplayError, StaleIndex
 from beamrl.rl.replay_server import LEDGER, ReplayServer
+from beamrl.testing import eventually
 from tests.peers import PeerNode
-from tests.support import eventually
 
 GAMMA = 0.99
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ import pytest
 import zmq
 
 from beamrl.errors import Backpressure, NodeDown
+from beamrl.testing import eventually
 from beamrl.transport import PeerInfo, ZmqTransport, generate_keys
 from beamrl.transport.zmq_transport import PROTOCOL_VERSION
 
@@ -40,12 +42,8 @@ class Rec:
         self.down.append((peer, reason))
 
 
-async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+# peers in other OS processes take a while to start on a loaded machine
+until = functools.partial(eventually, timeout=10.0)
 
 
 async def started(name: str, creation: int = 1, **kw) -> tuple[ZmqTransport, Rec]:
