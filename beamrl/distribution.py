@@ -206,7 +206,8 @@ class Distribution:
                 _check_caller("call", peer, ref, caller)
                 from_ = From(caller, ref)
                 if not node.accept_call(from_, target, request):
-                    self.reply(from_, None, NoProc(f"no process {target!r} on node {node.name!r}"))
+                    what = f"{target} is not alive" if type(target) is Pid else f"no process {target!r}"
+                    self.reply(from_, None, NoProc(f"{what} on node {node.name!r}"))
             case wire.Reply(ref, ok, value):
                 if ok:
                     node.calls.complete(ref, value, None, peer)
