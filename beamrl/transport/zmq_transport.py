@@ -1,17 +1,16 @@
 """ZeroMQ transport between nodes: ROUTER in, one DEALER per dialled peer, CURVE, heartbeats.
 
-Wire (every ZeroMQ message, after the ROUTER's routing-id frame)::
+The framing (data, batches, control messages) is in ``framing``, the handshake's
+messages and decisions in ``handshake``, CURVE and the listen policy in ``curve``.
+This module is the one class that owns the sockets, so it is longer than ~400 lines:
+the send path, the drain loops, dialling, membership and liveness all share the same
+socket and peer tables on the hot path, and splitting the class would only pass that
+state around.
 
-    [first, *rest]              data (``first`` non-empty), handed to ``on_message`` as is
-    [b"", b"D", *data_frames]   data whose first frame is empty (or no frames at all)
-    [b"", b"B", msgpack([bin])] a batch: one-frame data messages, in order
-    [b"", b"C", msgpack(map)]   control: hello / welcome / reject / ping / reset / bye
-
-Data carries no tag frame in the common case (the codec's first frame is never empty):
-one ZeroMQ frame less to send and receive per message.  A burst (many sends to one
-peer in one event-loop iteration) goes out as its first message, then batches of up to
-256 small messages, each one ZeroMQ message: per-message ZeroMQ and Python costs are
-paid once per batch, on both sides, with no added latency for a lone message.
+A burst (many sends to one peer in one event-loop iteration) goes out as its first
+message, then batches of up to 256 small messages, each one ZeroMQ message: per-message
+ZeroMQ and Python costs are paid once per batch, on both sides, with no added latency
+for a lone message.
 
 Handshake: the dialling side sends ``hello`` {v, name, creation, address, hidden} over
 its DEALER; the listening side answers ``welcome`` {v, name, creation, address,
@@ -54,38 +53,46 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
 import zmq.backend
 from zmq.auth.asyncio import AsyncioAuthenticator
 
 from beamrl.errors import Backpressure, NodeDown
 from beamrl.ratelog import RateLimitedLog
+from beamrl.transport import handshake
 from beamrl.transport.base import Frame, PeerInfo, TransportHandler, TransportOptions
+from beamrl.transport.curve import ZAP_DOMAIN, AllowList, check_listen, curve_user, make_client, make_server
+from beamrl.transport.framing import (
+    BYE,
+    CTRL,
+    DATA,
+    ESC,
+    MANY,
+    MANY_BYTES,
+    MANY_MAX,
+    MAX_NAME,
+    PING,
+    PROTOCOL_VERSION,
+    RESET,
+    SMALL,
+    pack_many,
+    unpack_control,
+    unpack_many,
+)
+from beamrl.transport.handshake import dial_candidates
 from beamrl.transport.keys import load_keypair, trusted_keys
 
 __all__ = ["PROTOCOL_VERSION", "ZmqTransport"]
 
 log = logging.getLogger("beamrl.transport")
 
-PROTOCOL_VERSION = 2
-_DATA = b"D"
-_CTRL = b"C"
-_MANY = b"B"
-_ESC = b""  # an empty first frame means "a tag frame follows"
-_MAX_CONTROL_BYTES = 64 << 10
-_MAX_NAME = 255
 _BATCH = 256  # messages drained per reader callback before yielding to the loop
-_MANY_MAX = 256  # most messages in one batch
-_MANY_BYTES = 256 << 10  # a batch is sent once its bodies reach this many bytes
-_SMALL = 16 << 10  # one-frame messages below this size may travel in a batch
 _ZERO_COPY = 64 << 10  # frames from this size are handed to ZeroMQ without a copy
 # the Cython method itself: pyzmq's Python-level ``Socket.send`` only adds DRAFT
 # routing_id/group handling, and costs as much again as the send for a small frame
@@ -95,67 +102,6 @@ _MORE = zmq.SNDMORE | zmq.NOBLOCK
 _POLLIN = zmq.POLLIN
 _EVENTS = zmq.EVENTS
 _RCVMORE = zmq.RCVMORE
-
-
-def _pack(msg: dict[str, Any]) -> bytes:
-    return msgpack.packb(msg, use_bin_type=True)
-
-
-_PING = _pack({"t": "ping"})
-_RESET = _pack({"t": "reset"})
-_BYE = _pack({"t": "bye"})
-
-
-def _unpack_control(frame: bytes) -> dict[str, Any] | None:
-    if len(frame) > _MAX_CONTROL_BYTES:
-        return None
-    try:
-        msg = msgpack.unpackb(
-            frame,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=4096,
-            max_bin_len=4096,
-            max_array_len=4096,
-            max_map_len=64,
-        )
-    except (ValueError, TypeError, msgpack.UnpackException, msgpack.ExtraData, RecursionError):
-        return None
-    if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
-        return None
-    return msg
-
-
-def _unpack_many(frame: bytes) -> list[Any] | None:
-    """The bodies of a batch (a msgpack array of bin), or None when it is malformed."""
-    try:
-        bodies = msgpack.unpackb(
-            frame,
-            raw=False,
-            max_array_len=_MANY_MAX,
-            max_str_len=1,
-            max_map_len=1,
-            max_ext_len=1,
-        )
-    except (ValueError, TypeError, msgpack.UnpackException, msgpack.ExtraData, RecursionError):
-        return None
-    return bodies if type(bodies) is list else None
-
-
-def _is_local(endpoint: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// on a loopback host."""
-    transport, _, rest = endpoint.partition("://")
-    if transport in ("ipc", "inproc"):
-        return True
-    if transport != "tcp":
-        return False
-    host = rest.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Peer:
@@ -214,15 +160,9 @@ class ZmqTransport:
         max_message_bytes: int = 256 << 20,
         hidden: bool = False,
     ) -> None:
-        if not name or len(name.encode()) > _MAX_NAME:
-            raise ValueError(f"node name must be 1..{_MAX_NAME} bytes, got {name!r}")
-        if listen is not None and keys is None and not insecure and not _is_local(listen):
-            raise ValueError(
-                f"refusing to listen on {listen!r} without CURVE keys: traffic would be "
-                "unencrypted and unauthenticated. Pass keys=DIR (create them with "
-                f"`beamrl keys generate DIR --name {name}`), listen on tcp://127.0.0.1, "
-                "or pass insecure=True (--insecure) if the network is trusted"
-            )
+        if not name or len(name.encode()) > MAX_NAME:
+            raise ValueError(f"node name must be 1..{MAX_NAME} bytes, got {name!r}")
+        check_listen(name, listen, keys is not None, insecure)
         if heartbeat_timeout <= heartbeat_interval:
             raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
         self.name = name
@@ -283,16 +223,13 @@ class ZmqTransport:
             zap_log = logging.getLogger("beamrl.transport.zap")
             self._auth = AsyncioAuthenticator(self._ctx, log=zap_log)
             self._auth.start()
-            self._auth.configure_curve_callback("beamrl", _AllowList(set(self._trusted.values())))
+            self._auth.configure_curve_callback(ZAP_DOMAIN, AllowList(set(self._trusted.values())))
         if self.listen is not None:
             r = self._socket(zmq.ROUTER)
             r.setsockopt(zmq.ROUTER_MANDATORY, 1)
             # never ROUTER_HANDOVER: it lets any client take over a live routing id
             if self._secret is not None and self._public is not None:
-                r.setsockopt(zmq.ZAP_DOMAIN, b"beamrl")
-                r.setsockopt(zmq.CURVE_SERVER, 1)
-                r.setsockopt(zmq.CURVE_PUBLICKEY, self._public)
-                r.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+                make_server(r, self._public, self._secret)
             try:
                 r.bind(self.listen)
             except zmq.ZMQError as e:
@@ -320,7 +257,7 @@ class ZmqTransport:
                 self._flush(p)  # what was sent goes before the goodbye
             except (Backpressure, NodeDown):
                 pass
-            self._send_control(p, _BYE)
+            self._send_control(p, BYE)
         self._peers.clear()
         self._by_rid.clear()
         for waiters in self._up_waiters.values():
@@ -375,8 +312,8 @@ class ZmqTransport:
         if p.burst:
             if len(frames) == 1:
                 body = frames[0]
-                if type(body) is bytes and 0 < len(body) < _SMALL:
-                    if len(p.outbox) >= _MANY_MAX or p.outbox_bytes >= _MANY_BYTES:
+                if type(body) is bytes and 0 < len(body) < SMALL:
+                    if len(p.outbox) >= MANY_MAX or p.outbox_bytes >= MANY_BYTES:
                         self._flush(p)
                     p.outbox.append(body)
                     p.outbox_bytes += len(body)
@@ -400,8 +337,8 @@ class ZmqTransport:
                 _zsend(sock, p.rid, _MORE)
             last = len(frames) - 1
             if last < 0 or not frames[0]:  # rare: escape so it can't pass for a tag
-                _zsend(sock, _ESC, _MORE)
-                _zsend(sock, _DATA, _MORE if last >= 0 else _NOBLOCK)
+                _zsend(sock, ESC, _MORE)
+                _zsend(sock, DATA, _MORE if last >= 0 else _NOBLOCK)
             for i, f in enumerate(frames):
                 _zsend(sock, f, _MORE if i < last else _NOBLOCK, len(f) < _ZERO_COPY)
         except zmq.ZMQError as e:
@@ -417,9 +354,9 @@ class ZmqTransport:
             try:
                 if p.rid is not None:
                     _zsend(sock, p.rid, _MORE)
-                _zsend(sock, _ESC, _MORE)
-                _zsend(sock, _MANY, _MORE)
-                _zsend(sock, msgpack.packb(out, use_bin_type=True), _NOBLOCK)
+                _zsend(sock, ESC, _MORE)
+                _zsend(sock, MANY, _MORE)
+                _zsend(sock, pack_many(out), _NOBLOCK)
             except zmq.ZMQError as e:
                 raise self._send_error(p, e) from None
         p.outbox = []
@@ -478,22 +415,8 @@ class ZmqTransport:
         timeout: float,
     ) -> tuple[str, list[Any]]:
         """Dial ``address`` once per candidate server key; the first handshake wins."""
-        if self._secret is None:
-            candidates: list[tuple[str | None, bytes | None]] = [(expect, None)]
-        elif expect is not None:
-            key = self._trusted.get(expect)
-            if key is None:
-                raise NodeDown(
-                    f"no trusted public key for node {expect!r}: copy its {expect}.key into {self._keys_dir}"
-                )
-            candidates = [(expect, key)]
-        else:
-            candidates = [(n, k) for n, k in self._trusted.items() if n != self.name]
-            if not candidates:
-                raise NodeDown(
-                    f"cannot connect to {address} with CURVE: {self._keys_dir} holds no "
-                    "trusted public key other than this node's own"
-                )
+        trusted = self._trusted if self._secret is not None else None
+        candidates = dial_candidates(self.name, address, expect, trusted, self._keys_dir)
         tasks = [asyncio.ensure_future(self._dial(address, n, k, timeout)) for n, k in candidates]
         errors: list[BaseException] = []
         try:
@@ -522,9 +445,7 @@ class ZmqTransport:
         if serverkey is not None:
             assert self._public is not None
             assert self._secret is not None
-            s.setsockopt(zmq.CURVE_SERVERKEY, serverkey)
-            s.setsockopt(zmq.CURVE_PUBLICKEY, self._public)
-            s.setsockopt(zmq.CURVE_SECRETKEY, self._secret)
+            make_client(s, serverkey, self._public, self._secret)
         try:
             s.connect(address)
         except zmq.ZMQError as e:
@@ -535,17 +456,11 @@ class ZmqTransport:
         if expect is not None:
             self._dialing[expect] = self._dialing.get(expect, 0) + 1
         self._loop.add_reader(conn.fd, self._drain_conn, conn)
-        hello = {
-            "t": "hello",
-            "v": PROTOCOL_VERSION,
-            "name": self.name,
-            "creation": self.creation,
-            "address": self.address,
-            "hidden": self.hidden,
-        }
         established = False
         try:
-            s.send_multipart([_ESC, _CTRL, _pack(hello)], _NOBLOCK)
+            s.send_multipart(
+                [ESC, CTRL, handshake.hello(self.name, self.creation, self.address, self.hidden)], _NOBLOCK
+            )
             self._kick_conn(conn)
             try:
                 kind, payload = await asyncio.wait_for(conn.result, timeout)
@@ -555,11 +470,8 @@ class ZmqTransport:
                 established = True
                 name, peers = payload
                 return name, peers
-            # rejected: "simultaneous" means the other side's dial to us wins;
-            # "duplicate" that the pair already has a path (if we don't see it, our
-            # view is stale: fail, the redial comes back once the other side resets it)
             name, reason = payload
-            if (reason == "simultaneous" and name) or (reason == "duplicate" and name in self._peers):
+            if handshake.wait_after_reject(reason, name, self._peers.__contains__):
                 await self._wait_up(name, timeout)
                 return name, []
             raise NodeDown(f"{address} refused the handshake: {reason}")
@@ -686,11 +598,11 @@ class ZmqTransport:
                         frames.append(recv(_NOBLOCK))
                 elif more(_RCVMORE):
                     tag = recv(_NOBLOCK)
-                    if tag == _DATA:
+                    if tag == DATA:
                         frames = []
                         while more(_RCVMORE):
                             frames.append(recv(_NOBLOCK))
-                    elif tag == _MANY and more(_RCVMORE):
+                    elif tag == MANY and more(_RCVMORE):
                         payload = recv(_NOBLOCK)
                         if more(_RCVMORE):
                             self._discard_rest(sock)
@@ -702,7 +614,7 @@ class ZmqTransport:
                         else:
                             budget -= self._deliver_many(p, payload)
                         continue
-                    elif tag == _CTRL and more(_RCVMORE):
+                    elif tag == CTRL and more(_RCVMORE):
                         payload_frame = recv(_NOBLOCK, copy=False)
                         if not more(_RCVMORE):
                             self._router_control(rid, payload_frame)
@@ -733,11 +645,11 @@ class ZmqTransport:
 
     def _unknown_rid(self, rid: bytes) -> None:
         self._warn("unknown", "%s: dropped data from unknown connection %r", self.name, rid[:64])
-        self._reply_router(rid, _RESET)
+        self._reply_router(rid, RESET)
 
     def _deliver_many(self, p: _Peer, payload: bytes) -> int:
         """Hand a batch's messages to the handler in order; returns how many there were."""
-        bodies = _unpack_many(payload)
+        bodies = unpack_many(payload)
         if bodies is None:
             self._warn("garbage", "%s: dropped a malformed batch from %s", self.name, p.name)
             return 0
@@ -787,10 +699,10 @@ class ZmqTransport:
                 while more(_RCVMORE):
                     frames.append(recv(_NOBLOCK))
                 n = len(frames)
-                if first or (n >= 2 and frames[1] == _DATA) or (n == 3 and frames[1] == _MANY):
+                if first or (n >= 2 and frames[1] == DATA) or (n == 3 and frames[1] == MANY):
                     p = self._peers.get(conn.expect) if conn.expect else None
                     if p is not None and p.conn is conn:
-                        if n == 3 and not first and frames[1] == _MANY:
+                        if n == 3 and not first and frames[1] == MANY:
                             budget -= self._deliver_many(p, frames[2])
                             continue
                         p.seen = True
@@ -805,7 +717,7 @@ class ZmqTransport:
                         self.name,
                         conn.address,
                     )
-                elif n == 3 and frames[1] == _CTRL:
+                elif n == 3 and frames[1] == CTRL:
                     self._conn_control(conn, frames[2])
                 else:
                     self._warn("garbage", "%s: dropped malformed message from %s", self.name, conn.address)
@@ -817,7 +729,7 @@ class ZmqTransport:
     # ------------------------------------------------------------------ control
 
     def _router_control(self, rid: bytes, payload: zmq.Frame) -> None:
-        msg = _unpack_control(payload.bytes)
+        msg = unpack_control(payload.bytes)
         if msg is None:
             self._warn("control", "%s: dropped undecodable control message", self.name)
             return
@@ -827,7 +739,7 @@ class ZmqTransport:
             if p is not None:
                 p.seen = True
             else:
-                self._reply_router(rid, _RESET)
+                self._reply_router(rid, RESET)
         elif t == "hello":
             self._on_hello(rid, msg, payload)
         elif t == "bye":
@@ -840,7 +752,7 @@ class ZmqTransport:
             self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])
 
     def _conn_control(self, conn: _Conn, raw: bytes) -> None:
-        msg = _unpack_control(raw)
+        msg = unpack_control(raw)
         if msg is None:
             self._warn("control", "%s: dropped undecodable control message", self.name)
             return
@@ -862,68 +774,35 @@ class ZmqTransport:
         else:
             self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])
 
-    def _parse_info(self, msg: dict[str, Any]) -> PeerInfo | None:
-        name, creation, address = msg.get("name"), msg.get("creation"), msg.get("address")
-        hidden = msg.get("hidden", False)
-        if (
-            msg.get("v") != PROTOCOL_VERSION
-            or not isinstance(name, str)
-            or not 0 < len(name.encode()) <= _MAX_NAME
-            or not isinstance(creation, int)
-            or not (address is None or isinstance(address, str))
-            or not isinstance(hidden, bool)
-        ):
-            return None
-        return PeerInfo(name, creation, address, hidden)
-
     def _on_hello(self, rid: bytes, msg: dict[str, Any], payload: zmq.Frame) -> None:
-        info = self._parse_info(msg)
+        info = handshake.parse_info(msg)
         if info is None:
             self._warn("control", "%s: dropped malformed hello (v=%r)", self.name, msg.get("v"))
-            self._reply_router(rid, self._reject("bad hello or protocol version"))
+            self._reply_router(rid, handshake.reject(self.name, "bad hello or protocol version"))
             return
         if rid in self._by_rid:
             self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
             return
-        if info.name == self.name:
-            self._warn("control", "%s: refused hello claiming this node's own name", self.name)
-            self._reply_router(rid, self._reject("that is the name of the node you dialled"))
-            return
-        authenticated = False
-        if self._secret is not None:
-            if self._curve_user(payload) != self._trusted.get(info.name):
-                self._warn("control", "%s: refused hello claiming %r with another key", self.name, info.name)
-                self._reply_router(rid, self._reject(f"the CURVE key of this connection is not {info.name}.key"))
-                return
-            authenticated = True
         old = self._peers.get(info.name)
-        if old is None:
-            if self.name < info.name and self._dialling_to(info):
-                self._reply_router(rid, self._reject("simultaneous"))
-                return
-        elif old.conn is not None and old.info.creation == info.creation:
-            # we dialled it and our dial already carries the pair (a crossed dial)
-            self._reply_router(rid, self._reject("duplicate"))
-            return
-        elif not authenticated and not (old.rid is not None and self._router_path_gone(old.rid)):
-            # anyone may claim a name: a live path is replaced only when it is gone
-            # (a restart we reach over our DEALER is noticed there: the new process resets it)
-            self._warn("control", "%s: refused hello claiming %r: it is up on another connection", self.name, info.name)
-            self._reply_router(rid, self._reject(f"node {info.name!r} is already connected"))
+        reason = handshake.judge_hello(
+            self.name,
+            info,
+            None if old is None else handshake.Known(old.info.creation, old.conn is not None),
+            dialling_to_it=self._dialling_to(info),
+            key_matches=None if self._secret is None else curve_user(payload) == self._trusted.get(info.name),
+            old_path_gone=lambda: old is not None and old.rid is not None and self._router_path_gone(old.rid),
+        )
+        if reason is not None:
+            if reason not in ("simultaneous", "duplicate"):
+                self._warn("control", "%s: refused hello claiming %r: %s", self.name, info.name, reason)
+            self._reply_router(rid, handshake.reject(self.name, reason))
             return
         assert self._router is not None
-        welcome = {
-            "t": "welcome",
-            "v": PROTOCOL_VERSION,
-            "name": self.name,
-            "creation": self.creation,
-            "address": self.address,
-            "hidden": self.hidden,
-            "peers": self._announce(exclude=info.name),
-        }
+        peers = handshake.announce((p.info for p in self._peers.values()), exclude=info.name)
+        welcome = handshake.welcome(self.name, self.creation, self.address, self.hidden, peers)
         if old is not None:
             self._lose(old, "noconnection", reconnect=False)
-        if not self._reply_router(rid, _pack(welcome)):
+        if not self._reply_router(rid, welcome):
             return
         self._up(_Peer(info, self._router, rid, None))
 
@@ -931,76 +810,52 @@ class ZmqTransport:
         """A dial of ours to this node is in flight (not one to an address it left)."""
         return any(c.expect == info.name and c.address == info.address and not c.result.done() for c in self._conns)
 
-    @staticmethod
-    def _curve_user(payload: zmq.Frame) -> bytes | None:
-        """The z85 public key the ZAP handler authenticated for ``payload``'s connection."""
-        try:
-            user = payload.get("User-Id")
-        except zmq.ZMQError:
-            return None
-        return user.encode() if isinstance(user, str) else None
-
     def _router_path_gone(self, rid: bytes) -> bool:
         """Probe a connection on our ROUTER: True when ZeroMQ no longer routes to it."""
         assert self._router is not None
         try:
-            self._router.send_multipart([rid, _ESC, _CTRL, _PING], _NOBLOCK)
+            self._router.send_multipart([rid, ESC, CTRL, PING], _NOBLOCK)
         except zmq.ZMQError as e:
             return e.errno == zmq.EHOSTUNREACH
         return False
 
     def _on_welcome(self, conn: _Conn, msg: dict[str, Any]) -> None:
-        info = self._parse_info(msg)
-        peers = msg.get("peers", [])
-        if info is None or not isinstance(peers, list):
+        info = handshake.parse_info(msg)
+        if info is None or not isinstance(msg.get("peers", []), list):
             self._warn("control", "%s: malformed welcome from %s", self.name, conn.address)
             return
         if conn.result.done():
             return
-        if conn.expect is not None and info.name != conn.expect:
+        old = self._peers.get(info.name)
+        known = None if old is None else handshake.Known(old.info.creation, old.conn is not None)
+        action = handshake.judge_welcome(self.name, info, conn.expect, known)
+        if action == "mismatch":
             conn.result.set_exception(NodeDown(f"{conn.address} answers as {info.name!r}, expected {conn.expect!r}"))
             return
-        peers = [
-            (n, a)
-            for n, a in (x for x in peers if isinstance(x, list) and len(x) == 2)
-            if isinstance(n, str) and isinstance(a, str)
-        ]
         conn.expect = info.name
-        old = self._peers.get(info.name)
-        if old is not None and old.info.creation == info.creation:
-            # both sides dialled each other: the smaller name's dial carries the pair
-            if old.conn is None and self.name < info.name:
-                self._switch_path(old, conn)
-        else:
+        if action == "switch":
+            assert old is not None
+            self._switch_path(old, conn)
+        elif action == "up":
             if old is not None:
                 self._lose(old, "noconnection", reconnect=False)
             # the address we dialled is one that reaches it from here
             info = PeerInfo(info.name, info.creation, conn.address, info.hidden)
             self._up(_Peer(info, conn.sock, None, conn))
         self._by_address[conn.address] = info.name
-        conn.result.set_result(("welcome", (info.name, peers)))
+        conn.result.set_result(("welcome", (info.name, handshake.parse_peers(msg.get("peers", [])))))
 
     def _switch_path(self, p: _Peer, conn: _Conn) -> None:
         if p.rid is not None:
             self._by_rid.pop(p.rid, None)
         p.sock, p.rid, p.conn = conn.sock, None, conn
 
-    def _reject(self, reason: str) -> bytes:
-        return _pack({"t": "reject", "name": self.name, "reason": reason})
-
-    def _announce(self, exclude: str) -> list[list[str]]:
-        return [
-            [p.name, p.info.address]
-            for p in self._peers.values()
-            if p.name != exclude and not p.info.hidden and p.info.address is not None
-        ]
-
     def _reply_router(self, rid: bytes, payload: bytes) -> bool:
         r = self._router
         if r is None:
             return False
         try:
-            r.send_multipart([rid, _ESC, _CTRL, payload], _NOBLOCK)
+            r.send_multipart([rid, ESC, CTRL, payload], _NOBLOCK)
         except zmq.ZMQError:
             return False
         if r is not self._draining:
@@ -1010,9 +865,9 @@ class ZmqTransport:
     def _send_control(self, p: _Peer, payload: bytes) -> bool:
         try:
             if p.rid is not None:
-                p.sock.send_multipart([p.rid, _ESC, _CTRL, payload], _NOBLOCK)
+                p.sock.send_multipart([p.rid, ESC, CTRL, payload], _NOBLOCK)
             else:
-                p.sock.send_multipart([_ESC, _CTRL, payload], _NOBLOCK)
+                p.sock.send_multipart([ESC, CTRL, payload], _NOBLOCK)
         except zmq.ZMQError as e:
             if e.errno == zmq.EHOSTUNREACH and not self._closing:
                 self._loop_call(self._lose, p, "noconnection")
@@ -1086,7 +941,7 @@ class ZmqTransport:
                 elif now - p.last_seen > self.heartbeat_timeout:
                     self._lose(p, "noconnection")
                     continue
-                self._send_control(p, _PING)
+                self._send_control(p, PING)
 
     # ------------------------------------------------------------------ helpers
 
@@ -1103,16 +958,3 @@ class ZmqTransport:
     def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._closing:
             self._loop.call_soon(fn, *args)
-
-
-class _AllowList:
-    """ZAP CURVE callback: accept exactly the trusted public keys (z85)."""
-
-    def __init__(self, keys: set[bytes]) -> None:
-        self.keys = keys
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        ok = key in self.keys
-        if not ok:
-            log.warning("refused CURVE client with untrusted key %s", key.decode(errors="replace"))
-        return ok
