@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from beamrl import codec, wire
@@ -58,6 +59,19 @@ class Distribution:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warn = RateLimitedLog(log)
         self._packed: dict[Any, bytes] = {}  # target or pid -> its packed wire form
+        self._handlers: dict[type[Any], Callable[[str, Any], None]] = {
+            wire.Call: self._on_call,
+            wire.Reply: self._on_reply,
+            wire.Cast: self._on_cast,
+            wire.Send: self._on_send,
+            wire.ExitSignal: self._on_exit,
+            wire.Link: self._on_link,
+            wire.Unlink: self._on_unlink,
+            wire.Monitor: self._on_monitor,
+            wire.Demonitor: self._on_demonitor,
+            wire.DownSignal: self._on_down,
+            wire.Stop: self._on_stop,
+        }
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -190,59 +204,68 @@ class Distribution:
             return
         try:
             message = wire.from_wire(value)
+            handler = self._handlers[type(message)]
         except ValueError as exc:
             self._warn(f"shape:{peer}", "dropped a malformed message from node %r: %s", peer, exc)
             return
         try:
-            self._handle(peer, message)
+            handler(peer, message)
         except Exception as exc:  # the wire boundary: bad input from a peer must not take the node down
-            kind = value[0]
-            self._warn(f"bad:{peer}", "dropped a bad %r message from node %r: %s", kind, peer, exc)
+            self._warn(f"bad:{peer}", "dropped a bad %r message from node %r: %s", value[0], peer, exc)
 
-    def _handle(self, peer: str, m: wire.Message) -> None:
-        node = self.node
-        match m:
-            case wire.Call(ref, caller, target, request):
-                _check_caller("call", peer, ref, caller)
-                from_ = From(caller, ref)
-                if not node.accept_call(from_, target, request):
-                    what = f"{target} is not alive" if type(target) is Pid else f"no process {target!r}"
-                    self.reply(from_, None, NoProc(f"{what} on node {node.name!r}"))
-            case wire.Reply(ref, ok, value):
-                if ok:
-                    node.calls.complete(ref, value, None, peer)
-                elif isinstance(value, BaseException):
-                    node.calls.complete(ref, None, value, peer)
-                else:
-                    error = Rejected(f"node {peer!r} answered with a malformed error: {value!r}")
-                    node.calls.complete(ref, None, error, peer)
-            case wire.Cast(target, request):
-                node.deliver(target, CAST, request)
-            case wire.Send(target, message):
-                node.deliver(target, INFO, message)
-            case wire.ExitSignal(sender, target, reason, is_link):
-                node.remote_exit(peer, sender, target, reason, is_link)
-            case wire.Link(sender, target):
-                if type(sender) is not Pid or sender.node != peer:
-                    raise ValueError("link: bad sender")
-                if not node.remote_link(peer, sender, target):
-                    self._signal(peer, wire.ExitSignal(target, sender, "noproc", True))
-            case wire.Unlink(sender, target):
-                node.remote_unlink(peer, sender, target)
-            case wire.Monitor(watcher, ref, target):
-                if type(watcher) is not Pid or watcher.node != peer or type(ref) is not Ref:
-                    raise ValueError("monitor: bad watcher or ref")
-                if not node.remote_monitor(peer, watcher, ref, target):
-                    self._signal(peer, wire.DownSignal(watcher, ref, target, "noproc"))
-            case wire.Demonitor(ref, _target):
-                node.remote_demonitor(peer, ref)
-            case wire.DownSignal(watcher, ref, pid, reason):
-                node.remote_down(peer, watcher, ref, pid, reason)
-            case wire.Stop(ref, caller, target, reason, timeout):
-                _check_caller("stop", peer, ref, caller)
-                if timeout is not None and not isinstance(timeout, int | float):
-                    raise ValueError("stop: bad timeout")
-                self._stop_for(From(caller, ref), target, reason, timeout)
+    def _on_call(self, peer: str, m: wire.Call) -> None:
+        _check_caller("call", peer, m.ref, m.caller)
+        from_ = From(m.caller, m.ref)
+        if not self.node.accept_call(from_, m.target, m.request):
+            target = m.target
+            what = f"{target} is not alive" if type(target) is Pid else f"no process {target!r}"
+            self.reply(from_, None, NoProc(f"{what} on node {self.node.name!r}"))
+
+    def _on_reply(self, peer: str, m: wire.Reply) -> None:
+        calls = self.node.calls
+        if m.ok:
+            calls.complete(m.ref, m.value, None, peer)
+        elif isinstance(m.value, BaseException):
+            calls.complete(m.ref, None, m.value, peer)
+        else:
+            error = Rejected(f"node {peer!r} answered with a malformed error: {m.value!r}")
+            calls.complete(m.ref, None, error, peer)
+
+    def _on_cast(self, peer: str, m: wire.Cast) -> None:
+        self.node.deliver(m.target, CAST, m.request)
+
+    def _on_send(self, peer: str, m: wire.Send) -> None:
+        self.node.deliver(m.target, INFO, m.message)
+
+    def _on_exit(self, peer: str, m: wire.ExitSignal) -> None:
+        self.node.remote_exit(peer, m.sender, m.target, m.reason, m.is_link)
+
+    def _on_link(self, peer: str, m: wire.Link) -> None:
+        if type(m.sender) is not Pid or m.sender.node != peer:
+            raise ValueError("link: bad sender")
+        if not self.node.remote_link(peer, m.sender, m.target):
+            self._signal(peer, wire.ExitSignal(m.target, m.sender, "noproc", True))
+
+    def _on_unlink(self, peer: str, m: wire.Unlink) -> None:
+        self.node.remote_unlink(peer, m.sender, m.target)
+
+    def _on_monitor(self, peer: str, m: wire.Monitor) -> None:
+        if type(m.watcher) is not Pid or m.watcher.node != peer or type(m.ref) is not Ref:
+            raise ValueError("monitor: bad watcher or ref")
+        if not self.node.remote_monitor(peer, m.watcher, m.ref, m.target):
+            self._signal(peer, wire.DownSignal(m.watcher, m.ref, m.target, "noproc"))
+
+    def _on_demonitor(self, peer: str, m: wire.Demonitor) -> None:
+        self.node.remote_demonitor(peer, m.ref)
+
+    def _on_down(self, peer: str, m: wire.DownSignal) -> None:
+        self.node.remote_down(peer, m.watcher, m.ref, m.pid, m.reason)
+
+    def _on_stop(self, peer: str, m: wire.Stop) -> None:
+        _check_caller("stop", peer, m.ref, m.caller)
+        if m.timeout is not None and not isinstance(m.timeout, int | float):
+            raise ValueError("stop: bad timeout")
+        self._stop_for(From(m.caller, m.ref), m.target, m.reason, m.timeout)
 
     def _stop_for(self, from_: From, target: Any, reason: Any, timeout: float | None) -> None:
         async def stop_and_reply() -> None:

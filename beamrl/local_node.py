@@ -356,8 +356,8 @@ class LocalNode(Registry, Signals):
 
     def deliver(self, target: Any, kind: int, message: Any) -> None:
         """A cast (``CAST``) or message (``INFO``) from another node; dropped if nobody is there."""
-        proc = self._live(target)
-        if proc is not None:
+        proc = self._names.get(target) if type(target) is str else self._live(target)  # names: the common case
+        if proc is not None and proc._alive:
             proc._deliver((kind, message, None))
 
     def _remote_for(self, target: Any) -> Remote:

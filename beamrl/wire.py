@@ -126,12 +126,12 @@ def to_wire(message: Message) -> list[Any]:
 
 def from_wire(value: Any) -> Message:
     """The record for a decoded list; ``ValueError`` names what is wrong with it."""
-    if type(value) is not list or not value or type(value[0]) is not str:
-        raise ValueError("a message is a list starting with its kind")
-    cls = KINDS.get(value[0])
+    cls = KINDS.get(value[0]) if type(value) is list and value and type(value[0]) is str else None
     if cls is None:
+        if type(value) is not list or not value or type(value[0]) is not str:
+            raise ValueError("a message is a list starting with its kind")
         raise ValueError(f"unknown kind {value[0]!r}")
     if len(value) != len(cls._fields) + 1:
         raise ValueError(f"a {value[0]!r} message has {len(cls._fields)} fields, got {len(value) - 1}")
-    record: Message = cls._make(value[1:])
+    record: Message = tuple.__new__(cls, value[1:])  # _make without its length check, done above
     return record

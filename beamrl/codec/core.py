@@ -237,26 +237,26 @@ class _Decoder:
             self.depth -= 1
 
     def ext_hook(self, code: int, data: bytes) -> Any:
-        if code in (ARRAY, ARRAY_FRAME):
-            return dec_array(self, data, code == ARRAY_FRAME)
-        if code == SCALAR:
-            return dec_scalar(data)
+        entry = BY_CODE.get(code)  # registered types first: Pids are in nearly every message
+        if entry is not None:
+            cls, raw, rebuild = entry
+            try:
+                return rebuild(data) if raw else rebuild(self.nested(data))
+            except (ValueError, TypeError) as e:
+                raise CodecError(f"bad {cls.__name__} data: {e}") from e
         if code == TUPLE:
             items = self.nested(data)
             if type(items) is not list:
                 raise CodecError("malformed tuple")
             return tuple(items)
+        if code in (ARRAY, ARRAY_FRAME):
+            return dec_array(self, data, code == ARRAY_FRAME)
+        if code == SCALAR:
+            return dec_scalar(data)
         if code == EXC:
             return dec_exception(self.nested(data))
-        entry = BY_CODE.get(code)
-        if entry is None:
-            hint = " (beamrl's rl types register when beamrl.rl is imported)" if code < 64 else ""
-            raise CodecError(f"unknown extension type code {code}{hint}")
-        cls, raw, rebuild = entry
-        try:
-            return rebuild(data) if raw else rebuild(self.nested(data))
-        except (ValueError, TypeError) as e:
-            raise CodecError(f"bad {cls.__name__} data: {e}") from e
+        hint = " (beamrl's rl types register when beamrl.rl is imported)" if code < 64 else ""
+        raise CodecError(f"unknown extension type code {code}{hint}")
 
 
 def _as_bytes_view(frame: Any) -> memoryview:
