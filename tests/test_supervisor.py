@@ -25,10 +25,15 @@ async def _replaced(host: Host, name: str, old: Any) -> bool:
 
 
 async def _crash(host: Host, name: str) -> Any:
-    """Crash the named child and wait until a new process holds its name."""
+    """Crash the named child and wait until a new process holds its name and has started.
+
+    A name is registered before ``init`` runs, so the new process is also called once:
+    its ``init`` (and what it sent, such as a journal entry) is then behind us.
+    """
     old = await host.whereis(name)
     host.node.cast(host.at(name), ["crash", "injected"])
     await eventually(lambda: _replaced(host, name, old), what=f"{name} restarted")
+    await host.node.call(host.at(name), ["get"])
     return old
 
 
@@ -74,6 +79,7 @@ async def test_one_for_all_restarts_every_child_in_order(host: Host) -> None:
     await node.call(host.at("journal"), ["clear"])
     await _crash(host, "b")
     await eventually(lambda: _replaced(host, "c", before["c"]), what="c restarted")
+    await node.call(host.at("c"), ["get"])  # c's init (and its journal entry) is done
     after = await _pids(node, sup)
     assert all(after[k] not in (None, before[k]) for k in "abc")
     entries = await node.call(host.at("journal"), ["entries"])
@@ -93,6 +99,7 @@ async def test_rest_for_one_restarts_the_child_and_those_after_it(host: Host) ->
     before = await _pids(node, sup)
     await _crash(host, "b")
     await eventually(lambda: _replaced(host, "c", before["c"]), what="c restarted")
+    await node.call(host.at("c"), ["get"])  # c's init (and its journal entry) is done
     after = await _pids(node, sup)
     assert after["a"] == before["a"]
     assert after["b"] != before["b"] and after["c"] != before["c"]
