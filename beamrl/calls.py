@@ -2,12 +2,15 @@
 
 A local call, a call to another node and a remote ``stop`` all wait the same way::
 
-    ref, fut = calls.open(peer)        # peer: the node that must answer (None: this one)
-    ... deliver the request, tagged with ref ...
-    value = await calls.result(ref, fut, timeout, target, request, peer)
+    ref, fut, timer = calls.open(timeout, target, request, peer)   # peer None: this node
+    try:
+        ... deliver the request, tagged with ref ...
+        return await fut
+    finally:
+        calls.close(ref, timer, peer)
 
-``result`` arms the timeout (``CallTimeout``, its message built only when it fires),
-waits, and always forgets the call, so a late reply finds nothing and is dropped.
+``open`` arms the timeout (``CallTimeout``, its message built only when it fires);
+``close`` always forgets the call, so a late reply finds nothing and is dropped.
 ``complete`` answers a call; ``fail_peer`` fails every call waiting on a lost node.
 """
 
@@ -41,40 +44,29 @@ class Calls:
         self._by_peer: dict[str, set[int]] = defaultdict(set)
         self._refs = itertools.count(1)
 
-    def open(self, peer: str | None = None) -> tuple[int, asyncio.Future[Any]]:
-        """A fresh ref and the future its reply will complete."""
+    def open(
+        self, timeout: float | None, target: Any, request: Any, peer: str | None = None
+    ) -> tuple[int, asyncio.Future[Any], asyncio.TimerHandle | None]:
+        """A fresh ref, the future its reply completes, and the timer that fails it.
+
+        After ``timeout`` seconds the future fails with ``CallTimeout`` (None: no timeout).
+        """
         ref = next(self._refs)
-        fut = self._loop.create_future()
+        loop = self._loop
+        fut = loop.create_future()
         self._pending[ref] = fut
         if peer is not None:
             self._by_peer[peer].add(ref)
-        return ref, fut
+        timer = None if timeout is None else loop.call_later(timeout, _timed_out, fut, target, timeout, request)
+        return ref, fut, timer
 
-    def close(self, ref: int, peer: str | None = None) -> None:
-        """Forget a call (``result`` does this; a sender whose send failed calls it)."""
+    def close(self, ref: int, timer: asyncio.TimerHandle | None, peer: str | None = None) -> None:
+        """Forget a call and cancel its timer (after its reply, its timeout, or a failed send)."""
+        if timer is not None:
+            timer.cancel()
         del self._pending[ref]
         if peer is not None:
             self._by_peer[peer].discard(ref)
-
-    async def result(
-        self,
-        ref: int,
-        fut: asyncio.Future[Any],
-        timeout: float | None,
-        target: Any,
-        request: Any,
-        peer: str | None = None,
-    ) -> Any:
-        """Wait for the reply (``CallTimeout`` after ``timeout`` s), then forget the call."""
-        handle = None
-        if timeout is not None:
-            handle = self._loop.call_later(timeout, _timed_out, fut, target, timeout, request)
-        try:
-            return await fut
-        finally:
-            if handle is not None:
-                handle.cancel()
-            self.close(ref, peer)
 
     def complete(self, ref: int, value: Any, error: BaseException | None, peer: str | None = None) -> None:
         """Answer call ``ref``; a late answer, or one from a peer it did not wait on, is dropped."""

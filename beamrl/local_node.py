@@ -194,22 +194,22 @@ class LocalNode(Registry, Signals):
         if proc is None:
             remote = self._remote_for(target)
             peer = node_of(target)
-            ref, fut = calls.open(peer)
+            ref, fut, timer = calls.open(timeout, target, request, peer)
             try:
                 remote.call(ref, caller.pid, target, request)
-            except BaseException:
-                calls.close(ref, peer)
-                raise
-            return await calls.result(ref, fut, timeout, target, request, peer)
+                return await fut
+            finally:
+                calls.close(ref, timer, peer)
         if proc is caller:
             raise CallSelf(f"{caller.pid} called itself with {request!r}: it would wait forever for its own reply")
-        ref, fut = calls.open()
-        from_ = From(caller.pid, ref)
+        ref, fut, timer = calls.open(timeout, target, request)
+        from_ = tuple.__new__(From, (caller.pid, ref))  # From(pid, ref) without a Python-level __new__
         proc._inbound.add(from_)
         proc._deliver((CALL, request, from_))
         try:
-            return await calls.result(ref, fut, timeout, target, request)
+            return await fut
         finally:
+            calls.close(ref, timer)
             proc._inbound.discard(from_)
 
     def cast(self, target: Target, request: Any) -> None:
@@ -299,15 +299,14 @@ class LocalNode(Registry, Signals):
     async def _stop_remote(self, target: Any, reason: Any, timeout: float | None) -> None:
         remote = self._remote_for(target)
         peer = node_of(target)
-        ref, fut = self.calls.open(peer)
-        try:
-            remote.stop(ref, self._caller().pid, target, reason, timeout)
-        except BaseException:
-            self.calls.close(ref, peer)
-            raise
         # the peer kills after `timeout`; a lost answer must not leave us waiting forever
         wait = None if timeout is None else timeout + 5.0
-        await self.calls.result(ref, fut, wait, target, ["stop", reason], peer)
+        ref, fut, timer = self.calls.open(wait, target, ["stop", reason], peer)
+        try:
+            remote.stop(ref, self._caller().pid, target, reason, timeout)
+            await fut
+        finally:
+            self.calls.close(ref, timer, peer)
 
     def _request_stop(self, proc: Process, reason: Any) -> None:
         if getattr(proc, "_handles_system", False):
