@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 
 class RateLimitedLog:
@@ -13,14 +14,17 @@ class RateLimitedLog:
     floods garbage costs one log line a second, not one per message.
     """
 
-    def __init__(self, logger: logging.Logger, period: float = 1.0) -> None:
+    def __init__(
+        self, logger: logging.Logger, period: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.logger = logger
         self.period = period
+        self.clock = clock
         self._last: dict[str, float] = {}
         self._dropped: dict[str, int] = {}
 
     def __call__(self, kind: str, fmt: str, *args: object) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last.get(kind, -1e9) < self.period:
             self._dropped[kind] = self._dropped.get(kind, 0) + 1
             return
