@@ -1,7 +1,12 @@
-"""Errors raised by the rl layer."""
+"""Errors raised by the rl layer; each crosses the wire as itself (registered below).
+
+The ``Rejected`` ones are refusals: a server raises them from a handler, keeps running,
+and the caller gets the same class with the same message.
+"""
 
 from __future__ import annotations
 
+from beamrl import codec
 from beamrl.errors import Rejected
 
 
@@ -23,3 +28,11 @@ class ReplayError(Rejected, ValueError):
 
 class StaleIndex(ReplayError):
     """An index names a transition that was evicted (its slot was overwritten) or never added."""
+
+
+class QTableError(Rejected, ValueError):
+    """A Q-table was given a state, action, shape or file it cannot use; the table is unchanged."""
+
+
+for _error in (InvalidAction, UnknownEnv, ReplayError, StaleIndex, QTableError):
+    codec.register_exception(_error)

@@ -7,7 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beamrl.rl.qtable import DictQTable, QTable, QTableError, state_index
+from beamrl import Node
+from beamrl.rl.errors import QTableError
+from beamrl.rl.qtable import DictQTable, QTable
+from beamrl.rl.spaces import state_index
+from tests.peers import PeerNode
 
 
 def test_get_set_values_defaults() -> None:
@@ -178,3 +182,17 @@ def test_state_index_blackjack() -> None:
         idx((32, 0, 0))
     with pytest.raises(QTableError, match="Tuple of Discrete"):
         state_index(object())
+
+
+async def test_a_remote_caller_gets_qtable_error_as_itself_and_the_server_lives_on() -> None:
+    peer = PeerNode("qserver_peer", tree="tests/trees/qserver_peer.toml")
+    try:
+        async with Node("qtable_tester") as node:
+            qserver = ("qserver", await node.connect(peer.address))
+            with pytest.raises(QTableError, match=r"refused 'get'.*outside \[0, 4\)") as caught:
+                await node.call(qserver, ["get", 99, 0])
+            assert type(caught.value) is QTableError  # not a Rejected standing in for it
+            await node.call(qserver, ["set", 3, 1, 2.5])
+            assert await node.call(qserver, ["get", 3, 1]) == 2.5
+    finally:
+        assert peer.terminate() == 0, "".join(peer.output)
