@@ -113,3 +113,11 @@ def test_tables_and_replay_memories_are_saveable(tmp_path: Path) -> None:
     assert len(other) == 4
     for obj in (q, d, memory):
         assert isinstance(obj, Saveable)
+
+
+def test_a_write_that_need_not_be_durable_is_still_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    atomic_write_bytes(path, b'{"total": 1}', durable=False)
+    atomic_write_bytes(path, b'{"total": 2}', durable=False)
+    assert path.read_bytes() == b'{"total": 2}'
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.json"]

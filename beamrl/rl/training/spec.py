@@ -82,5 +82,4 @@ class RunSpec:
 
 def default(name: str) -> Any:
     """The default of field ``name`` (what the CLI shows and uses when an option is left out)."""
-    found = RunSpec.__dataclass_fields__[name].default
-    return found
+    return RunSpec.__dataclass_fields__[name].default
