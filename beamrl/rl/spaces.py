@@ -17,6 +17,14 @@ On the wire a space is plain data: ``space.to_data()`` gives a dict of str/int/l
 arrays, ``space_from_data(d)`` rebuilds it and raises ``ValueError`` on anything
 malformed (it is fed untrusted bytes). The generator state does not travel.
 ``to_gym()``/``from_gym()`` convert to and from gymnasium spaces (gymnasium is optional).
+
+``StateIndex``/``state_index`` flatten a Tuple of Discrete spaces (Blackjack's
+``(32, 11, 2)``) into one index, so tabular agents can use a dense table.
+
+Longer than beamrl's ~400-line aim on purpose: it mirrors gymnasium's ``spaces``
+package, six small classes that share the ``Space`` base, its seeding and its
+``to_data``/``space_from_data`` wire form; split, a reader would chase one concept
+through several files.
 """
 
 from __future__ import annotations
