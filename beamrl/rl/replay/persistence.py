@@ -54,9 +54,6 @@ class ReplayPersistence(ReplayStorage):
     _ckpt_dir: Path | None
     _ckpt_token: str | None
 
-    def __init__(self, capacity: int, **config: Any) -> None:  # pragma: no cover - ReplayMemory defines it
-        raise NotImplementedError
-
     restore = _Restore()
 
     def _restore_from(self, path: str | os.PathLike[str]) -> None:

@@ -61,7 +61,7 @@ def _plot(
     path: Path, spec: RunSpec, rows: dict[str, list[Any]], evals: list[dict[str, float]], summary: dict[str, Any]
 ) -> str | None:
     try:
-        import matplotlib
+        import matplotlib  # deferred: an optional extra (beamrl[plot]); without it there is no curve.png
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt

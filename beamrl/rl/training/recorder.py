@@ -12,6 +12,7 @@ from beamrl.api import call, cast, monitor
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer, NoReply
 from beamrl.process import Down, format_reason
+from beamrl.rl.envs.registry import make
 from beamrl.rl.training.chaos import inject
 from beamrl.rl.training.progress import Progress, say
 from beamrl.rl.training.spec import RunSpec
@@ -64,8 +65,6 @@ class Recorder(GenServer):
         self.t0 = time.monotonic()
         self.time_to_success: float | None = None
         if eval_env is None:
-            from beamrl.rl.envs import make
-
             eval_env = make(self.spec.env_id, **self.spec.env_kwargs)
         self.eval_env = eval_env
         self.table = (

@@ -30,6 +30,8 @@ import numpy as np
 
 from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed
 from beamrl.node import Node
+from beamrl.rl.agents import PolicyIteration, PolicyIterationConfig, ValueIteration, ValueIterationConfig
+from beamrl.rl.envs.gym_adapter import GymEnv
 from beamrl.rl.envs.registry import canonical_id, facts, make
 from beamrl.rl.qserver import QServer
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees, worker_spec
@@ -55,8 +57,6 @@ def judge_env(env_id: str, env_kwargs: dict[str, Any]) -> tuple[Any, str]:
         import gymnasium  # deferred: an optional extra, only the judge needs it
     except ImportError:
         return make(env_id, **env_kwargs), "beamrl native (gymnasium not installed)"
-    from beamrl.rl.envs.gym_adapter import GymEnv
-
     canonical = canonical_id(env_id)
     return GymEnv(gymnasium.make(canonical, **env_kwargs), canonical), f"gymnasium {gymnasium.__version__}"
 
@@ -129,8 +129,6 @@ def _prepare(out_dir: Path) -> None:
 
 
 async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray]:
-    from beamrl.rl.agents import PolicyIteration, PolicyIterationConfig, ValueIteration, ValueIterationConfig
-
     hyper = dict(spec.hyper)
     if spec.algo == "value-iteration":
         planner: Any = ValueIteration(ValueIterationConfig(**hyper))
