@@ -40,3 +40,15 @@ def test_the_bench_report_does_not_import_the_cli() -> None:
     probe = "import sys, beamrl.bench.remote, beamrl.bench.report; print('beamrl.cli' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_packaged_actor_tree_is_the_one_actor_machines_run() -> None:
+    from pathlib import Path
+
+    from beamrl.tree import load_tree
+    from beamrl.trees import tree_path
+
+    root = Path(__file__).resolve().parents[2]
+    assert load_tree(tree_path("actor_node.toml")) == load_tree(root / "supervisors" / "actor_node.toml")
+    with pytest.raises(FileNotFoundError, match=r"no tree named 'absent\.toml'"):
+        tree_path("absent.toml")
