@@ -16,7 +16,6 @@ import numpy as np
 
 from beamrl.bench import zmq_floor
 from beamrl.bench._peer import NodeProcess
-from beamrl.bench.report import format_rows
 from beamrl.gen_server import GenServer
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
@@ -129,4 +128,6 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
+    from beamrl.bench.report import format_rows  # the script form only
+
     print(format_rows(run(quick="--quick" in sys.argv)))

@@ -1,8 +1,4 @@
-"""Errors raised by the rl layer; each crosses the wire as itself (registered below).
-
-The ``Rejected`` ones are refusals: a server raises them from a handler, keeps running,
-and the caller gets the same class with the same message.
-"""
+"""Errors raised by the rl layer."""
 
 from __future__ import annotations
 
@@ -31,8 +27,14 @@ class StaleIndex(ReplayError):
 
 
 class QTableError(Rejected, ValueError):
-    """A Q-table was given a state, action, shape or file it cannot use; the table is unchanged."""
+    """A Q-table was given a state, action, shape or file it cannot use; the table is unchanged.
+
+    A ``Rejected``: a QServer raises it from a handler, keeps running, and the caller (on any
+    node) gets a ``QTableError`` with the same message.
+    """
 
 
-for _error in (InvalidAction, UnknownEnv, ReplayError, StaleIndex, QTableError):
-    codec.register_exception(_error)
+# every error defined above travels as itself (the codec rebuilds it by name)
+for _obj in list(globals().values()):
+    if isinstance(_obj, type) and issubclass(_obj, Exception) and _obj.__module__ == __name__:
+        codec.register_exception(_obj)

@@ -100,7 +100,7 @@ from typing import Any
 
 import numpy as np
 
-import beamrl
+from beamrl.api import cancel_timer, send_after
 from beamrl.gen_server import GenServer, Stop
 from beamrl.persist import atomic_write_bytes
 from beamrl.process import NORMAL, Exit
@@ -169,7 +169,7 @@ class ReplayServer(GenServer):
 
     async def terminate(self, reason: Any) -> None:
         for ref in self._timers.values():
-            beamrl.cancel_timer(ref)
+            cancel_timer(ref)
         self._timers.clear()
         if self.dir is not None:
             if self._changed:
@@ -363,7 +363,7 @@ class ReplayServer(GenServer):
         self.ledger_total = total
 
     def _arm(self, tick: str, seconds: float) -> None:
-        self._timers[tick] = beamrl.send_after(seconds, self.pid, tick)
+        self._timers[tick] = send_after(seconds, self.pid, tick)
 
 
 # ---------------------------------------------------------------------------------------
