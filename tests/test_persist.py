@@ -111,6 +111,11 @@ def test_tables_and_replay_memories_are_saveable(tmp_path: Path) -> None:
     other = ReplayMemory(10)
     other.restore(tmp_path / "m.npz")
     assert len(other) == 4
+    memory.checkpoint(tmp_path / "ckpt")
+    from_dir = ReplayMemory(3)
+    from_dir.restore(tmp_path / "ckpt")  # a checkpoint directory restores the same way
+    assert (len(from_dir), from_dir.capacity) == (4, 10)
+    assert len(ReplayMemory.restore(tmp_path / "ckpt")) == 4  # the class form builds a new memory
     for obj in (q, d, memory):
         assert isinstance(obj, Saveable)
 

@@ -169,7 +169,7 @@ class ReplayPersistence(ReplayStorage):
             "segments": segments,
             "meta": self._meta(FORMAT),
         }
-        written += _write_bytes(d / MANIFEST, json.dumps(doc, indent=1).encode())
+        written += atomic_write_bytes(d / MANIFEST, json.dumps(doc, indent=1).encode())
         keep = {s["file"] for s in segments}
         for old in d.glob("seg-*.npz"):
             if old.name not in keep:
@@ -332,10 +332,6 @@ def _entry(state: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     if arr.dtype.kind not in NUMERIC_KINDS:
         raise ReplayError(f"entry {key!r} has non-numeric dtype {arr.dtype}")
     return arr
-
-
-def _write_bytes(path: Path, data: bytes) -> int:
-    return atomic_write_bytes(path, data)
 
 
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> int:
