@@ -58,3 +58,16 @@ def test_a_worker_subtree_is_plain_data_a_remote_node_can_start() -> None:
     assert env_child["kwargs"] == {"is_slippery": False}
     assert worker_child["start"] == "beamrl.rl.training.worker:Worker"
     assert TableShape.from_data(worker_child["args"][-1]).n_states == 16
+
+
+def test_the_earlier_import_paths_still_name_the_same_things() -> None:
+    from beamrl.rl import qtable, spaces, train, trainer, training
+    from beamrl.rl.errors import QTableError
+
+    assert train.train is training.train and train.TrainingFailed is training.TrainingFailed
+    assert (trainer.RunSpec, trainer.Worker, trainer.Recorder) == (training.RunSpec, training.Worker, training.Recorder)
+    assert (qtable.StateIndex, qtable.state_index, qtable.QTableError) == (
+        spaces.StateIndex,
+        spaces.state_index,
+        QTableError,
+    )
