@@ -60,16 +60,11 @@ class QServer(GenServer):
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = float(checkpoint_every)
         self.resumed = False
+        self.q = QTable(n_states, n_actions, init=init, seed=seed)
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self.q = QTable.load(self.checkpoint_path, seed=seed)
-            if self.q.table.shape != (n_states, n_actions):
-                raise QTableError(
-                    f"{self.checkpoint_path} holds a {self.q.table.shape} table, expected ({n_states}, {n_actions})"
-                )
+            self.q.restore(self.checkpoint_path)  # a QTableError (init fails) if it holds another shape
             self.resumed = True
             log.info("qserver: resumed from %s (version %d)", self.checkpoint_path, self.q.version)
-        else:
-            self.q = QTable(n_states, n_actions, init=init, seed=seed)
         self._saved_version = self.q.version
         if self.checkpoint_path is not None:
             send_after(self.checkpoint_every, self.pid, "checkpoint")

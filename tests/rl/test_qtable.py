@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -196,3 +198,15 @@ async def test_a_remote_caller_gets_qtable_error_as_itself_and_the_server_lives_
             assert await node.call(qserver, ["get", 3, 1]) == 2.5
     finally:
         assert peer.terminate() == 0, "".join(peer.output)
+
+
+async def test_a_qserver_refuses_to_start_from_a_checkpoint_of_another_shape(tmp_path: Path) -> None:
+    from beamrl.rl.qserver import QServer
+
+    path = tmp_path / "q.npz"
+    QTable(3, 2).save(path)
+    async with Node("qtable_shapes") as node:
+        with pytest.raises(QTableError, match=r"holds a \(3, 2\) table, expected \(5, 2\)"):
+            await node.start(QServer, 5, 2, checkpoint=str(path))
+        await node.start(QServer, 3, 2, checkpoint=str(path), name="q")
+        assert (await node.call("q", ["info"]))["resumed"] is True
