@@ -1,13 +1,14 @@
 """``beamrl train ALGO ENV_ID [...]``: train an agent as a supervised tree of processes.
 
-Option defaults come from ``RunSpec`` (seed, evaluation cadence) and from the env
-registry (the episode budget when neither ``--episodes`` nor ``--steps`` is given),
-so they are stated once.
+Option defaults come from ``RunSpec`` (seed, evaluation cadence), from ``train`` (nodes)
+and from the env registry (the episode budget when neither ``--episodes`` nor ``--steps``
+is given, the final evaluation's episodes), so each is stated once.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from typing import Any
 
@@ -117,7 +118,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--steps", type=_positive)
     p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument("--out", help="output directory (default runs/ALGO-ENV-seedS)")
-    p.add_argument("--nodes", type=_positive, default=1, help="nodes to train on; K-1 start as local OS processes")
+    nodes = inspect.signature(train).parameters["nodes"].default
+    p.add_argument("--nodes", type=_positive, default=nodes, help="nodes to train on; K-1 start as local OS processes")
     p.add_argument("--attach", action="append", default=[], help="address of an already running actor node")
     p.add_argument("--node", help="a node role file for the learner (name, listen, keys)")
     p.add_argument("--listen", help="learner listen address (default: loopback when distributed)")
