@@ -12,9 +12,7 @@ import grimp
 
 # cycles that exist on purpose until their owner removes them; an entry that no longer
 # exists fails the test, so the list only shrinks
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"beamrl.cli", "beamrl.bench.remote"}),  # format_rows moves into bench (rl/cli work)
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _cycles(graph: grimp.ImportGraph) -> set[frozenset[str]]:

@@ -128,6 +128,6 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    from beamrl.cli import format_rows
+    from beamrl.bench.report import format_rows  # the script form only
 
     print(format_rows(run(quick="--quick" in sys.argv)))
