@@ -9,6 +9,7 @@ Inside a process (or inside ``async with Node(...)``)::
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from beamrl.errors import NotInProcess
@@ -20,12 +21,10 @@ from beamrl.proxy import Proxy
 
 def _node() -> Node:
     proc = current_process.get()
-    if proc is not None:
-        return proc.node
-    node = current_node.get()
+    node = proc.node if proc is not None else current_node.get()
     if node is None:
         raise NotInProcess("no beamrl node here: run this inside a process or inside `async with beamrl.Node(...)`")
-    return node
+    return typing.cast(Node, node)  # every node is a Node: LocalNode is only its core
 
 
 def current() -> Node:

@@ -6,6 +6,10 @@ import asyncio
 import logging
 import signal
 
+# imported for its wire types: spaces, Exp and the rl errors register with the codec there
+import beamrl.rl.errors
+import beamrl.rl.exp
+import beamrl.rl.spaces  # noqa: F401
 from beamrl.errors import NodeDown
 from beamrl.node import Node
 from beamrl.node_config import NodeConfig

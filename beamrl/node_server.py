@@ -20,6 +20,7 @@ from typing import Any
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.pid import Pid
+from beamrl.supervisor import Supervisor
 
 NAME = "$node"
 
@@ -46,7 +47,7 @@ class NodeServer(GenServer):
         raise Rejected(f"$node does not understand {request!r}")
 
     async def _trees(self) -> list[dict[str, Any]]:
-        return [await self._describe(pid, None) for pid in list(self.node._top) if pid != self.pid]
+        return [await self._describe(pid, None) for pid in self.node.top_level() if pid != self.pid]
 
     async def _snapshot(self, since: int) -> dict[str, Any]:
         """[dashboard] Everything a dashboard shows of this node, in one reply."""
@@ -120,8 +121,6 @@ def _entry(info: dict[str, Any], restarts: int | None) -> dict[str, Any]:
 
 
 def _is_supervisor(proc: Any) -> bool:
-    from beamrl.supervisor import Supervisor
-
     return isinstance(proc, Supervisor)
 
 

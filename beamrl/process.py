@@ -23,10 +23,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from beamrl.errors import NoProc
 from beamrl.pid import Pid, Ref
 
 if TYPE_CHECKING:
-    from beamrl.node import Node
+    from beamrl.local_node import LocalNode
 
 # Mailbox entry kinds. Ints compare fastest in the receive loop.
 CALL = 0  # (CALL, request, From)
@@ -38,6 +39,8 @@ SYSTEM = 3  # (SYSTEM, request, From | None)  stop, introspection: never seen by
 NORMAL = "normal"
 
 current_process: contextvars.ContextVar[Process | None] = contextvars.ContextVar("beamrl_current_process", default=None)
+#: the node that code outside any process acts on (set by ``async with Node(...)``)
+current_node: contextvars.ContextVar[LocalNode | None] = contextvars.ContextVar("beamrl_current_node", default=None)
 
 
 class From(NamedTuple):
@@ -95,11 +98,13 @@ class Process:
     """
 
     trap_exit: bool = False
-    node: Node
+    is_supervisor: bool = False
+    """True for process classes that supervise others (the child spec's worker/supervisor type)."""
+    node: LocalNode
     pid: Pid
     name: str | None
 
-    def _attach(self, node: Node, pid: Pid, name: str | None, parent: Pid | None) -> None:
+    def _attach(self, node: LocalNode, pid: Pid, name: str | None, parent: Pid | None) -> None:
         self.node = node
         self.pid = pid
         self.name = name
@@ -198,8 +203,6 @@ class Process:
                 if isinstance(reason, BaseException):
                     started.set_exception(reason)
                 else:
-                    from beamrl.errors import NoProc
-
                     started.set_exception(NoProc(f"{self.pid} exited during init: {format_reason(reason)}"))
             self.node._process_exited(self, reason)
         if cancelled_from_outside:

@@ -22,6 +22,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+# imported for its wire types: spaces, Exp and the rl errors register with the codec there
+import beamrl.rl.errors
+import beamrl.rl.exp
+import beamrl.rl.spaces  # noqa: F401
 from beamrl.node import Node, _install_uvloop_policy
 from beamrl.node_server import NAME as NODE_SERVER
 from beamrl.proxy import request_for

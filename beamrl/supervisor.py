@@ -38,100 +38,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
+from beamrl.child_spec import STRATEGIES, ChildInfo, ChildSpec, child, spec_from_mapping
 from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
-from beamrl.process import Exit, From, Process, format_reason, is_normal
+from beamrl.process import Exit, From, format_reason, is_normal
+
+__all__ = ["ChildInfo", "ChildSpec", "DynamicSupervisor", "Supervisor", "child"]
 
 log = logging.getLogger("beamrl")
-
-STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
-RESTARTS = ("permanent", "transient", "temporary")
-_DEFAULT: Any = object()
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """How a supervisor starts, restarts and stops one child."""
-
-    start: Any
-    """The process class, or ``"module:Class"``."""
-    args: tuple[Any, ...] = ()
-    """Positional arguments for the child's ``init``."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for the child's ``init``."""
-    name: str | None = None
-    """Registered name; also the child's id inside the supervisor."""
-    restart: str = "permanent"
-    """``permanent``, ``transient`` or ``temporary``."""
-    shutdown: float | None = 5.0
-    """Seconds a graceful stop may take before the child is killed; None: no limit."""
-
-    def __post_init__(self) -> None:
-        if self.restart not in RESTARTS:
-            raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
-        if self.shutdown is not None and (
-            isinstance(self.shutdown, bool) or not isinstance(self.shutdown, int | float) or self.shutdown < 0
-        ):
-            raise ValueError(f"shutdown must be a number of seconds >= 0 or None; got {self.shutdown!r}")
-        if self.name is not None and (not isinstance(self.name, str) or not self.name):
-            raise ValueError(f"name must be a non-empty string or None; got {self.name!r}")
-        if not (isinstance(self.start, str) or (isinstance(self.start, type) and issubclass(self.start, Process))):
-            raise TypeError(f"a child starts a Process subclass or a 'module:Class' string; got {self.start!r}")
-
-    @property
-    def is_supervisor(self) -> bool:
-        """True when the child is itself a supervisor."""
-        return isinstance(self.start, type) and issubclass(self.start, Supervisor)
-
-    def label(self) -> str:
-        """``module:Class`` of the child."""
-        if isinstance(self.start, str):
-            return self.start
-        return f"{self.start.__module__}:{self.start.__qualname__}"
-
-
-def child(
-    start: Any,
-    /,
-    *args: Any,
-    name: str | None = None,
-    restart: str = "permanent",
-    shutdown: float | None = _DEFAULT,
-    **kwargs: Any,
-) -> ChildSpec:
-    """A child spec: ``child(Counter, 0, name="c1", restart="transient")``.
-
-    ``args``/``kwargs`` go to the child's ``init``. ``shutdown`` defaults to 5 s
-    for workers and to no limit for supervisors.
-    """
-    if shutdown is _DEFAULT:
-        is_sup = isinstance(start, type) and issubclass(start, Supervisor)
-        shutdown = None if is_sup else 5.0
-    return ChildSpec(start, tuple(args), dict(kwargs), name, restart, shutdown)
-
-
-@dataclass(frozen=True)
-class ChildInfo:
-    """One row of ``which_children``."""
-
-    id: Any
-    """The child's id: its name, ``Class#index`` for unnamed static children, its pid for dynamic ones."""
-    name: str | None
-    """Registered name, if any."""
-    pid: Pid | None
-    """Current pid; None while the child is not running."""
-    restarts: int
-    """How many times this child was restarted."""
-    restart: str
-    """Restart type."""
-    kind: str
-    """``"worker"`` or ``"supervisor"``."""
-    module: str
-    """``module:Class`` of the child."""
 
 
 class _Child:
@@ -148,6 +65,7 @@ class Supervisor(GenServer):
     """A static supervisor: ``init(children, strategy=..., max_restarts=3, max_seconds=5.0)``."""
 
     trap_exit = True
+    is_supervisor = True
     dynamic = False
 
     async def init(
@@ -397,7 +315,5 @@ def _as_spec(spec: Any) -> ChildSpec:
     if isinstance(spec, ChildSpec):
         return spec
     if isinstance(spec, dict):
-        from beamrl.tree import spec_from_mapping
-
-        return spec_from_mapping(spec, where="child spec")
+        return spec_from_mapping(spec, "child spec", Supervisor)
     raise TypeError(f"a child spec is child(...) or a mapping with 'start'; got {spec!r}")

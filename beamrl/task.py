@@ -16,9 +16,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from beamrl.errors import CallTimeout
+from beamrl.errors import CallTimeout, NotInProcess
 from beamrl.pid import Pid
-from beamrl.process import _TIMEOUT, NORMAL, Process, current_process
+from beamrl.process import _TIMEOUT, NORMAL, Process, current_node, current_process
 
 
 class FunctionProcess(Process):
@@ -39,11 +39,12 @@ async def receive(timeout: float | None = None) -> Any:
 
     Raises ``CallTimeout`` if nothing arrives within ``timeout`` seconds.
     """
-    from beamrl.api import _node
-
     proc = current_process.get()
     if proc is None:
-        return await _node().receive(timeout)
+        node = current_node.get()
+        if node is None:
+            raise NotInProcess("no beamrl node here: run this inside a process or inside `async with beamrl.Node(...)`")
+        return await node.receive(timeout)
     item = await proc._receive(timeout)
     if item is _TIMEOUT:
         raise CallTimeout(f"{proc.pid} received nothing within {timeout} s")

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from beamrl import Node
+from beamrl.testing import SPAWNER_TREE, Host, NodeProcess
+from tests import start_peer
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
@@ -22,3 +24,25 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 async def node() -> AsyncIterator[Node]:
     async with Node("test") as n:
         yield n
+
+
+@pytest.fixture(scope="module")
+def host_peer(request: pytest.FixtureRequest) -> Iterator[NodeProcess]:
+    """One peer node per test module, running the ``Spawner`` remote hosts use."""
+    peer = start_peer(f"host-{request.module.__name__.rsplit('.', 1)[-1]}", tree_text=SPAWNER_TREE)
+    yield peer
+    assert peer.terminate() == 0, "".join(peer.output)
+
+
+@pytest.fixture(params=["local", "remote"])
+async def host(request: pytest.FixtureRequest, node: Node) -> AsyncIterator[Host]:
+    """Where the processes under test run: ``node`` itself, or a peer in another OS process."""
+    if request.param == "local":
+        yield Host(node)
+        return
+    peer: NodeProcess = request.getfixturevalue("host_peer")
+    remote = Host(node, await node.connect(peer.address))
+    try:
+        yield remote
+    finally:
+        await remote.reset()

@@ -9,7 +9,7 @@ import pytest
 from beamrl import GenServer, Node, child
 from beamrl.events import EventLog
 from beamrl.node_server import NAME, NodeServer
-from tests.support import Counter, eventually
+from beamrl.testing import Counter, eventually
 
 
 def test_the_log_keeps_the_newest_events_in_order() -> None:

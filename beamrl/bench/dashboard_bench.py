@@ -28,14 +28,13 @@ from typing import Any
 
 import aiohttp
 
+from beamrl.child_spec import child
 from beamrl.dashboard.server import Dashboard
 from beamrl.errors import ProcessCrashed
 from beamrl.gen_server import GenServer
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
-from beamrl.rl.train import train
-from beamrl.rl.trainer import RunSpec
-from beamrl.supervisor import child
+from beamrl.rl.training import RunSpec, train
 
 _PAGE = """
 import asyncio, json, sys

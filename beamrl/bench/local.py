@@ -16,6 +16,7 @@ from typing import Any
 
 from beamrl.gen_server import GenServer
 from beamrl.node import Node
+from beamrl.node import run as run_on_uvloop
 from beamrl.supervisor import child
 
 Row = dict[str, Any]
@@ -182,7 +183,5 @@ async def _measure(quick: bool) -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Measure everything on uvloop (when installed) and return the rows."""
-    from beamrl.node import run as run_on_uvloop
-
     rows: list[Row] = run_on_uvloop(_measure(quick))
     return rows

@@ -31,17 +31,16 @@ import numpy as np
 
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
+from beamrl.rl.envs.registry import make, make_vec
 from beamrl.rl.errors import InvalidAction
 from beamrl.rl.exp import Exp
-from beamrl.rl.spaces import Dict
+from beamrl.rl.spaces import Dict, Discrete
 
 
 class EnvServer(GenServer):
     """Hosts one environment (or, with ``num_envs=N``, a vector of N copies)."""
 
     async def init(self, env_id: str, num_envs: int | None = None, **kwargs: Any) -> None:
-        from beamrl.rl.envs import make, make_vec
-
         self.env_id = env_id
         self.vector = num_envs is not None
         if self.vector:
@@ -138,8 +137,6 @@ class EnvServer(GenServer):
 
 def _all_in(space: Any, actions: np.ndarray) -> bool:
     """Every action in ``space``; one numpy test for the common Discrete case."""
-    from beamrl.rl.spaces import Discrete
-
     if isinstance(space, Discrete):
         if actions.ndim != 1 or actions.dtype.kind not in "iu":
             return False

@@ -21,15 +21,15 @@ Requests (the Elixir original's names in brackets):
 ==================================================  =========================================================
 
 With ``checkpoint=PATH`` the table is saved there every ``checkpoint_every`` seconds
-(only when it changed), on graceful stop and on crash; a (re)started QServer that
-finds the file resumes from it, so a restart costs at most the last few seconds.
+(only when it changed), on graceful stop and on crash, through ``QTable.save`` (an atomic,
+fsynced write: see ``beamrl.persist``); a (re)started QServer that finds the file resumes
+from it, so a restart costs at most the last few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ import numpy as np
 from beamrl.api import send_after
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
-from beamrl.rl.qtable import QTable, QTableError
+from beamrl.rl.errors import QTableError
+from beamrl.rl.qtable import QTable
 
 log = logging.getLogger("beamrl.rl")
 
@@ -59,16 +60,11 @@ class QServer(GenServer):
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = float(checkpoint_every)
         self.resumed = False
+        self.q = QTable(n_states, n_actions, init=init, seed=seed)
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self.q = QTable.load(self.checkpoint_path, seed=seed)
-            if self.q.table.shape != (n_states, n_actions):
-                raise QTableError(
-                    f"{self.checkpoint_path} holds a {self.q.table.shape} table, expected ({n_states}, {n_actions})"
-                )
+            self.q.restore(self.checkpoint_path)  # a QTableError (init fails) if it holds another shape
             self.resumed = True
             log.info("qserver: resumed from %s (version %d)", self.checkpoint_path, self.q.version)
-        else:
-            self.q = QTable(n_states, n_actions, init=init, seed=seed)
         self._saved_version = self.q.version
         if self.checkpoint_path is not None:
             send_after(self.checkpoint_every, self.pid, "checkpoint")
@@ -98,8 +94,8 @@ class QServer(GenServer):
                     return str(await self._checkpoint(force=True))
                 case ["save", name]:
                     return str(await self._save_as(name))
-        except (QTableError, TypeError, ValueError) as exc:
-            raise Rejected(f"QServer refused {request[0]!r}: {exc}") from exc
+        except (QTableError, TypeError, ValueError) as exc:  # a refusal: the caller gets a QTableError
+            raise QTableError(f"QServer refused {request[0]!r}: {exc}") from exc
         raise Rejected(f"QServer does not understand {request!r}")
 
     async def handle_cast(self, request: Any) -> None:
@@ -127,9 +123,9 @@ class QServer(GenServer):
                 raise Rejected("this QServer has no checkpoint path: start it with checkpoint=PATH")
             return None
         if force or self.q.version != self._saved_version:
-            version = self.q.version
-            await asyncio.to_thread(_write_atomically, self.q.to_array(), version, path)
-            self._saved_version = version
+            snapshot = self.q.copy()  # the thread writes a copy while the table keeps learning
+            await asyncio.to_thread(snapshot.save, path)
+            self._saved_version = snapshot.version
         return path
 
     async def _save_as(self, name: Any) -> Path:
@@ -139,17 +135,8 @@ class QServer(GenServer):
         if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
             raise Rejected(f"save takes a plain file name (saved beside the checkpoint), got {name!r}")
         path = self.checkpoint_path.parent / name
-        await asyncio.to_thread(_write_atomically, self.q.to_array(), self.q.version, path)
+        await asyncio.to_thread(self.q.copy().save, path)
         return path
-
-
-def _write_atomically(table: np.ndarray, version: int, path: Path) -> None:
-    """Write ``table`` as ``.npz`` (array ``q``) at ``path``; a crash mid-write never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, q=table, version=np.array(version, dtype=np.int64))
-    os.replace(tmp, path)
 
 
 def as_update_arrays(updates: list[tuple[Any, int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,8 +35,9 @@ Requests (casts never answer; a call answers with the value shown):
 
 Bad input. In a call, bad input (wrong shape or dtype for what the memory holds,
 sampling more than it holds or from an empty memory, NaN or negative priorities,
-stale ids, unknown requests) raises ``ReplayError`` (a ``Rejected``) at the
-caller (on another node too: the codec rebuilds the rl errors as their class);
+stale ids, unknown requests) raises ``beamrl.rl.errors.ReplayError`` (a ``Rejected``)
+at the caller (on another node too: ``rl/errors.py`` registers its errors with the
+codec, so they arrive as their own class);
 the memory is unchanged and the server keeps running. In a cast the same
 errors are logged as a warning naming the request, counted in
 ``stats["rejected_casts"]``, and the memory is unchanged.
@@ -55,7 +56,8 @@ server traps exits so that ``exit(pid, reason)`` still saves). Checkpoints are
 written from a worker thread so the node's other processes keep running. Beside
 them, every ``ledger_every`` seconds, it writes ``ledger.json``: the memory's
 total-added counter (``ReplayMemory.count``), a few bytes replaced atomically
-(rename, no fsync: it guards against the process dying, not the machine).
+(``beamrl.persist.atomic_write_bytes(..., durable=False)``: rename, no fsync; it guards
+against the process dying, not the machine).
 
 A server started with a ``checkpoint_dir`` that holds a checkpoint restores it
 (ignoring ``seed``: the sampler continues where it was) and compares the
@@ -98,11 +100,13 @@ from typing import Any
 
 import numpy as np
 
-import beamrl
+from beamrl.api import cancel_timer, send_after
 from beamrl.gen_server import GenServer, Stop
+from beamrl.persist import atomic_write_bytes
 from beamrl.process import NORMAL, Exit
+from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
-from beamrl.rl.replay import MANIFEST, ReplayError, ReplayMemory
+from beamrl.rl.replay import MANIFEST, ReplayMemory
 
 __all__ = ["LEDGER", "ReplayServer"]
 
@@ -165,7 +169,7 @@ class ReplayServer(GenServer):
 
     async def terminate(self, reason: Any) -> None:
         for ref in self._timers.values():
-            beamrl.cancel_timer(ref)
+            cancel_timer(ref)
         self._timers.clear()
         if self.dir is not None:
             if self._changed:
@@ -354,14 +358,12 @@ class ReplayServer(GenServer):
         self.dir.mkdir(parents=True, exist_ok=True)
         total = self.memory.count
         doc = {"format": LEDGER_FORMAT, "total_added": total, "time": time.time()}
-        path = self.dir / LEDGER
-        tmp = path.with_name(LEDGER + ".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        # on the loop, every few seconds: atomic but not fsynced (see the module docstring)
+        atomic_write_bytes(self.dir / LEDGER, json.dumps(doc).encode(), durable=False)
         self.ledger_total = total
 
     def _arm(self, tick: str, seconds: float) -> None:
-        self._timers[tick] = beamrl.send_after(seconds, self.pid, tick)
+        self._timers[tick] = send_after(seconds, self.pid, tick)
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,8 +32,7 @@ import pytest
 
 import beamrl
 from beamrl import Node
-from tests.peers import ROOT, PeerNode
-from tests.support import eventually
+from beamrl.testing import NodeProcess, eventually
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -54,8 +53,10 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 pytestmark = pytest.mark.timeout(180)
 
 UPDATE = 2.0  # the budget for a change to reach the page
-HEARTBEAT_TIMEOUT = 1.5  # what tests.peers.PeerNode gives its nodes
+HEARTBEAT_TIMEOUT = 1.5  # the cluster's nodes
 DASHBOARD_HEARTBEAT = 3.0  # the dashboard's own node: beamrl's default
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -137,9 +138,10 @@ class Cluster:
         self.alpha = self._start("alpha")
         self.beta = self._start("beta", "--join", self.alpha.address)
 
-    def _start(self, name: str, *args: str) -> PeerNode:
+    def _start(self, name: str, *args: str) -> NodeProcess:
         listen = f"tcp://127.0.0.1:{self.ports[name]}"
-        return PeerNode(name, *args, listen=listen, tree="tests/trees/dash_peer.toml")
+        tree = ROOT / "tests" / "trees" / "dash_peer.toml"
+        return NodeProcess(name, *args, listen=listen, tree=tree, heartbeat_timeout=HEARTBEAT_TIMEOUT, cwd=ROOT)
 
     def restart_beta(self) -> None:
         self.beta = self._start("beta", "--join", self.alpha.address)

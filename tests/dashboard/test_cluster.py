@@ -7,7 +7,7 @@ import pytest
 from beamrl import Node, child
 from beamrl.dashboard.cluster import ClusterView, jsonable, parse_pid_key, pid_key
 from beamrl.pid import Pid
-from tests.support import Counter, eventually
+from beamrl.testing import Counter, eventually
 
 
 def test_pid_keys_round_trip_and_bad_ones_are_named() -> None:

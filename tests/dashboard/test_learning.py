@@ -8,8 +8,8 @@ from beamrl import Node
 from beamrl.dashboard.learning import MEAN_WINDOW, LearningFeed, Series, watch
 from beamrl.rl.env_server import EnvServer
 from beamrl.rl.qserver import QServer
-from beamrl.rl.trainer import Recorder, RunSpec
-from tests.support import eventually
+from beamrl.rl.training import Recorder, RunSpec
+from beamrl.testing import eventually
 
 
 def test_a_series_thins_itself_evenly() -> None:

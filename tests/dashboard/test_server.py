@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from beamrl import Node, child
-from tests.support import Counter, eventually
+from beamrl.testing import Counter, eventually
 
 aiohttp = pytest.importorskip("aiohttp", reason="the dashboard extra (aiohttp) is not installed")
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from beamrl.rl.train import train
-from beamrl.rl.trainer import RunSpec
-from tests.peers import ROOT
+from beamrl.rl.training import RunSpec, train
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
 pytest.importorskip("aiohttp", reason="the dashboard extra (aiohttp) is not installed")
 
 from beamrl.dashboard.run import tensorboard_observer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_run_writes_its_curves_for_tensorboard(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from beamrl import Down, Node, child
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import COLUMNS, ReplayError, StaleIndex
 from beamrl.rl.replay_server import LEDGER, ReplayServer
-from tests.peers import PeerNode
-from tests.support import eventually
+from beamrl.testing import eventually
+from tests import start_peer
 
 GAMMA = 0.99
 
@@ -323,7 +323,7 @@ STEPS = BATCHES * ROWS
 
 
 async def test_a_remote_learner_samples_while_remote_actors_add() -> None:
-    peer = PeerNode("replay_peer", tree="tests/trees/replay_peer.toml")
+    peer = start_peer("replay_peer", tree="tests/trees/replay_peer.toml")
     try:
         async with Node("replay_tester") as node:
             remote = await node.connect(peer.address)

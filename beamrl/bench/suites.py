@@ -1,0 +1,38 @@
+"""``beamrl bench SUITE``: which benchmark modules each suite runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from beamrl.bench import env_bench, env_server_bench, local, remote, replay_bench, replay_server_bench, train_bench
+from beamrl.bench.report import Row
+
+
+def _env(quick: bool) -> list[Row]:
+    rows: list[Row] = env_bench.run()
+    return rows + env_server_bench.run(quick=quick)
+
+
+def _dashboard(quick: bool) -> list[Row]:
+    try:
+        from beamrl.bench import dashboard_bench  # deferred: the optional dashboard extra (aiohttp)
+    except ImportError as exc:
+        note = f"skipped: {exc}; pip install 'beamrl[dashboard]'"
+        return [{"name": "dashboard cost on a training run", "value": float("nan"), "unit": "", "note": note}]
+    return dashboard_bench.run(quick=quick)
+
+
+def _replay(quick: bool) -> list[Row]:
+    rows: list[Row] = replay_bench.run(capacity=100_000 if quick else 1_000_000)
+    return rows + replay_server_bench.run(quick=quick)
+
+
+SUITES: dict[str, Callable[[bool], list[Row]]] = {
+    "local": lambda quick: local.run(quick=quick),
+    "remote": lambda quick: remote.run(quick=quick),
+    "env": _env,
+    "replay": _replay,
+    "train": lambda quick: train_bench.run(quick=quick),
+    "dashboard": _dashboard,
+}
+"""Suite name -> ``run(quick)`` returning its rows; ``all`` runs them in this order."""

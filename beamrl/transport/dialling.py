@@ -1,0 +1,159 @@
+"""Dialling: our DEALERs, the hello they send, and joining the full mesh.
+
+``connect`` dials an address (once per candidate CURVE server key when the peer's name
+is not given: the first handshake wins), waits for ``welcome`` or ``reject`` on that
+connection, then dials every peer the welcome announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import zmq
+
+from beamrl.errors import NodeDown
+from beamrl.transport import handshake
+from beamrl.transport.curve import make_client
+from beamrl.transport.framing import CTRL, ESC
+from beamrl.transport.handshake import dial_candidates
+from beamrl.transport.state import Conn, TransportState, log
+
+_NOBLOCK = zmq.NOBLOCK
+
+
+class Dialler(TransportState):
+    """Outgoing connections: sockets, dials, waiting for a peer to come up, the mesh."""
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        assert self._ctx is not None
+        s = self._ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, self.hwm)
+        s.setsockopt(zmq.RCVHWM, self.hwm)
+        s.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        ivl = max(1, int(self.heartbeat_interval * 1000))
+        s.setsockopt(zmq.HEARTBEAT_IVL, ivl)
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(ivl, int(self.heartbeat_timeout * 1000)))
+        s.setsockopt(zmq.HEARTBEAT_TTL, max(ivl, int(self.heartbeat_timeout * 1000)))
+        s.setsockopt(zmq.RECONNECT_IVL, 100)
+        s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        return s
+
+    async def _dial_any(
+        self,
+        address: str,
+        expect: str | None,
+        timeout: float,
+    ) -> tuple[str, list[Any]]:
+        """Dial ``address`` once per candidate server key; the first handshake wins."""
+        trusted = self._trusted if self._secret is not None else None
+        candidates = dial_candidates(self.name, address, expect, trusted, self._keys_dir)
+        tasks = [asyncio.ensure_future(self._dial(address, n, k, timeout)) for n, k in candidates]
+        errors: list[BaseException] = []
+        try:
+            for fut in asyncio.as_completed(tasks):
+                try:
+                    return await fut
+                except (NodeDown, TimeoutError) as e:
+                    errors.append(e)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        detail = "; ".join(sorted({str(e) for e in errors if str(e)}))
+        hint = "" if self._secret is not None else " (if it requires CURVE, pass keys=DIR)"
+        raise NodeDown(f"no handshake with {address} within {timeout:g}s{hint}" + (f": {detail}" if detail else ""))
+
+    async def _dial(
+        self,
+        address: str,
+        expect: str | None,
+        serverkey: bytes | None,
+        timeout: float,
+    ) -> tuple[str, list[Any]]:
+        assert self._loop is not None
+        s = self._socket(zmq.DEALER)  # no ROUTING_ID: the ROUTER assigns one (see module doc)
+        if serverkey is not None:
+            assert self._public is not None
+            assert self._secret is not None
+            make_client(s, serverkey, self._public, self._secret)
+        try:
+            s.connect(address)
+        except zmq.ZMQError as e:
+            s.close(linger=0)
+            raise ValueError(f"invalid address {address!r}: {e}") from e
+        conn = Conn(s, address, expect)
+        self._conns.add(conn)
+        if expect is not None:
+            self._dialing[expect] = self._dialing.get(expect, 0) + 1
+        self._loop.add_reader(conn.fd, self._drain_conn, conn)
+        established = False
+        try:
+            s.send_multipart(
+                [ESC, CTRL, handshake.hello(self.name, self.creation, self.address, self.hidden)], _NOBLOCK
+            )
+            self._kick_conn(conn)
+            try:
+                kind, payload = await asyncio.wait_for(conn.result, timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no answer from {address} within {timeout:g}s") from None
+            if kind == "welcome":
+                established = True
+                name, peers = payload
+                return name, peers
+            name, reason = payload
+            if handshake.wait_after_reject(reason, name, self._peers.__contains__):
+                await self._wait_up(name, timeout)
+                return name, []
+            raise NodeDown(f"{address} refused the handshake: {reason}")
+        finally:
+            if expect is not None:
+                self._dialing[expect] -= 1
+                if not self._dialing[expect]:
+                    del self._dialing[expect]
+            if not established or not any(p.conn is conn for p in self._peers.values()):
+                self._close_conn(conn)
+
+    async def _wait_up(self, name: str, timeout: float) -> None:
+        if name in self._peers:
+            return
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._up_waiters.setdefault(name, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"node {name!r} did not come up within {timeout:g}s") from None
+        finally:
+            ws = self._up_waiters.get(name)
+            if ws and fut in ws:
+                ws.remove(fut)
+
+    async def _mesh(self, peers: list[Any], deadline: float) -> None:
+        if self.hidden:
+            return
+        targets = [(n, a) for n, a in peers if n != self.name and n not in self._peers and n not in self._dialing]
+        if not targets:
+            return
+
+        async def one(n: str, a: str) -> None:
+            try:
+                await self._dial_any(a, n, max(0.1, deadline - time.monotonic()))
+            except (NodeDown, TimeoutError, ValueError) as e:
+                log.info("%s: could not join peer %s at %s: %s", self.name, n, a, e)
+
+        await asyncio.gather(*(one(n, a) for n, a in targets))
+
+    def _close_conn(self, conn: Conn, linger: int = 0) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._conns.discard(conn)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(conn.fd)
+        self._kicked.discard(conn.fd)
+        conn.sock.close(linger=linger)
+        if not conn.result.done():
+            conn.result.cancel()

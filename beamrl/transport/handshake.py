@@ -1,0 +1,160 @@
+"""The handshake's messages and decisions, as pure functions (no sockets: tested alone).
+
+The dialling side sends ``hello`` {v, name, creation, address, hidden} over its DEALER;
+the listening side answers ``welcome`` {v, name, creation, address, hidden, peers} over
+the same connection, or ``reject`` {name, reason}. Exactly one connection carries a
+pair's traffic: when both sides dial each other at once, the connection dialled by the
+node with the smaller name wins (the other is refused as ``simultaneous``), and a dial
+that arrives once the pair already has a path is refused as ``duplicate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, NamedTuple
+
+from beamrl.errors import NodeDown
+from beamrl.transport.base import PeerInfo
+from beamrl.transport.framing import MAX_NAME, PROTOCOL_VERSION, pack_control
+
+
+class Known(NamedTuple):
+    """What this node knows of a peer that is up under a name someone claims."""
+
+    creation: int
+    dialled_by_us: bool
+    """Its path is our DEALER (we dialled it); else a connection on our ROUTER."""
+
+
+def hello(name: str, creation: int, address: str | None, hidden: bool) -> bytes:
+    return pack_control(
+        {"t": "hello", "v": PROTOCOL_VERSION, "name": name, "creation": creation, "address": address, "hidden": hidden}
+    )
+
+
+def welcome(name: str, creation: int, address: str | None, hidden: bool, peers: list[list[str]]) -> bytes:
+    return pack_control(
+        {
+            "t": "welcome",
+            "v": PROTOCOL_VERSION,
+            "name": name,
+            "creation": creation,
+            "address": address,
+            "hidden": hidden,
+            "peers": peers,
+        }
+    )
+
+
+def reject(name: str, reason: str) -> bytes:
+    return pack_control({"t": "reject", "name": name, "reason": reason})
+
+
+def parse_info(msg: Mapping[str, Any]) -> PeerInfo | None:
+    """The ``PeerInfo`` a hello or welcome announces, None if malformed or another version."""
+    name, creation, address = msg.get("name"), msg.get("creation"), msg.get("address")
+    hidden = msg.get("hidden", False)
+    if (
+        msg.get("v") != PROTOCOL_VERSION
+        or not isinstance(name, str)
+        or not 0 < len(name.encode()) <= MAX_NAME
+        or not isinstance(creation, int)
+        or not (address is None or isinstance(address, str))
+        or not isinstance(hidden, bool)
+    ):
+        return None
+    return PeerInfo(name, creation, address, hidden)
+
+
+def parse_peers(raw: Any) -> list[tuple[str, str]]:
+    """The ``[name, address]`` pairs of a welcome's ``peers``, malformed entries dropped."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        (n, a)
+        for n, a in (x for x in raw if isinstance(x, list) and len(x) == 2)
+        if isinstance(n, str) and isinstance(a, str)
+    ]
+
+
+def announce(peers: Iterable[PeerInfo], exclude: str) -> list[list[str]]:
+    """The peers a welcome tells a newcomer to dial: not hidden, reachable, not itself."""
+    return [[p.name, p.address] for p in peers if p.name != exclude and not p.hidden and p.address is not None]
+
+
+def judge_hello(
+    me: str,
+    info: PeerInfo,
+    old: Known | None,
+    *,
+    dialling_to_it: bool,
+    key_matches: bool | None,
+    old_path_gone: Callable[[], bool],
+) -> str | None:
+    """Whether to accept a hello from ``info``: None to accept, else the reason to refuse.
+
+    ``key_matches`` is None without CURVE, else whether the connection's key is the
+    one trusted for ``info.name`` (then the claim is authenticated). ``old_path_gone``
+    probes whether the old ROUTER path of that name still routes (asked only when needed).
+    """
+    if info.name == me:
+        return "that is the name of the node you dialled"
+    if key_matches is False:
+        return f"the CURVE key of this connection is not {info.name}.key"
+    if old is None:
+        if me < info.name and dialling_to_it:
+            return "simultaneous"  # our dial to it carries the pair
+        return None
+    if old.dialled_by_us and old.creation == info.creation:
+        return "duplicate"  # a crossed dial: ours already carries the pair
+    if key_matches is None and not (not old.dialled_by_us and old_path_gone()):
+        # anyone may claim a name without CURVE: a live path is replaced only when it is gone
+        # (a restart we reach over our DEALER is noticed there: the new process resets it)
+        return f"node {info.name!r} is already connected"
+    return None
+
+
+WelcomeAction = Literal["mismatch", "switch", "keep", "up"]
+
+
+def judge_welcome(me: str, info: PeerInfo, expect: str | None, old: Known | None) -> WelcomeAction:
+    """What a welcome on our dial means.
+
+    ``mismatch``: it is not the node we dialled. ``switch``: both sides dialled each
+    other and our dial (the smaller name's) now carries the pair. ``keep``: the pair's
+    path stays as it is. ``up``: the peer is up over this dial (replacing an old
+    incarnation, if any).
+    """
+    if expect is not None and info.name != expect:
+        return "mismatch"
+    if old is not None and old.creation == info.creation:
+        return "switch" if not old.dialled_by_us and me < info.name else "keep"
+    return "up"
+
+
+def wait_after_reject(reason: str, name: str | None, up: Callable[[str], bool]) -> bool:
+    """After our hello was refused: wait for the pair's other path (True), or fail."""
+    if reason == "simultaneous" and name:
+        return True  # the other side's dial to us wins
+    # "duplicate": the pair already has a path; if we don't see it, our view is stale:
+    # fail, the redial comes back once the other side resets it
+    return reason == "duplicate" and name is not None and up(name)
+
+
+def dial_candidates(
+    me: str, address: str, expect: str | None, trusted: Mapping[str, bytes] | None, keys_dir: Any
+) -> list[tuple[str | None, bytes | None]]:
+    """(expected name, server key) for each dial to try at once; ``trusted`` None: no CURVE."""
+    if trusted is None:
+        return [(expect, None)]
+    if expect is not None:
+        key = trusted.get(expect)
+        if key is None:
+            raise NodeDown(f"no trusted public key for node {expect!r}: copy its {expect}.key into {keys_dir}")
+        return [(expect, key)]
+    candidates: list[tuple[str | None, bytes | None]] = [(n, k) for n, k in trusted.items() if n != me]
+    if not candidates:
+        raise NodeDown(
+            f"cannot connect to {address} with CURVE: {keys_dir} holds no trusted public key other than this node's own"
+        )
+    return candidates
