@@ -309,11 +309,13 @@ class Node:
         name: str | None = None,
         link: bool = False,
         **kwargs: Any,
-    ) -> Pid:
-        """Start a process of ``cls`` (or ``"module:Class"``); returns once its ``init`` succeeded.
+    ) -> Pid | None:
+        """Start a process of ``cls`` (or ``"module:Class"``); returns its pid once ``init`` succeeded.
 
         ``args``/``kwargs`` go to ``init``. An ``init`` that raises makes ``start``
-        raise the same error. ``link=True`` links it to the calling process.
+        raise the same error; one that returns ``Stop(reason)`` makes it raise
+        ``StartRefused`` (``.reason``); one that returns ``Ignore`` makes it
+        return None. ``link=True`` links it to the calling process.
         """
         self._check_started()
         if self._closing:
@@ -336,7 +338,7 @@ class Node:
             caller._links.add(pid)
         if caller is self._root:
             self._top.append(pid)  # stopped gracefully, in reverse order, by shutdown()
-        started: asyncio.Future[Pid] = self._loop.create_future()
+        started: asyncio.Future[Pid | None] = self._loop.create_future()
         ctx = contextvars.copy_context()
         ctx.run(current_process.set, proc)
         ctx.run(current_node.set, self)
@@ -353,7 +355,9 @@ class Node:
         """
         from beamrl.task import FunctionProcess
 
-        return await self.start(FunctionProcess, fn, args, name=name, link=link)
+        pid = await self.start(FunctionProcess, fn, args, name=name, link=link)
+        assert pid is not None  # only a GenServer's init can answer Ignore
+        return pid
 
     async def start_supervisor(
         self,
@@ -368,7 +372,7 @@ class Node:
         """Start a ``Supervisor`` over ``children`` (``child(...)`` specs), in order."""
         from beamrl.supervisor import Supervisor
 
-        return await self.start(
+        pid = await self.start(
             Supervisor,
             children,
             strategy=strategy,
@@ -377,6 +381,8 @@ class Node:
             name=name,
             link=link,
         )
+        assert pid is not None  # Supervisor.init never answers Ignore
+        return pid
 
     async def start_child(self, sup: Target, spec: Any, timeout: float = 5.0) -> Pid:
         """Add a child to a running (dynamic or static) supervisor; returns its pid."""

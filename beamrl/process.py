@@ -174,11 +174,13 @@ class Process:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
+    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]) -> Any:
         """The behaviour's loop: ack ``started`` once initialised, return the exit reason."""
         raise NotImplementedError
 
-    async def _lifecycle(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> None:
+    async def _lifecycle(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]
+    ) -> None:
         reason: Any = NORMAL
         cancelled_from_outside = False
         try:

@@ -6,6 +6,7 @@ API call -> what the supervisor does::
     (a child exits)                               -> restart per strategy and restart type
     node.which_children(sup)                      -> ["which_children"]: ChildInfo list
     node.start_child(sup, child(...))             -> ["start_child", spec]: starts and adds a child
+                                                     (None when its init answered Ignore)
     node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it
     call(sup, ["restart_child", name])            -> starts a stopped static child again
     call(sup, ["delete_child", name])             -> forgets a stopped static child
@@ -17,6 +18,10 @@ Strategies (which children restart when one exits and must be restarted):
 ``one_for_one``   only that child.
 ``one_for_all``   all children: the others are stopped in reverse order, then all start in order.
 ``rest_for_one``  that child and those started after it (stopped in reverse, started in order).
+
+A child whose ``init`` answers ``Ignore`` is not running but is no error: a
+static supervisor keeps its spec with ``pid`` None (``restart_child`` tries
+again), a dynamic supervisor does not add it, a temporary child is forgotten.
 
 Restart types: ``permanent`` always restarts; ``transient`` restarts only after an
 abnormal exit (not ``normal``/``shutdown``); ``temporary`` never restarts and is
@@ -175,14 +180,16 @@ class Supervisor(GenServer):
         self._serial = 0
         for spec in children:
             self._add(_as_spec(spec))
-        for index, c in enumerate(self._children):
+        started: list[_Child] = []
+        for c in list(self._children):  # a temporary child that answers Ignore leaves the list
             try:
                 await self._start(c)
             except Exception as exc:
-                for started in reversed(self._children[:index]):
-                    await self._stop(started)
+                for done in reversed(started):
+                    await self._stop(done)
                 exc.add_note(f"supervisor {self.name or self.pid}: child {c.id!r} failed to start")
                 raise
+            started.append(c)
 
     # -- child bookkeeping -------------------------------------------------------------
 
@@ -206,11 +213,19 @@ class Supervisor(GenServer):
                 return c
         raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
 
-    async def _start(self, c: _Child) -> Pid:
+    async def _start(self, c: _Child) -> Pid | None:
+        """Start the child; None when its ``init`` answered ``Ignore``.
+
+        An ignoring child is kept without a pid (OTP's ``undefined``), except a
+        dynamic or temporary one, which is forgotten.
+        """
         spec = c.spec
         pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
         c.pid = pid
-        if self.dynamic:
+        if pid is None:
+            if (self.dynamic or spec.restart == "temporary") and c in self._children:
+                self._children.remove(c)
+        elif self.dynamic:
             c.id = pid
         return pid
 

@@ -1,0 +1,164 @@
+"""Deviations from OTP found by porting OTP's own gen_server and supervisor tests.
+
+Each test states the OTP rule it checks; the Erlang behaviour is in comments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import beamrl
+from beamrl import (
+    DynamicSupervisor,
+    Exit,
+    GenServer,
+    Ignore,
+    Node,
+    NoProc,
+    Rejected,
+    StartRefused,
+    Stop,
+    child,
+)
+from tests.support import Counter, Journal, eventually
+
+# -- processes these tests use ---------------------------------------------------------------
+
+
+class Refuses(GenServer):
+    """``init`` returns ``Stop(reason)``: OTP's ``{stop, Reason}``."""
+
+    async def init(self, reason: Any = "normal") -> Any:
+        return Stop(reason)
+
+
+class Ignores(GenServer):
+    """``init`` returns ``Ignore``: OTP's ``ignore``."""
+
+    async def init(self, journal: str | None = None) -> Any:
+        if journal is not None:
+            beamrl.cast(journal, ["log", "ignores", "init"])
+        return Ignore
+
+
+class Starter(GenServer):
+    """Starts others with ``start_link`` on request and keeps every message it receives."""
+
+    async def init(self, trap_exit: bool) -> None:
+        self.trap_exit = trap_exit
+        self.seen: list[Any] = []
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        match request:
+            case ["start_link", cls, args]:
+                try:
+                    pid = await beamrl.start_link(cls, *args)
+                except StartRefused as exc:
+                    return ("error", exc.reason)
+                return ("ok", pid)
+            case ["seen"]:
+                return list(self.seen)
+        raise Rejected(f"unknown request {request!r}")
+
+    async def handle_info(self, message: Any) -> Any:
+        self.seen.append(message)
+        return None
+
+
+def crash_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
+
+
+# -- 1. init returning Stop(reason) or Ignore --------------------------------------------------
+
+
+async def test_init_stop_fails_start_with_the_reason_and_frees_the_name(node: Node) -> None:
+    # {stop, Reason} -> start returns {error, Reason}
+    with pytest.raises(StartRefused, match="not today") as info:
+        await node.start(Refuses, "not today", name="refuser")
+    assert info.value.reason == "not today"
+    assert isinstance(info.value, NoProc)  # what start raised for it before: `except NoProc` keeps working
+    assert node.whereis("refuser") is None
+    assert await node.start(Counter, 0, name="refuser")
+
+
+async def test_init_stop_exits_with_its_reason_not_an_error(node: Node) -> None:
+    # the process exits with Reason: a trapping linked starter receives {'EXIT', Pid, Reason}
+    starter = await node.start(Starter, True)
+    assert await node.call(starter, ["start_link", Refuses, ["not today"]]) == ("error", "not today")
+    seen = await eventually(lambda: node.call(starter, ["seen"]), what="the Exit")
+    assert [(type(m), m.reason) for m in seen] == [(Exit, "not today")]
+
+
+async def test_init_stop_normal_leaves_a_linked_starter_running(node: Node, caplog: pytest.LogCaptureFixture) -> None:
+    # {stop, normal}: an exit signal `normal` does not kill a non-trapping linked process
+    starter = await node.start(Starter, False)
+    assert await node.call(starter, ["start_link", Refuses, ["normal"]]) == ("error", "normal")
+    assert await node.call(starter, ["seen"]) == []
+    assert crash_reports(caplog) == []
+
+
+async def test_init_stop_with_an_abnormal_reason_takes_a_linked_starter_with_it(node: Node) -> None:
+    # as in OTP, the exit signal carries Reason to linked processes: a non-trapping starter exits with it
+    starter = await node.start(Starter, False)
+    ref = node.monitor(starter)
+    with pytest.raises(beamrl.ProcessCrashed):
+        await node.call(starter, ["start_link", Refuses, ["bad config"]])
+    down = await node.receive(timeout=5.0)
+    assert (down.ref, down.reason) == (ref, "bad config")
+
+
+async def test_init_ignore_returns_none_and_exits_normal(node: Node, caplog: pytest.LogCaptureFixture) -> None:
+    # ignore -> start returns ignore; the process exits normal, no crash report
+    before = set(node.processes())
+    assert await node.start(Ignores, name="ignorer") is None
+    assert node.whereis("ignorer") is None
+    await eventually(lambda: set(node.processes()) == before, what="the ignoring process to exit")
+    assert crash_reports(caplog) == []
+
+
+async def test_init_ignore_leaves_a_linked_starter_running(node: Node) -> None:
+    starter = await node.start(Starter, False)
+    assert await node.call(starter, ["start_link", Ignores, []]) == ("ok", None)
+    assert await node.call(starter, ["seen"]) == []
+
+
+async def test_static_supervisor_keeps_an_ignoring_child_without_a_pid(node: Node) -> None:
+    # OTP: the child spec is kept with pid undefined; the other children start as usual
+    await node.start(Journal, name="journal")
+    sup = await node.start_supervisor(
+        [child(Counter, 0, name="a"), child(Ignores, "journal", name="quiet"), child(Counter, 0, name="c")],
+        strategy="one_for_all",
+    )
+    rows = {c.id: c.pid for c in await node.which_children(sup)}
+    assert list(rows) == ["a", "quiet", "c"]
+    assert rows["quiet"] is None and rows["a"] is not None and rows["c"] is not None
+    assert await node.call(sup, ["count_children"]) == {"specs": 3, "active": 2, "supervisors": 0, "workers": 3}
+    # ignoring is not a crash: nothing was restarted
+    assert {c.id: c.restarts for c in await node.which_children(sup)} == {"a": 0, "quiet": 0, "c": 0}
+    assert {c.id: c.pid for c in await node.which_children(sup)} == rows
+    # start_child and restart_child of an ignoring child answer None
+    assert await node.start_child(sup, child(Ignores, name="late")) is None
+    assert [c.id for c in await node.which_children(sup)] == ["a", "quiet", "c", "late"]
+    assert await node.call(sup, ["restart_child", "quiet"]) is None
+    assert await node.call("journal", ["entries"]) == [("ignores", "init")] * 2
+
+
+async def test_static_supervisor_forgets_an_ignoring_temporary_child(node: Node) -> None:
+    sup = await node.start_supervisor(
+        [child(Counter, 0, name="a"), child(Ignores, name="t1", restart="temporary"), child(Counter, 0, name="c")]
+    )
+    assert [(c.id, c.pid is not None) for c in await node.which_children(sup)] == [("a", True), ("c", True)]
+    assert await node.start_child(sup, child(Ignores, name="t2", restart="temporary")) is None
+    assert [c.id for c in await node.which_children(sup)] == ["a", "c"]
+
+
+async def test_dynamic_supervisor_adds_no_child_for_ignore(node: Node) -> None:
+    # OTP (simple_one_for_one): start_child returns {ok, undefined} and no child is added
+    sup = await node.start(DynamicSupervisor)
+    assert await node.start_child(sup, child(Ignores)) is None
+    assert await node.which_children(sup) == []
+    pid = await node.start_child(sup, child(Counter, 1))
+    assert [c.pid for c in await node.which_children(sup)] == [pid]
