@@ -6,7 +6,7 @@ API call -> callback it triggers::
     node.call(pid, request)        -> handle_call(request, from_)
     node.cast(pid, request)        -> handle_cast(request)
     node.send(pid, message)        -> handle_info(message)      also Down, Exit, timers, "timeout"
-    self.continue_with(arg)        -> handle_continue(arg)      before the next message
+    self.continue_with(arg)        -> handle_continue(arg)      before the next message (chains too)
     node.stop(pid, reason)         -> terminate(reason)         also after a crash, never after kill
 
 What each callback may return:
@@ -95,7 +95,7 @@ class GenServer(Process):
 
         await init(*args)                # Stop(reason) / Ignore: start fails / returns None
         while running:
-            if continue pending: await handle_continue(arg)
+            while continue pending: await handle_continue(arg)   # may ask for the next one
             message = next in mailbox (or "timeout" after idle_timeout)
             dispatch to handle_call / handle_cast / handle_info
         await terminate(reason)      # graceful stop or crash, not kill
@@ -180,7 +180,7 @@ class GenServer(Process):
         node = self.node
         mailbox = self._mailbox
         while True:
-            if self._continue is not _NOTHING:
+            while self._continue is not _NOTHING:  # a continue may ask for the next one
                 arg = self._continue
                 self._continue = _NOTHING
                 result = await self.handle_continue(arg)

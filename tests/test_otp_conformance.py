@@ -67,6 +67,26 @@ class Starter(GenServer):
         return None
 
 
+class Chains(GenServer):
+    """``handle_continue`` asks for the next continue, three times in a row."""
+
+    async def init(self, journal: str) -> None:
+        self.journal = journal
+        self.steps: list[int] = []
+        self.continue_with(1)
+
+    async def handle_continue(self, arg: Any) -> Any:
+        self.steps.append(arg)
+        if arg < 3:
+            self.continue_with(arg + 1)
+        else:
+            beamrl.cast(self.journal, ["log", "chains", "done"])
+        return None
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        return list(self.steps)
+
+
 def crash_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
 
@@ -162,3 +182,19 @@ async def test_dynamic_supervisor_adds_no_child_for_ignore(node: Node) -> None:
     assert await node.which_children(sup) == []
     pid = await node.start_child(sup, child(Counter, 1))
     assert [c.pid for c in await node.which_children(sup)] == [pid]
+
+
+# -- 2. a continue asked for inside handle_continue --------------------------------------------
+
+
+async def test_chained_continue_runs_before_any_message(node: Node) -> None:
+    # OTP: {noreply, S, {continue, C}} from handle_continue runs handle_continue(C) next
+    await node.start(Journal, name="journal")
+    pid = await node.start(Chains, "journal")
+    assert await node.call(pid, ["steps"]) == [1, 2, 3]
+
+
+async def test_chained_continue_runs_without_any_message(node: Node) -> None:
+    await node.start(Journal, name="journal")
+    await node.start(Chains, "journal")
+    await eventually(lambda: node.call("journal", ["entries"]), what="the third continue")
