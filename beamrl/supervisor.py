@@ -19,6 +19,10 @@ Strategies (which children restart when one exits and must be restarted):
 ``one_for_all``   all children: the others are stopped in reverse order, then all start in order.
 ``rest_for_one``  that child and those started after it (stopped in reverse, started in order).
 
+A child that fails to start again counts as one more restart and is retried;
+under ``one_for_all`` the siblings already restarted are stopped again and the
+whole group restarts in order.
+
 A child whose ``init`` answers ``Ignore`` is not running but is no error: a
 static supervisor keeps its spec with ``pid`` None (``restart_child`` tries
 again), a dynamic supervisor does not add it, a temporary child is forgotten.
@@ -264,6 +268,13 @@ class Supervisor(GenServer):
         return len(times) <= self.max_restarts
 
     async def _restart(self, failed: _Child) -> Stop | None:
+        """Restart ``failed`` and the siblings its strategy takes along.
+
+        When a child fails to start again, the attempt counts as a restart and
+        is retried: ``one_for_all`` stops the siblings it already restarted
+        (reverse order) and starts the whole group again in order, as OTP does;
+        the other strategies retry from the child that failed.
+        """
         if self.strategy == "one_for_one" or self.dynamic:
             group = [failed]
         elif self.strategy == "one_for_all":
@@ -273,19 +284,25 @@ class Supervisor(GenServer):
         for c in reversed(group):
             if c is not failed:
                 await self._stop(c)
-        for c in group:
-            if c is not failed and c.spec.restart == "temporary":
-                self._children.remove(c)
+        for c in [c for c in group if c is not failed and c.spec.restart == "temporary"]:
+            self._children.remove(c)
+            group.remove(c)
+        index = 0
+        while index < len(group):
+            c = group[index]
+            try:
+                await self._start(c)
+            except Exception as exc:
+                log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
+                if not self._count_restart():
+                    return await self._give_up()
+                if self.strategy == "one_for_all":
+                    for started in reversed(group[:index]):
+                        await self._stop(started)
+                    index = 0
                 continue
-            while True:
-                try:
-                    await self._start(c)
-                    c.restarts += 1
-                    break
-                except Exception as exc:
-                    log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
-                    if not self._count_restart():
-                        return await self._give_up()
+            c.restarts += 1
+            index += 1
         return None
 
     async def _give_up(self) -> Stop:

@@ -87,6 +87,18 @@ class Chains(GenServer):
         return list(self.steps)
 
 
+class FailsWhenGated(Counter):
+    """A Counter whose ``init`` fails while the ``gate`` counter is above zero (and counts it down)."""
+
+    async def init(self, start: int = 0, journal: str | None = None) -> None:
+        if await beamrl.call("gate", ["get"]) > 0:
+            await beamrl.call("gate", ["add", -1])
+            if journal is not None:
+                beamrl.cast(journal, ["log", "b", "init failed"])
+            raise RuntimeError("gate closed")
+        await super().init(start, journal)
+
+
 def crash_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
 
@@ -198,3 +210,42 @@ async def test_chained_continue_runs_without_any_message(node: Node) -> None:
     await node.start(Journal, name="journal")
     await node.start(Chains, "journal")
     await eventually(lambda: node.call("journal", ["entries"]), what="the third continue")
+
+
+# -- 3. one_for_all when a sibling fails to restart ---------------------------------------------
+
+
+async def test_one_for_all_restarts_the_whole_group_again_when_a_sibling_fails_to_restart(node: Node) -> None:
+    # OTP: the restarted children are shut down (reverse order) and the whole group restarts in order
+    await node.start(Journal, name="journal")
+    await node.start(Counter, 0, name="gate")
+    sup = await node.start_supervisor(
+        [
+            child(Counter, 0, "journal", name="a"),
+            child(FailsWhenGated, 0, "journal", name="b"),
+            child(Counter, 0, "journal", name="c"),
+        ],
+        strategy="one_for_all",
+    )
+    await node.call("journal", ["clear"])
+    await node.call("gate", ["add", 1])  # b's next start fails, once
+    node.cast("a", ["crash", "boom"])
+    await eventually(lambda: _logged(node, ("c", "init")), what="c to start again")
+    assert await node.call("journal", ["entries"]) == [
+        ("a", "terminate:RuntimeError"),
+        ("c", "terminate:shutdown"),
+        ("b", "terminate:shutdown"),
+        ("a", "init"),
+        ("b", "init failed"),
+        ("a", "terminate:shutdown"),
+        ("a", "init"),
+        ("b", "init"),
+        ("c", "init"),
+    ]
+    rows = await node.which_children(sup)
+    assert all(c.pid is not None for c in rows)
+    assert await node.call("b", ["add", 1]) == 1
+
+
+async def _logged(node: Node, entry: tuple[str, str]) -> bool:
+    return entry in await node.call("journal", ["entries"])
