@@ -7,7 +7,8 @@ API call -> what the supervisor does::
     node.which_children(sup)                      -> ["which_children"]: ChildInfo list
     node.start_child(sup, child(...))             -> ["start_child", spec]: starts and adds a child
                                                      (None when its init answered Ignore)
-    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it
+    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it (a dynamic
+                                                     supervisor answers None for a pid already dead)
     call(sup, ["restart_child", name])            -> starts a stopped static child again
     call(sup, ["delete_child", name])             -> forgets a stopped static child
     call(sup, ["count_children"])                 -> {"specs", "active", "supervisors", "workers"}
@@ -211,6 +212,10 @@ class Supervisor(GenServer):
         self._children.append(c)
         return c
 
+    def _is_dead(self, pid: Any) -> bool:
+        """True for the pid of a process of this node that is no longer alive."""
+        return type(pid) is Pid and pid.node == self.node.name and self.node.process_info(pid) is None
+
     def _find(self, child_id: Any) -> _Child:
         for c in self._children:
             if c.id == child_id or (c.pid is not None and c.pid == child_id) or (c.spec.name == child_id is not None):
@@ -373,7 +378,12 @@ class Supervisor(GenServer):
                     label = c.spec.name or c.spec.label()
                     raise Rejected(f"child {label!r} failed to start: {format_reason(exc)}") from exc
             case ["terminate_child", child_id]:
-                c = self._find(child_id)
+                try:
+                    c = self._find(child_id)
+                except Rejected:
+                    if self.dynamic and self._is_dead(child_id):
+                        return None  # OTP: a pid no longer alive is terminated already
+                    raise
                 await self._stop(c)
                 if self.dynamic or c.spec.restart == "temporary":
                     self._children.remove(c)

@@ -249,3 +249,27 @@ async def test_one_for_all_restarts_the_whole_group_again_when_a_sibling_fails_t
 
 async def _logged(node: Node, entry: tuple[str, str]) -> bool:
     return entry in await node.call("journal", ["entries"])
+
+
+# -- 4. terminate_child of a dynamic child that is already dead ---------------------------------
+
+
+async def test_dynamic_terminate_child_of_a_dead_pid_is_ok(node: Node) -> None:
+    # OTP: terminate_child(Sup, Pid) answers ok when Pid is no longer alive
+    sup = await node.start(DynamicSupervisor)
+    pid = await node.start_child(sup, child(Counter, 0, restart="temporary"))
+    await node.stop(pid)
+    await eventually(lambda: _no_children(node, sup), what="the temporary child to be forgotten")
+    assert await node.terminate_child(sup, pid) is None
+
+
+async def test_dynamic_terminate_child_of_a_live_non_child_is_refused(node: Node) -> None:
+    sup = await node.start(DynamicSupervisor)
+    stranger = await node.start(Counter, 0)
+    with pytest.raises(Rejected, match="has no child"):
+        await node.terminate_child(sup, stranger)
+    assert await node.call(stranger, ["get"]) == 0
+
+
+async def _no_children(node: Node, sup: Any) -> bool:
+    return await node.which_children(sup) == []
