@@ -500,8 +500,13 @@ class Node:
     async def stop(self, target: Target, reason: Any = NORMAL, timeout: float | None = 5.0) -> None:
         """Stop a process gracefully: its ``terminate(reason)`` runs; killed after ``timeout``.
 
-        Returns once it has exited. Raises ``NoProc`` if it is not alive.
+        Returns once it has exited. Raises ``NoProc`` if it is not alive, and
+        ``TypeError``/``ValueError`` for a bad ``timeout`` (before anything is stopped).
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+            raise TypeError(f"stop: timeout must be seconds (a number >= 0) or None, got {timeout!r}")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"stop: timeout must be >= 0 seconds or None, got {timeout!r}")
         proc = self._local(target)
         if proc is None:
             await self._dist_required(target).stop(target, reason, timeout)

@@ -273,3 +273,16 @@ async def test_dynamic_terminate_child_of_a_live_non_child_is_refused(node: Node
 
 async def _no_children(node: Node, sup: Any) -> bool:
     return await node.which_children(sup) == []
+
+
+# -- 5. stop with an invalid timeout --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timeout", "error"), [("invalid", TypeError), (True, TypeError), (-1.0, ValueError)])
+async def test_stop_with_an_invalid_timeout_leaves_the_process_running(
+    node: Node, timeout: Any, error: type[Exception]
+) -> None:
+    pid = await node.start(Counter, 3)
+    with pytest.raises(error, match="timeout"):
+        await node.stop(pid, "normal", timeout=timeout)
+    assert await node.call(pid, ["get"]) == 3
