@@ -40,7 +40,9 @@ supervisor stop all its children (reverse order) and exit with reason
 Stopping a child (shutdown, one_for_all, terminate_child) is graceful: the
 child's ``terminate("shutdown")`` runs; after ``shutdown`` seconds it is
 killed. ``shutdown=None`` waits as long as it takes (the default for
-supervisors, so nested trees wind down completely).
+supervisors, so nested trees wind down completely). ``shutdown="brutal_kill"``
+kills the child at once: its ``terminate`` does not run, its reason is
+``killed``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ log = logging.getLogger("beamrl")
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTARTS = ("permanent", "transient", "temporary")
+BRUTAL_KILL = "brutal_kill"
 _DEFAULT: Any = object()
 
 
@@ -77,16 +80,17 @@ class ChildSpec:
     """Registered name; also the child's id inside the supervisor."""
     restart: str = "permanent"
     """``permanent``, ``transient`` or ``temporary``."""
-    shutdown: float | None = 5.0
-    """Seconds a graceful stop may take before the child is killed; None: no limit."""
+    shutdown: float | str | None = 5.0
+    """Seconds a graceful stop may take before the child is killed; None: no limit;
+    ``"brutal_kill"``: killed at once (its ``terminate`` does not run, the reason is ``killed``)."""
 
     def __post_init__(self) -> None:
         if self.restart not in RESTARTS:
             raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
-        if self.shutdown is not None and (
-            isinstance(self.shutdown, bool) or not isinstance(self.shutdown, int | float) or self.shutdown < 0
-        ):
-            raise ValueError(f"shutdown must be a number of seconds >= 0 or None; got {self.shutdown!r}")
+        if not (self.shutdown is None or self.shutdown == BRUTAL_KILL or _is_seconds(self.shutdown)):
+            raise ValueError(
+                f"shutdown must be a number of seconds >= 0, None or {BRUTAL_KILL!r}; got {self.shutdown!r}"
+            )
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise ValueError(f"name must be a non-empty string or None; got {self.name!r}")
         if not (isinstance(self.start, str) or (isinstance(self.start, type) and issubclass(self.start, Process))):
@@ -110,13 +114,13 @@ def child(
     *args: Any,
     name: str | None = None,
     restart: str = "permanent",
-    shutdown: float | None = _DEFAULT,
+    shutdown: float | str | None = _DEFAULT,
     **kwargs: Any,
 ) -> ChildSpec:
     """A child spec: ``child(Counter, 0, name="c1", restart="transient")``.
 
     ``args``/``kwargs`` go to the child's ``init``. ``shutdown`` defaults to 5 s
-    for workers and to no limit for supervisors.
+    for workers and to no limit for supervisors; ``"brutal_kill"`` kills at once.
     """
     if shutdown is _DEFAULT:
         is_sup = isinstance(start, type) and issubclass(start, Supervisor)
@@ -244,8 +248,12 @@ class Supervisor(GenServer):
         if pid is None:
             return
         self.node.unlink(pid)
+        timeout = c.spec.shutdown
+        if isinstance(timeout, str):  # BRUTAL_KILL, the only text ChildSpec lets through
+            self.node.kill(pid)  # untrappable; the stop below only waits for the exit
+            timeout = None
         try:
-            await self.node.stop(pid, "shutdown", timeout=c.spec.shutdown)
+            await self.node.stop(pid, "shutdown", timeout=timeout)
         except NoProc:
             pass  # it exited on its own meanwhile
 
@@ -425,6 +433,10 @@ class DynamicSupervisor(Supervisor):
         if strategy != "one_for_one":
             raise ValueError(f"a DynamicSupervisor's strategy is one_for_one; got {strategy!r}")
         await super().init(children, strategy, max_restarts, max_seconds, max_children)
+
+
+def _is_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
 
 
 def _as_spec(spec: Any) -> ChildSpec:

@@ -13,7 +13,7 @@ A tree file describes one supervisor::
     args = [0.5]
     kwargs = { label = "worker" }
     restart = "permanent"          # permanent | transient | temporary
-    shutdown = 5.0                 # seconds, or "infinity"
+    shutdown = 5.0                 # seconds, "infinity", or "brutal_kill"
 
     [[children]]                   # a nested supervisor: a child with children
     name = "inner"
@@ -65,11 +65,13 @@ def resolve_class(ref: str) -> type[Process]:
     return obj
 
 
-def _shutdown(value: Any, where: str) -> float | None:
+def _shutdown(value: Any, where: str) -> float | str | None:
     if value == "infinity":
         return None
+    if value == "brutal_kill":
+        return "brutal_kill"
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f'{where}: shutdown must be seconds >= 0 or "infinity", got {value!r}')
+        raise ValueError(f'{where}: shutdown must be seconds >= 0, "infinity" or "brutal_kill", got {value!r}')
     return float(value)
 
 

@@ -22,6 +22,7 @@ from beamrl import (
     Stop,
     child,
 )
+from beamrl.tree import spec_from_mapping
 from tests.support import Counter, Journal, eventually
 
 # -- processes these tests use ---------------------------------------------------------------
@@ -286,3 +287,36 @@ async def test_stop_with_an_invalid_timeout_leaves_the_process_running(
     with pytest.raises(error, match="timeout"):
         await node.stop(pid, "normal", timeout=timeout)
     assert await node.call(pid, ["get"]) == 3
+
+
+# -- shutdown="brutal_kill" ---------------------------------------------------------------------
+
+
+async def test_brutal_kill_child_is_killed_without_terminate(node: Node) -> None:
+    # OTP: shutdown = brutal_kill -> exit(Child, kill); terminate does not run; reason killed
+    await node.start(Journal, name="journal")
+    sup = await node.start_supervisor([child(Counter, 0, "journal", name="a", shutdown="brutal_kill")])
+    pid = node.whereis("a")
+    assert pid is not None
+    ref = node.monitor(pid)
+    await node.terminate_child(sup, "a")
+    down = await node.receive(timeout=5.0)
+    assert (down.ref, down.reason) == (ref, "killed")
+    assert await node.call("journal", ["entries"]) == [("a", "init")]
+
+
+async def test_brutal_kill_applies_when_the_supervisor_stops(node: Node) -> None:
+    await node.start(Journal, name="journal")
+    sup = await node.start_supervisor(
+        [child(Counter, 0, "journal", name="a"), child(Counter, 0, "journal", name="b", shutdown="brutal_kill")]
+    )
+    await node.stop(sup, "shutdown")
+    assert await node.call("journal", ["entries"]) == [("a", "init"), ("b", "init"), ("a", "terminate:shutdown")]
+
+
+async def test_shutdown_accepts_brutal_kill_and_names_it_when_wrong() -> None:
+    assert child(Counter, shutdown="brutal_kill").shutdown == "brutal_kill"
+    with pytest.raises(ValueError, match="brutal_kill"):
+        child(Counter, shutdown="brutal")
+    spec = spec_from_mapping({"start": "tests.support:Counter", "shutdown": "brutal_kill"}, where="tree.toml")
+    assert spec.shutdown == "brutal_kill"
