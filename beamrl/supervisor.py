@@ -42,11 +42,14 @@ child's ``terminate("shutdown")`` runs; after ``shutdown`` seconds it is
 killed. ``shutdown=None`` waits as long as it takes (the default for
 supervisors, so nested trees wind down completely). ``shutdown="brutal_kill"``
 kills the child at once: its ``terminate`` does not run, its reason is
-``killed``.
+``killed``. A static supervisor stops its children one at a time in reverse
+start order; a dynamic one stops them all at once, each within its own
+``shutdown``, as OTP does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -258,8 +261,14 @@ class Supervisor(GenServer):
             pass  # it exited on its own meanwhile
 
     async def _stop_all(self) -> None:
-        for c in reversed(self._children):
-            await self._stop(c)
+        """Static children stop one by one in reverse start order; dynamic ones all at once, as OTP does."""
+        if not self.dynamic:
+            for c in reversed(self._children):
+                await self._stop(c)
+            return
+        async with asyncio.TaskGroup() as group:
+            for c in self._children:
+                group.create_task(self._stop(c))
 
     # -- restarts ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from beamrl import (
     Ignore,
     Node,
     NoProc,
+    NoReply,
     Rejected,
     StartRefused,
     Stop,
@@ -98,6 +99,32 @@ class FailsWhenGated(Counter):
                 beamrl.cast(journal, ["log", "b", "init failed"])
             raise RuntimeError("gate closed")
         await super().init(start, journal)
+
+
+class Barrier(GenServer):
+    """Answers ``["arrive"]`` only once ``n`` callers have arrived."""
+
+    async def init(self, n: int) -> None:
+        self.n = n
+        self.waiting: list[Any] = []
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        self.waiting.append(from_)
+        if len(self.waiting) == self.n:
+            for waiting in self.waiting:
+                beamrl.reply(waiting, "go")
+        return NoReply
+
+
+class MeetsAtBarrier(GenServer):
+    """Its ``terminate`` finishes only when every sibling is terminating at the same time."""
+
+    async def init(self, journal: str) -> None:
+        self.journal = journal
+
+    async def terminate(self, reason: Any) -> None:
+        await beamrl.call("barrier", ["arrive"], timeout=30.0)
+        beamrl.cast(self.journal, ["log", str(self.pid), "released"])
 
 
 def crash_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -320,3 +347,19 @@ async def test_shutdown_accepts_brutal_kill_and_names_it_when_wrong() -> None:
         child(Counter, shutdown="brutal")
     spec = spec_from_mapping({"start": "tests.support:Counter", "shutdown": "brutal_kill"}, where="tree.toml")
     assert spec.shutdown == "brutal_kill"
+
+
+# -- a dynamic supervisor stops its children in parallel ------------------------------------------
+
+
+async def test_dynamic_supervisor_stops_its_children_in_parallel(node: Node) -> None:
+    # OTP: a simple_one_for_one supervisor sends `shutdown` to all children, then waits for all;
+    # here each child's terminate returns only once all three are terminating together
+    await node.start(Journal, name="journal")
+    await node.start(Barrier, 3, name="barrier")
+    sup = await node.start(DynamicSupervisor)
+    for _ in range(3):
+        await node.start_child(sup, child(MeetsAtBarrier, "journal", shutdown=2.0))
+    await node.stop(sup, "shutdown", timeout=30.0)
+    entries = await node.call("journal", ["entries"])
+    assert [event for _, event in entries] == ["released"] * 3
