@@ -384,9 +384,9 @@ class Node:
         assert pid is not None  # Supervisor.init never answers Ignore
         return pid
 
-    async def start_child(self, sup: Target, spec: Any, timeout: float = 5.0) -> Pid:
-        """Add a child to a running (dynamic or static) supervisor; returns its pid."""
-        result: Pid = await self.call(sup, ["start_child", spec], timeout=timeout)
+    async def start_child(self, sup: Target, spec: Any, timeout: float = 5.0) -> Pid | None:
+        """Add a child to a running (dynamic or static) supervisor; returns its pid (None if it ignored)."""
+        result: Pid | None = await self.call(sup, ["start_child", spec], timeout=timeout)
         return result
 
     async def terminate_child(self, sup: Target, child_id: Any, timeout: float = 30.0) -> None:
