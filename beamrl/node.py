@@ -315,7 +315,10 @@ class Node:
         ``args``/``kwargs`` go to ``init``. An ``init`` that raises makes ``start``
         raise the same error; one that returns ``Stop(reason)`` makes it raise
         ``StartRefused`` (``.reason``); one that returns ``Ignore`` makes it
-        return None. ``link=True`` links it to the calling process.
+        return None. ``link=True`` links it to the calling process; when the
+        start fails, a starter that traps exits finds no ``Exit`` from it in
+        its mailbox (as OTP's ``start_link``), one that does not is taken
+        along by an abnormal exit reason.
         """
         self._check_started()
         if self._closing:
@@ -345,7 +348,15 @@ class Node:
         proc._task = self._loop.create_task(proc._lifecycle(args, kwargs, started), context=ctx)
         # a starter that gives up (cancelled, timed out) takes the half-started process with it
         started.add_done_callback(lambda fut: proc._die("shutdown") if fut.cancelled() else None)
-        return await started
+        try:
+            result = await started
+        except Exception:
+            if link:  # init failed: the process has exited, and start's error already tells the starter
+                caller._flush_exit(pid)
+            raise
+        if result is None and link:  # init answered Ignore
+            caller._flush_exit(pid)
+        return result
 
     async def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None, link: bool = False) -> Pid:
         """Run ``async fn(*args)`` as a process (a Task-like one-shot process).
