@@ -14,11 +14,12 @@ What each callback may return:
 ``init``
     ``None``: started; ``start`` returns the pid. Raising fails ``start`` with
     that error. ``Stop(reason)``: do not start (``terminate`` does not run);
-    the process exits with ``reason`` (linked processes get that exit signal,
-    as in OTP) and ``start`` raises
-    ``StartRefused`` (a ``NoProc``) whose ``.reason`` is ``reason``.
-    ``Ignore``: nothing to run; the process exits ``normal``, ``start``
-    returns None, no crash report, and a supervisor keeps no running child.
+    the process exits with ``reason`` and ``start`` raises ``StartRefused``
+    (a ``NoProc``) whose ``.reason`` is ``reason``; as in OTP, a linked
+    starter that does not trap exits is taken along unless ``reason`` is
+    ``"normal"``. ``Ignore``: nothing to run; the process exits ``normal``,
+    ``start`` returns None, no crash report, linked processes are unaffected
+    and a supervisor keeps no running child for it.
 ``handle_call``
     any value: the reply. ``Reply(value)``: the same, spelled out.
     ``NoReply`` (or ``NoReply()``): no reply now; someone answers later with
