@@ -303,6 +303,8 @@ def test_the_learning_curve_grows_while_training_runs(browser: Any, tmp_path: Pa
             5,
             "the agent's env",
         )
+        last = "const r = state.points.return || []; return r.length ? r[r.length - 1][0] : 0"
+        wait(browser, lambda _: js(browser, last) > 3000, 20, "learning go on after the fault")  # for the picture
         shot = Path(os.environ.get("BEAMRL_DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:

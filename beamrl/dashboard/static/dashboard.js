@@ -199,7 +199,10 @@ function drawChart(canvas, spec) {
     ctx.beginPath(); ctx.moveTo(px(x), T); ctx.lineTo(px(x), h - B); ctx.stroke();
     row = px(x) - lastX < 160 ? (row + 1) % 4 : 0; // labels close together go one under the other
     lastX = px(x);
-    ctx.fillText(text, px(x) + 3, T + 10 + row * 12);
+    const fits = px(x) + 3 + ctx.measureText(text).width <= w - R; // else to the left of its line
+    ctx.textAlign = fits ? "left" : "right";
+    ctx.fillText(text, fits ? px(x) + 3 : px(x) - 3, T + 10 + row * 12);
+    ctx.textAlign = "left";
   }
   ctx.restore();
   spec.series.forEach(([name, style, color], i) => {
