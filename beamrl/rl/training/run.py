@@ -46,7 +46,7 @@ from beamrl.supervisor import DynamicSupervisor, child
 log = logging.getLogger("beamrl.rl")
 
 #: Something that watches a run from its node (a dashboard, a TensorBoard writer): entered once the
-#: training tree is up, exited when the run is over. [dashboard]
+#: learner's node is up (before the training tree starts), exited when the run is over. [dashboard]
 Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 #: the seed offset of the final evaluation (apart from the periodic ones)
@@ -169,7 +169,9 @@ async def _learn(
     n_workers = max(nodes, 1) + len(attach)
     spec = spec.replace(workers=n_workers)
     checkpoint = out_dir / "qserver.npz"
-    async with Node(name, listen=listen, keys=keys) as node:
+    async with Node(name, listen=listen, keys=keys) as node, AsyncExitStack() as watching:
+        for observer in observers:  # [dashboard] up before the run's clock starts; closed before the node
+            await watching.enter_async_context(observer(node))
         await node.start_supervisor(
             [
                 child(
@@ -195,10 +197,7 @@ async def _learn(
         )
         address = node.address or ""
         actors = ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
-        watching = AsyncExitStack()  # [dashboard] observers watch the run, then close before the node
         try:
-            for observer in observers:
-                await watching.enter_async_context(observer(node))
             remote_names = list(actors.names) if actors is not None else []
             for address in attach:
                 remote_names.append(await node.connect(address))
@@ -216,7 +215,6 @@ async def _learn(
                 except BeamError as exc:  # the node may be gone already; the run is over anyway
                     log.info("leaving worker %d on %r: %s", i, remote, exc)
         finally:
-            await watching.aclose()
             if actors is not None:
                 await asyncio.to_thread(actors.close)
     return summary, q, rows, evals
