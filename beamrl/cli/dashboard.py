@@ -56,6 +56,7 @@ def dashboard(args: argparse.Namespace) -> int:
         port=args.port,
         token=args.token,
         allow_control=args.allow_control,
+        heartbeat_timeout=args.heartbeat_timeout,
     )
     return int(run(serve))
 
@@ -64,4 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="a live web page of a cluster, its trees, events and learning")
     add_session_args(p)
     add_dashboard_args(p, train=False)
+    p.add_argument(
+        "--heartbeat-timeout", type=float, default=3.0, help="seconds of silence before a node is shown down"
+    )
     p.set_defaults(handler=dashboard)

@@ -60,9 +60,15 @@ async def serve_cluster(
     port: int = 8080,
     token: str | None = None,
     allow_control: bool = False,
+    heartbeat_timeout: float = 3.0,
 ) -> int:
-    """Connect to the node at ``address`` (with ``beamrl shell``'s credentials) and serve its page."""
-    async with Node(client_name(keys, name), keys=keys) as node:
+    """Connect to the node at ``address`` (with ``beamrl shell``'s credentials) and serve its page.
+
+    ``heartbeat_timeout`` is how soon the dashboard's node gives a silent node up (shown down).
+    """
+    interval = min(0.5, heartbeat_timeout / 3)
+    node = Node(client_name(keys, name), keys=keys, heartbeat_interval=interval, heartbeat_timeout=heartbeat_timeout)
+    async with node:
         peer = await node.connect(address, timeout)
         async with Dashboard(node, host=host, port=port, token=token, allow_control=allow_control) as dash:
             announce(dash, f"node {peer!r} at {address} and its cluster")

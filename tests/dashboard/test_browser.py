@@ -53,8 +53,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 pytestmark = pytest.mark.timeout(180)
 
 UPDATE = 2.0  # the budget for a change to reach the page
-HEARTBEAT_TIMEOUT = 1.5  # the cluster's nodes
-DASHBOARD_HEARTBEAT = 3.0  # the dashboard's own node: beamrl's default
+HEARTBEAT_TIMEOUT = 1.5  # the cluster's nodes, and the dashboard's
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,7 +162,10 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def page(cluster: Cluster, browser: Any) -> Iterator[Served]:
-    served = Served("dashboard", cluster.alpha.address, "--port", str(_free_port()), "--allow-control")
+    served = Served(
+        "dashboard", cluster.alpha.address, "--port", str(_free_port()), "--allow-control",
+        "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT),
+    )  # fmt: skip
     try:
         browser.get(served.url)
         yield served
@@ -265,7 +267,7 @@ def test_the_control_button_kills_a_process(cluster: Cluster, browser: Any, page
 def test_a_node_killed_shows_down_then_up_again(cluster: Cluster, browser: Any, page: Served) -> None:
     wait(browser, lambda _: node_status(browser, "beta") == "up", 10, "beta up")
     cluster.beta.kill()  # SIGKILL: no goodbye
-    wait(browser, lambda _: node_status(browser, "beta") == "down", DASHBOARD_HEARTBEAT + UPDATE, "beta down")
+    wait(browser, lambda _: node_status(browser, "beta") == "down", HEARTBEAT_TIMEOUT + UPDATE, "beta down")
     assert any("beta" in t and "down" in t for t in event_texts(browser))
     cluster.restart_beta()
     wait(browser, lambda _: node_status(browser, "beta") == "up", 20, "beta up again")
