@@ -109,6 +109,7 @@ class Dashboard:
         self._clients: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()  # a page gets its hello, then every update after it: none twice
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -171,23 +172,22 @@ class Dashboard:
             await asyncio.sleep(max(0.05, self.period - (time.monotonic() - started)))
 
     async def _tick(self) -> dict[str, Any]:
-        await self.cluster.poll()
-        learning = None
-        feed = self._feed()
-        if feed is not None:
-            learning = await feed.poll()
-        self._watch = await self._poll_watch()
-        update = {
-            "type": "update",
-            "time": time.time(),
-            "cluster": self.cluster.state(),
-            "events": self.cluster.take_events(),
-            "learning": learning,
-            "watch": self._watch,
-        }
-        if self._clients:
-            text = json.dumps(update, separators=(",", ":"))
-            await asyncio.gather(*(self._send(ws, text) for ws in list(self._clients)))
+        async with self._sending:  # a page that opens meanwhile gets its hello after this update
+            await self.cluster.poll()
+            feed = self._feed()
+            learning = await feed.poll() if feed is not None else None
+            self._watch = await self._poll_watch()
+            update = {
+                "type": "update",
+                "time": time.time(),
+                "cluster": self.cluster.state(),
+                "events": self.cluster.take_events(),
+                "learning": learning,
+                "watch": self._watch,
+            }
+            if self._clients:
+                text = json.dumps(update, separators=(",", ":"))
+                await asyncio.gather(*(self._send(ws, text) for ws in list(self._clients)))
         return update
 
     def _feed(self) -> LearningFeed | None:
@@ -283,8 +283,9 @@ class Dashboard:
             return web.Response(status=403, text="WebSocket from another origin refused\n")
         ws = web.WebSocketResponse(heartbeat=10.0)
         await ws.prepare(request)
-        await ws.send_str(json.dumps(self.hello(), separators=(",", ":")))
-        self._clients.add(ws)
+        async with self._sending:
+            await ws.send_str(json.dumps(self.hello(), separators=(",", ":")))
+            self._clients.add(ws)
         try:
             async for msg in ws:  # the page sends nothing we act on; read until it closes
                 if msg.type == WSMsgType.ERROR:
