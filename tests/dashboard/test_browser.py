@@ -298,6 +298,8 @@ def test_the_learning_curve_grows_while_training_runs(browser: Any, tmp_path: Pa
         )
         wait(browser, lambda _: any("fault" in t for t in event_texts(browser)), 20, "the injected fault")
         wait(browser, lambda _: js(browser, "return state.marks.length") > 0, UPDATE, "the fault marked on the curves")
+        lag = "return Number(document.getElementById('chart-x-param_lag')?.dataset.points || 0)"
+        wait(browser, lambda _: js(browser, lag) > 0, 10, "each worker's parameter lag")
         assert "q-learning on FrozenLake-v1" in js(browser, "return document.getElementById('run').textContent")
         wait(
             browser,

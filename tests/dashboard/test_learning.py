@@ -88,3 +88,29 @@ async def test_a_trainers_own_scalars_become_curves_of_their_own(node: Node) -> 
     update = feed.absorb(reply)
     assert update["points"] == {"loss": [[10, 0.5], [20, 0.25]], "param_lag/actor-1": [[20, 3]]}
     assert feed.history()["points"]["loss"] == [[10, 0.5], [20, 0.25]]
+
+
+async def test_a_distributed_run_reports_each_workers_parameter_lag(node: Node) -> None:
+    spec = RunSpec("q-learning", "FrozenLake-v1", episodes=1000, eval_every=500, eval_episodes=5)
+    await node.start(QServer, 16, 4, name="qserver")
+    await node.start(Recorder, spec.to_data(), 2, name="recorder")
+    version, table = await node.call("qserver", ["versioned_table"])
+    assert table.shape == (16, 4)
+    assert await node.call("recorder", ["next", 0, version]) and await node.call("recorder", ["next", 1, version])
+    for s in range(3):  # three writes the workers' copies have not seen
+        await node.call("qserver", ["set", s, 0, 1.0])
+    now = await node.call("qserver", ["version"])
+    assert now > version
+    assert await node.call("recorder", ["next", 1, now])  # worker 1 took a fresh copy
+    feed = LearningFeed(node, "recorder")
+    update = await feed.poll()
+    assert update is not None
+    assert update["points"]["param_lag/worker-0"] == [[0, now - version]]
+    assert update["points"]["param_lag/worker-1"] == [[0, 0]]
+
+
+async def test_a_run_on_one_node_has_no_lag_curve(node: Node) -> None:
+    await _recorder(node)
+    assert await node.call("recorder", ["next", 0, 0])
+    reply = await node.call("recorder", ["metrics", {}])
+    assert reply["scalars"] == {}

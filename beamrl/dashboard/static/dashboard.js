@@ -14,6 +14,9 @@ const CHARTS = [
   { id: "speed", title: "Env steps/s", series: [["steps_per_s", "line", "#8250df", "steps/s"]] },
   { id: "epsilon", title: "Exploration ε", series: [["epsilon", "line", "#9a6700", "epsilon"]] },
 ];
+const TITLES = { // a trainer's own scalars: series "name" or "group/part" get a chart per name or group
+  param_lag: "Actor parameter lag (writes behind the shared parameters)", loss: "Loss", replay_size: "Replay size",
+};
 const COLORS = ["#1f6feb", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#0598bc", "#bf3989"];
 
 const state = {
@@ -143,7 +146,7 @@ function chartSpecs() {
     groups.get(group).push(name);
   }
   for (const [group, names] of groups) {
-    specs.push({ id: `x-${group}`, title: group.replace(/_/g, " "),
+    specs.push({ id: `x-${group}`, title: TITLES[group] || group.replace(/_/g, " "),
       series: names.map((n, i) => [n, "line", COLORS[i % COLORS.length], n]) });
   }
   return specs;

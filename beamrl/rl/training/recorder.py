@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from beamrl.api import call, cast, monitor
-from beamrl.errors import Rejected
+from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer, NoReply
 from beamrl.process import Down, format_reason
 from beamrl.rl.envs.registry import make
@@ -25,7 +25,7 @@ METRICS = ("episode", "worker", "return", "length", "success", "epsilon", "wall"
 class Recorder(GenServer):
     """Counts episodes, evaluates the greedy policy, injects the demo's faults, ends the run.
 
-    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index]`` (may it
+    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index, table_version]`` (may it
     play another episode: exactly the budget is granted), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
@@ -74,6 +74,7 @@ class Recorder(GenServer):
             else table_shape(eval_env.observation_space, eval_env.action_space)
         )
         self.progress = Progress(self.spec) if progress else None
+        self.table_versions: dict[int, int] = {}  # [dashboard] worker -> version of its table copy
 
     async def terminate(self, reason: Any) -> None:
         if self.progress is not None:
@@ -91,7 +92,9 @@ class Recorder(GenServer):
                 self.workers[index] = pid
                 monitor(pid)
                 return {"episodes": self.per_worker[index], "stop": self.finished}
-            case ["next", index]:
+            case ["next", index, *version]:  # [dashboard] the version of the table it plays with
+                if version:
+                    self.table_versions[index] = int(version[0])
                 granted = self._grant()
                 if granted:
                     self.in_flight[index] += 1
@@ -106,7 +109,7 @@ class Recorder(GenServer):
             case ["metrics"]:
                 return self.metrics()
             case ["metrics", dict(cursor)]:  # [dashboard] live metrics
-                return self.metrics_since(cursor)
+                return self.metrics_since(cursor, await self._table_version())
             case ["evals"]:
                 return list(self.evals)
             case ["final_table"]:
@@ -214,14 +217,32 @@ class Recorder(GenServer):
             "finished": self.finished,
         }
 
-    def metrics_since(self, cursor: dict[str, Any], limit: int = 20_000) -> dict[str, Any]:
+    async def _table_version(self) -> int | None:
+        """The shared table's version now, for distributed runs' parameter lag (None: not asked)."""
+        if self.n_workers < 2 or not self.table_versions:
+            return None
+        try:
+            version: int = await call(self.qserver, ["version"], timeout=1.0)
+        except (NoProc, ProcessCrashed, CallTimeout):  # restarting: no lag this time
+            return None
+        return version
+
+    def metrics_since(
+        self, cursor: dict[str, Any], table_version: int | None = None, limit: int = 20_000
+    ) -> dict[str, Any]:
         """[dashboard] Live metrics for dashboards: what was added after ``cursor``.
 
         ``cursor`` is ``{"rows": r, "evals": e, "events": v}`` (counts already read; ``{}``
         at first). The reply holds the next cursor, up to ``limit`` episode rows as
-        columns, the new evaluations and events, and the run's totals.
+        columns, the new evaluations and events, the run's totals and ``scalars``: with
+        ``table_version`` (the shared table's now), ``param_lag/worker-i`` is how many
+        writes each worker's table copy is behind it.
         """
         r, e, v = (max(0, int(cursor.get(k, 0))) for k in ("rows", "evals", "events"))
+        scalars: dict[str, list[list[float]]] = {}
+        if table_version is not None:
+            for index, copy in sorted(self.table_versions.items()):
+                scalars[f"param_lag/worker-{index}"] = [[len(self.rows), max(0, table_version - copy)]]
         rows = self.rows[r : r + limit]
         cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * len(METRICS)
         return {
@@ -233,7 +254,7 @@ class Recorder(GenServer):
             "steps": self.steps,
             "wall": time.monotonic() - self.t0,
             "finished": self.finished,
-            "scalars": {},
+            "scalars": scalars,
         }
 
     def metrics(self) -> dict[str, Any]:
