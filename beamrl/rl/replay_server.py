@@ -145,7 +145,8 @@ class ReplayServer(GenServer):
                 raise ReplayError(f"{label} must be a positive number of seconds, got {value!r}")
         self.trap_exit = True  # exit(pid, reason) runs terminate, which saves; kill still cannot be trapped
         self.memory = ReplayMemory(capacity, **memory_kwargs)
-        self.dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        # started for a peer: the directory must stay inside the node's data dir (beamrl.trust)
+        self.dir = None if checkpoint_dir is None else self.node.data_path(checkpoint_dir, "checkpoint_dir")
         self.checkpoint_every = checkpoint_every
         self.ledger_every = float(ledger_every)
         self.samples = 0
