@@ -101,12 +101,14 @@ from typing import Any
 import numpy as np
 
 from beamrl.api import cancel_timer, send_after
+from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer, Stop
 from beamrl.persist import atomic_write_bytes
 from beamrl.process import NORMAL, Exit
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
-from beamrl.rl.replay import MANIFEST, ReplayMemory
+from beamrl.rl.replay import ReplayMemory
+from beamrl.rl.replay.persistence import has_checkpoint
 
 __all__ = ["LEDGER", "ReplayServer"]
 
@@ -162,8 +164,15 @@ class ReplayServer(GenServer):
         self.ledger_total = 0
         self._changed = False
         self._timers: dict[str, Any] = {}
+        self._fence: WriterFence | None = None
         if self.dir is not None:
-            await self._restore(self.dir)
+            # one writer per checkpoint directory: a server killed mid-checkpoint cannot write over ours
+            self._fence = WriterFence.acquire(self.dir, lambda: self._alive, self.dir / ".writer.lock")
+            try:
+                await self._restore(self.dir)
+            except BaseException:
+                self._fence.release()
+                raise
             self._arm(_LEDGER_TICK, self.ledger_every)
             if self.checkpoint_every is not None:
                 self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
@@ -173,9 +182,13 @@ class ReplayServer(GenServer):
             cancel_timer(ref)
         self._timers.clear()
         if self.dir is not None:
-            if self._changed:
-                await self._checkpoint()
-            self._write_ledger()
+            try:
+                if self._changed:
+                    await self._checkpoint()
+                self._write_ledger()
+            finally:
+                if self._fence is not None:
+                    self._fence.release()
 
     # -- requests -----------------------------------------------------------------------
     async def handle_call(self, request: Any, from_: Any) -> Any:
@@ -195,7 +208,10 @@ class ReplayServer(GenServer):
             case ["checkpoint"]:
                 if self.dir is None:
                     raise ReplayError("this ReplayServer has no checkpoint_dir: start it with checkpoint_dir=DIR")
-                return await self._checkpoint()
+                try:
+                    return await self._checkpoint()
+                except OSError as exc:  # the memory is intact; the caller learns why nothing was written
+                    raise ReplayError(f"checkpoint to {self.dir} failed: {exc}") from exc
         return self._add(request)
 
     async def handle_cast(self, request: Any) -> None:
@@ -218,7 +234,10 @@ class ReplayServer(GenServer):
             self._arm(_LEDGER_TICK, self.ledger_every)
         elif message == _CHECKPOINT_TICK:
             if self._changed:
-                await self._checkpoint()
+                try:
+                    await self._checkpoint()
+                except OSError as exc:  # a full disk must not crash the memory: retried next tick
+                    log.warning("%s: checkpoint to %s failed: %s", self, self.dir, exc)
             assert self.checkpoint_every is not None
             self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
         elif isinstance(message, Exit):
@@ -309,7 +328,7 @@ class ReplayServer(GenServer):
     # -- persistence ----------------------------------------------------------------------
     async def _restore(self, d: Path) -> None:
         ledger = _read_ledger(d)
-        if (d / MANIFEST).exists():
+        if has_checkpoint(d):  # a lost manifest.json: the newest complete segment set
             memory = await asyncio.to_thread(ReplayMemory.restore, d)
             _check_config(memory, self.memory, d)
             self.memory = memory
@@ -345,7 +364,7 @@ class ReplayServer(GenServer):
         assert self.dir is not None
         t0 = time.perf_counter()
         # The server handles nothing else while it waits, so the memory cannot change under the thread.
-        written = await asyncio.to_thread(self.memory.checkpoint, self.dir)
+        written = await asyncio.to_thread(self.memory.checkpoint, self.dir, fence=self._fence)
         self.last_checkpoint_seconds = time.perf_counter() - t0
         self.last_checkpoint_bytes = written
         self.last_checkpoint = time.time()

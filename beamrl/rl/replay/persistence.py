@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 import zipfile
 from collections.abc import Mapping
@@ -18,7 +19,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from beamrl.persist import atomic_write, atomic_write_bytes
+from beamrl.fencing import WriterFence
+from beamrl.persist import atomic_write
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.replay.storage import COLUMNS, NUMERIC_KINDS, Batch, ReplayStorage
 
@@ -111,35 +113,40 @@ class ReplayPersistence(ReplayStorage):
         try:
             with np.load(Path(path), allow_pickle=False) as data:
                 return cls.from_state_dict({k: data[k] for k in data.files})
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, ReplayError):
-                raise
-            raise ReplayError(f"cannot read a replay memory from {path}: {exc}") from exc
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise ReplayError(f"cannot read a replay memory from {path}: {_problem(exc)}") from exc
 
-    def checkpoint(self, directory: str | os.PathLike[str]) -> int:
+    def checkpoint(self, directory: str | os.PathLike[str], *, fence: WriterFence | None = None) -> int:
         """Write what changed since the last checkpoint into ``directory``; return bytes written.
 
         Layout: ``manifest.json`` (format, a token naming the latest checkpoint, the
         metadata of ``state_dict`` and the ordered list of segment files) and
-        ``seg-NNNNNNNN.npz`` segments. A segment holds ``rows`` (slots) with
-        ``col.<name>`` values for them, and ``prio_slots`` with their ``leaf``
-        values; restoring applies segments in order onto an empty memory. The first
+        ``seg-NNNNNNNN-TOKEN.npz`` segments. A segment holds ``rows`` (slots) with
+        ``col.<name>`` values for them, ``prio_slots`` with their ``leaf`` values, and
+        ``manifest``: the manifest of the checkpoint it completes, so a lost
+        ``manifest.json`` costs nothing (``from_checkpoint`` restores the newest complete
+        segment set). Restoring applies segments in order onto an empty memory. The first
         checkpoint into a directory (or one whose manifest this memory did not write)
         is a base segment of every filled slot; later ones hold only the slots added
         or re-prioritised since. When the segments hold more than twice the memory's
-        rows (or 64 segments), a new base replaces them. Segments and the manifest
-        are written to temporary names and renamed, so a crash leaves the previous
-        checkpoint readable.
+        rows (or 64 segments), a new base replaces them.
+
+        Crash and kill safety: segment names are unique per checkpoint (no two writers
+        ever share a file); the manifest is renamed into place only once its segments
+        are complete, and old segments are deleted only after that. With ``fence`` (the
+        server's ``beamrl.fencing.WriterFence``) a writer that was taken over renames and
+        deletes nothing (``Fenced``).
         """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        replace = os.replace if fence is None else fence.replace
         manifest = self._chain_manifest(d)
         n = self._size
         if manifest is None:
             rows = np.arange(n, dtype=np.int64)
             prio_slots = rows
             segments: list[dict[str, Any]] = []
-            seq = 0
+            seq = _next_seq(d)
         else:
             rows = np.flatnonzero(self._dirty_rows[:n])
             prio_slots = np.flatnonzero(self._dirty_rows[:n] | self._dirty_prio[:n])
@@ -153,14 +160,7 @@ class ReplayPersistence(ReplayStorage):
         # A fresh token per checkpoint: a memory whose last checkpoint is no longer the
         # head of the chain (another memory restored from it and wrote since) starts over.
         token = uuid.uuid4().hex
-        seg: Batch = {"rows": rows}
-        for name, col in self._cols.items():
-            seg[f"col.{name}"] = col[rows]
-        if self._sum is not None:
-            seg["prio_slots"] = prio_slots
-            seg["leaf"] = self._sum.get(prio_slots)
-        name = f"seg-{seq:08d}.npz"
-        written = _write_npz(d / name, seg)
+        name = f"seg-{seq:08d}-{token[:12]}.npz"
         segments.append({"file": name, "rows": int(rows.size)})
         doc = {
             "format": CHECKPOINT_FORMAT,
@@ -169,11 +169,23 @@ class ReplayPersistence(ReplayStorage):
             "segments": segments,
             "meta": self._meta(FORMAT),
         }
-        written += atomic_write_bytes(d / MANIFEST, json.dumps(doc, indent=1).encode())
+        seg: Batch = {"rows": rows, "manifest": _json_bytes(doc)}
+        for col_name, col in self._cols.items():
+            seg[f"col.{col_name}"] = col[rows]
+        if self._sum is not None:
+            seg["prio_slots"] = prio_slots
+            seg["leaf"] = self._sum.get(prio_slots)
+        written = _write_npz(d / name, seg, replace)
+        with atomic_write(d / MANIFEST, replace=replace) as f:
+            f.write(json.dumps(doc, indent=1).encode())
+            written += f.tell()
         keep = {s["file"] for s in segments}
         for old in d.glob("seg-*.npz"):
             if old.name not in keep:
-                old.unlink()
+                if fence is None:
+                    old.unlink(missing_ok=True)
+                else:
+                    fence.unlink(old)
         self._ckpt_dir = d.resolve()
         self._ckpt_token = token
         self._dirty_rows[:] = False
@@ -183,44 +195,88 @@ class ReplayPersistence(ReplayStorage):
     @classmethod
     def from_checkpoint(cls, directory: str | os.PathLike[str]) -> Self:
         """Rebuild a memory from a ``checkpoint`` directory; later checkpoints there stay
-        incremental. ``ReplayMemory.restore(directory)`` is the same call."""
+        incremental. ``ReplayMemory.restore(directory)`` is the same call.
+
+        Without a readable ``manifest.json`` (lost, or pointing at segments that are
+        gone), the newest complete segment set is restored: every segment carries the
+        manifest of the checkpoint it completed. A ``ReplayError`` names the file and
+        the problem when nothing there can be restored.
+        """
         d = Path(directory)
         try:
-            doc = json.loads((d / MANIFEST).read_text())
-        except (OSError, ValueError) as exc:
-            raise ReplayError(f"cannot read {d / MANIFEST}: {exc}") from exc
+            return cls._from_manifest(d, _read_manifest(d / MANIFEST), d / MANIFEST)
+        except ReplayError as exc:
+            first = exc
+        for seg_path in sorted(d.glob("seg-*.npz"), key=_seg_order, reverse=True):
+            try:
+                doc = _embedded_manifest(seg_path)
+                if doc is None or doc["segments"][-1]["file"] != seg_path.name:
+                    continue
+                memory = cls._from_manifest(d, doc, seg_path)
+            except (ReplayError, KeyError, IndexError, TypeError):
+                continue
+            memory._ckpt_token = None  # the next checkpoint starts a new chain (and a new manifest)
+            return memory
+        raise first
+
+    @classmethod
+    def _from_manifest(cls, d: Path, doc: Any, source: Path) -> Self:
+        """The memory ``doc`` (a manifest read from ``source``) describes, from its segments in ``d``."""
         if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-            raise ReplayError(f"{d / MANIFEST} is not a {CHECKPOINT_FORMAT} manifest")
+            raise ReplayError(f"{source} is not a {CHECKPOINT_FORMAT} manifest")
+        segments = doc.get("segments")
+        if not isinstance(segments, list) or not segments or "meta" not in doc or "token" not in doc:
+            raise ReplayError(f"{source}: the manifest lacks 'segments', 'meta' or 'token'")
+        for entry in segments:
+            file = entry.get("file") if isinstance(entry, dict) else None
+            if not isinstance(file, str) or not _SEGMENT_NAME.fullmatch(file):
+                raise ReplayError(f"{source}: segment entry {entry!r:.100} is not a segment file name in {d}")
         meta = doc["meta"]
-        memory = cls._from_meta(meta)
+        try:
+            memory = cls._from_meta(meta)
+        except ReplayError as exc:
+            raise ReplayError(f"{source}: {exc}") from exc
         n = int(meta["size"])
         leaves = np.zeros(memory.capacity)
-        for entry in doc["segments"]:
+        for entry in segments:
             path = d / entry["file"]
             try:
                 with np.load(path, allow_pickle=False) as data:
                     seg = {k: data[k] for k in data.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                raise ReplayError(f"cannot read checkpoint segment {path}: {exc}") from exc
-            rows = _entry(seg, "rows").astype(np.int64)
-            if rows.size and (rows.min() < 0 or rows.max() >= n):
-                raise ReplayError(f"{path}: rows outside 0..{n - 1}")
-            # a segment written before the first add has no columns
-            if memory._spec is not None and rows.size:
-                for name in COLUMNS:
-                    arr = _entry(seg, f"col.{name}")
-                    memory._check_loaded(name, arr, rows.size)
-                    memory._cols[name][rows] = arr
-            if memory._sum is not None:
-                ps = _entry(seg, "prio_slots").astype(np.int64)
-                if ps.size and (ps.min() < 0 or ps.max() >= n):
-                    raise ReplayError(f"{path}: prio_slots outside 0..{n - 1}")
-                leaves[ps] = _entry(seg, "leaf")
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                raise ReplayError(f"cannot read checkpoint segment {path}: {_problem(exc)}") from exc
+            try:
+                memory._apply_segment(seg, n, leaves)
+            except ReplayError as exc:
+                raise ReplayError(f"{path}: {exc}") from exc
         if memory._sum is not None:
             memory._load_leaves(leaves, n)
         memory._ckpt_dir = d.resolve()
         memory._ckpt_token = str(doc["token"])
         return memory
+
+    def _apply_segment(self, seg: Mapping[str, np.ndarray], n: int, leaves: np.ndarray) -> None:
+        rows = _entry(seg, "rows").astype(np.int64)
+        if rows.ndim != 1:
+            raise ReplayError(f"'rows' has shape {rows.shape}, expected one dimension")
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ReplayError(f"rows outside 0..{n - 1}")
+        # a segment written before the first add has no columns
+        if self._spec is not None and rows.size:
+            for name in COLUMNS:
+                arr = _entry(seg, f"col.{name}")
+                self._check_loaded(name, arr, rows.size)
+                self._cols[name][rows] = arr
+        if self._sum is not None:
+            ps = _entry(seg, "prio_slots").astype(np.int64)
+            leaf = _entry(seg, "leaf")
+            if ps.ndim != 1 or leaf.shape != ps.shape:
+                raise ReplayError(f"'prio_slots' {ps.shape} and 'leaf' {leaf.shape} do not match")
+            if ps.size and (ps.min() < 0 or ps.max() >= n):
+                raise ReplayError(f"prio_slots outside 0..{n - 1}")
+            if not np.isfinite(leaf).all() or (leaf < 0).any():
+                raise ReplayError("'leaf' holds NaN, infinite or negative priorities")
+            leaves[ps] = leaf
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         return {
@@ -334,8 +390,69 @@ def _entry(state: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     return arr
 
 
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> int:
-    with atomic_write(path) as f:
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray], replace: Any = os.replace) -> int:
+    with atomic_write(path, replace=replace) as f:
         np.savez(f, allow_pickle=False, **arrays)
         size = f.tell()
     return size
+
+
+_SEGMENT_NAME = re.compile(r"seg-[0-9]{8}(-[0-9a-f]{12})?\.npz")
+"""A manifest entry names a segment file in the checkpoint's own directory, nothing else."""
+
+
+def _problem(exc: BaseException) -> str:
+    """What is wrong with a file, in words (not a bare ``BadZipFile`` or ``KeyError``)."""
+    if isinstance(exc, ReplayError):
+        return str(exc)
+    if isinstance(exc, zipfile.BadZipFile | EOFError):
+        return f"not a complete .npz file (truncated or corrupt: {exc})"
+    if isinstance(exc, KeyError):
+        return f"an entry of the .npz file is missing or unreadable ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _read_manifest(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReplayError(f"cannot read {path}: it is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ReplayError(f"cannot read {path}: {exc}") from exc
+
+
+def _embedded_manifest(path: Path) -> Any:
+    """The manifest a segment carries (None for segments written before they carried one)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "manifest" not in data.files:
+                return None
+            raw = data["manifest"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    try:
+        return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _seg_order(path: Path) -> tuple[int, float]:
+    """Newest first: by sequence number, then by modification time."""
+    match = re.match(r"seg-([0-9]{8})", path.name)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return (int(match.group(1)) if match else -1, mtime)
+
+
+def _next_seq(d: Path) -> int:
+    """A sequence number above every segment already in ``d`` (a new chain never reuses one)."""
+    seqs = [_seg_order(p)[0] for p in d.glob("seg-*.npz")]
+    return max(seqs, default=-1) + 1
+
+
+def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """True when ``directory`` holds a manifest or any segment to restore from."""
+    d = Path(directory)
+    return (d / MANIFEST).exists() or any(d.glob("seg-*.npz"))
