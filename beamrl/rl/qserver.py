@@ -68,7 +68,7 @@ class QServer(GenServer):
         if int(n_states) * int(n_actions) > self.max_cells:
             raise QTableError(f"QServer: a {n_states} x {n_actions} table exceeds max_cells={self.max_cells}")
         if not _is_number(checkpoint_every) or not checkpoint_every > 0:
-            raise QTableError(f"QServer: checkpoint_every must be a number of seconds > 0, got {checkpoint_every!r:.80}")
+            raise QTableError(f"QServer: checkpoint_every must be seconds > 0, got {checkpoint_every!r:.80}")
         if not _is_number(init) or not math.isfinite(init):
             raise QTableError(f"QServer: init must be a finite number, got {init!r:.80}")
         # started for a peer: the path must stay inside the node's data dir (beamrl.trust)
