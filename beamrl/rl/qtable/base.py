@@ -168,7 +168,7 @@ class BaseQTable(ABC):
         """Replace this table's values and version with those ``save`` wrote to ``path``."""
         where = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise QTableError(f"cannot read a Q-table from {where!r}: {_problem(exc)}") from exc
@@ -193,7 +193,7 @@ class BaseQTable(ABC):
     @staticmethod
     def _peek_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 if "q" not in data.files:
                     raise QTableError(f"{os.fspath(path)!r} has no array 'q' (found {data.files})")
                 return tuple(data["q"].shape)

@@ -111,7 +111,7 @@ class ReplayPersistence(ReplayStorage):
     def load(cls, path: str | os.PathLike[str]) -> Self:
         """Read a memory written by ``save``."""
         try:
-            with np.load(Path(path), allow_pickle=False) as data:
+            with open(Path(path), "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 return cls.from_state_dict({k: data[k] for k in data.files})
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise ReplayError(f"cannot read a replay memory from {path}: {_problem(exc)}") from exc
@@ -241,7 +241,7 @@ class ReplayPersistence(ReplayStorage):
         for entry in segments:
             path = d / entry["file"]
             try:
-                with np.load(path, allow_pickle=False) as data:
+                with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                     seg = {k: data[k] for k in data.files}
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
                 raise ReplayError(f"cannot read checkpoint segment {path}: {_problem(exc)}") from exc
@@ -397,7 +397,7 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray], replace: Any = os.r
     return size
 
 
-_SEGMENT_NAME = re.compile(r"seg-[0-9]{8}(-[0-9a-f]{12})?\.npz")
+_SEGMENT_NAME = re.compile(r"seg-[0-9]{8,}(-[0-9a-f]{12})?\.npz")
 """A manifest entry names a segment file in the checkpoint's own directory, nothing else."""
 
 
@@ -424,7 +424,7 @@ def _read_manifest(path: Path) -> Any:
 def _embedded_manifest(path: Path) -> Any:
     """The manifest a segment carries (None for segments written before they carried one)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             if "manifest" not in data.files:
                 return None
             raw = data["manifest"]
@@ -438,7 +438,7 @@ def _embedded_manifest(path: Path) -> Any:
 
 def _seg_order(path: Path) -> tuple[int, float]:
     """Newest first: by sequence number, then by modification time."""
-    match = re.match(r"seg-([0-9]{8})", path.name)
+    match = re.match(r"seg-([0-9]+)", path.name)
     try:
         mtime = path.stat().st_mtime
     except OSError:
