@@ -147,7 +147,7 @@ class Supervisor(GenServer):
         for c in self._children:
             if c.id == child_id or (c.pid is not None and c.pid == child_id) or (c.spec.name == child_id is not None):
                 return c
-        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
+        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r:.120}")
 
     async def _start(self, c: _Child) -> Pid | None:
         """Start the child; None when its ``init`` answered ``Ignore``.
@@ -338,7 +338,7 @@ class Supervisor(GenServer):
                     raise Rejected(f"child {c.id!r} is running: terminate_child it first")
                 self._children.remove(c)
                 return None
-        raise Rejected(f"supervisor does not understand {request!r}")
+        raise Rejected(f"supervisor does not understand {request!r:.200}")
 
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()
