@@ -101,7 +101,7 @@ class EnvServer(GenServer):
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**64
         ):
-            raise Rejected(f"reset seed must be an integer in [0, 2**64) or None, got {_short(seed)}")
+            raise Rejected(f"reset seed must be an integer or None, got {_short(seed)} (seeds lie in [0, 2**64))")
         if options is not None and not isinstance(options, dict):
             raise Rejected(f"reset options must be a dict or None, got {_short(options)}")
         if self.vector and options:
