@@ -23,7 +23,13 @@ Requests (the Elixir original's names in brackets):
 With ``checkpoint=PATH`` the table is saved there every ``checkpoint_every`` seconds
 (only when it changed), on graceful stop and on crash, through ``QTable.save`` (an atomic,
 fsynced write: see ``beamrl.persist``); a (re)started QServer that finds the file resumes
-from it, so a restart costs at most the last few seconds.
+from it, so a restart costs at most the last few seconds. The live server holds the
+checkpoint's writer fence (``beamrl.fencing``): a server killed while its checkpoint
+thread runs cannot write over its successor's file, and a second live server on the same
+path fails to start. Started for a peer, ``checkpoint`` must lie inside the node's data
+directory (``beamrl.trust``). Every request is checked: a wrong one (a state or action
+out of range, a NaN or infinite value or target, a file name that is not plain) is
+refused with a ``QTableError`` and the table is unchanged.
 """
 
 from __future__ import annotations

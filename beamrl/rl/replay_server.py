@@ -75,7 +75,12 @@ with a ``ReplayError`` instead of mixing two configurations. Under a supervisor,
 give the child a ``shutdown`` long enough to write a checkpoint of the memory's
 changes (the default 5 s is plenty for incremental ones). A ``kill`` that lands
 while a checkpoint is being written cannot stop its thread: the restarted server
-may restore the checkpoint before it (and count the difference as lost).
+may restore the checkpoint before it (and count the difference as lost), and it
+takes the directory's writer fence over (``beamrl.fencing``), so the old thread can
+no longer rename or delete anything there. A second live server on the same
+directory fails to start (``CheckpointInUse``). Started for a peer (a remote
+``start_child``), ``checkpoint_dir`` must lie inside the node's data directory
+(``beamrl.trust``).
 
 ``stats`` keys: ``len``, ``capacity``, ``total_added`` (ids handed out so far,
 including restored history), ``added`` (transitions stored by this incarnation),
@@ -108,7 +113,7 @@ from beamrl.process import NORMAL, Exit
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
-from beamrl.rl.replay.persistence import has_checkpoint
+from beamrl.rl.replay.segments import has_checkpoint
 
 __all__ = ["LEDGER", "ReplayServer"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 import zipfile
 from collections.abc import Mapping
@@ -22,11 +21,19 @@ import numpy as np
 from beamrl.fencing import WriterFence
 from beamrl.persist import atomic_write
 from beamrl.rl.errors import ReplayError
+from beamrl.rl.replay.segments import (
+    MANIFEST,
+    SEGMENT_NAME,
+    embedded_manifest,
+    next_seq,
+    problem,
+    read_manifest,
+    seg_order,
+)
 from beamrl.rl.replay.storage import COLUMNS, NUMERIC_KINDS, Batch, ReplayStorage
 
 FORMAT = "beamrl.replay/1"
 CHECKPOINT_FORMAT = "beamrl.replay-checkpoint/1"
-MANIFEST = "manifest.json"
 
 
 class _Restore:
@@ -114,7 +121,7 @@ class ReplayPersistence(ReplayStorage):
             with open(Path(path), "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 return cls.from_state_dict({k: data[k] for k in data.files})
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise ReplayError(f"cannot read a replay memory from {path}: {_problem(exc)}") from exc
+            raise ReplayError(f"cannot read a replay memory from {path}: {problem(exc)}") from exc
 
     def checkpoint(self, directory: str | os.PathLike[str], *, fence: WriterFence | None = None) -> int:
         """Write what changed since the last checkpoint into ``directory``; return bytes written.
@@ -146,7 +153,7 @@ class ReplayPersistence(ReplayStorage):
             rows = np.arange(n, dtype=np.int64)
             prio_slots = rows
             segments: list[dict[str, Any]] = []
-            seq = _next_seq(d)
+            seq = next_seq(d)
         else:
             rows = np.flatnonzero(self._dirty_rows[:n])
             prio_slots = np.flatnonzero(self._dirty_rows[:n] | self._dirty_prio[:n])
@@ -204,12 +211,12 @@ class ReplayPersistence(ReplayStorage):
         """
         d = Path(directory)
         try:
-            return cls._from_manifest(d, _read_manifest(d / MANIFEST), d / MANIFEST)
+            return cls._from_manifest(d, read_manifest(d / MANIFEST), d / MANIFEST)
         except ReplayError as exc:
             first = exc
-        for seg_path in sorted(d.glob("seg-*.npz"), key=_seg_order, reverse=True):
+        for seg_path in sorted(d.glob("seg-*.npz"), key=seg_order, reverse=True):
             try:
-                doc = _embedded_manifest(seg_path)
+                doc = embedded_manifest(seg_path)
                 if doc is None or doc["segments"][-1]["file"] != seg_path.name:
                     continue
                 memory = cls._from_manifest(d, doc, seg_path)
@@ -229,7 +236,7 @@ class ReplayPersistence(ReplayStorage):
             raise ReplayError(f"{source}: the manifest lacks 'segments', 'meta' or 'token'")
         for entry in segments:
             file = entry.get("file") if isinstance(entry, dict) else None
-            if not isinstance(file, str) or not _SEGMENT_NAME.fullmatch(file):
+            if not isinstance(file, str) or not SEGMENT_NAME.fullmatch(file):
                 raise ReplayError(f"{source}: segment entry {entry!r:.100} is not a segment file name in {d}")
         meta = doc["meta"]
         try:
@@ -244,7 +251,7 @@ class ReplayPersistence(ReplayStorage):
                 with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                     seg = {k: data[k] for k in data.files}
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-                raise ReplayError(f"cannot read checkpoint segment {path}: {_problem(exc)}") from exc
+                raise ReplayError(f"cannot read checkpoint segment {path}: {problem(exc)}") from exc
             try:
                 memory._apply_segment(seg, n, leaves)
             except ReplayError as exc:
@@ -395,64 +402,3 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray], replace: Any = os.r
         np.savez(f, allow_pickle=False, **arrays)
         size = f.tell()
     return size
-
-
-_SEGMENT_NAME = re.compile(r"seg-[0-9]{8,}(-[0-9a-f]{12})?\.npz")
-"""A manifest entry names a segment file in the checkpoint's own directory, nothing else."""
-
-
-def _problem(exc: BaseException) -> str:
-    """What is wrong with a file, in words (not a bare ``BadZipFile`` or ``KeyError``)."""
-    if isinstance(exc, ReplayError):
-        return str(exc)
-    if isinstance(exc, zipfile.BadZipFile | EOFError):
-        return f"not a complete .npz file (truncated or corrupt: {exc})"
-    if isinstance(exc, KeyError):
-        return f"an entry of the .npz file is missing or unreadable ({exc})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _read_manifest(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReplayError(f"cannot read {path}: it is missing") from None
-    except (OSError, ValueError) as exc:
-        raise ReplayError(f"cannot read {path}: {exc}") from exc
-
-
-def _embedded_manifest(path: Path) -> Any:
-    """The manifest a segment carries (None for segments written before they carried one)."""
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            if "manifest" not in data.files:
-                return None
-            raw = data["manifest"]
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-        return None
-    try:
-        return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode())
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def _seg_order(path: Path) -> tuple[int, float]:
-    """Newest first: by sequence number, then by modification time."""
-    match = re.match(r"seg-([0-9]+)", path.name)
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        mtime = 0.0
-    return (int(match.group(1)) if match else -1, mtime)
-
-
-def _next_seq(d: Path) -> int:
-    """A sequence number above every segment already in ``d`` (a new chain never reuses one)."""
-    seqs = [_seg_order(p)[0] for p in d.glob("seg-*.npz")]
-    return max(seqs, default=-1) + 1
-
-
-def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
-    """True when ``directory`` holds a manifest or any segment to restore from."""
-    d = Path(directory)
-    return (d / MANIFEST).exists() or any(d.glob("seg-*.npz"))
