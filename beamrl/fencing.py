@@ -11,8 +11,8 @@ renames and deletions are refused (``Fenced``) and its temporary file is removed
 writers never interleave their files. Taking over is allowed only when the previous
 holder in this OS process is no longer alive; a holder in another OS process is seen
 through an ``flock`` on a lock file beside the checkpoint, which the OS releases when
-that process dies (``kill -9`` included). Where ``flock`` does not exist (Windows) only
-writers in the same OS process are fenced.
+that process dies (``kill -9`` included); a graceful release removes the lock file.
+Where ``flock`` does not exist (Windows) only writers in the same OS process are fenced.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ class Fenced(BeamError, RuntimeError):
 
 
 class _Slot:
-    __slots__ = ("fd", "generation", "owner_alive")
+    __slots__ = ("fd", "generation", "lock_path", "owner_alive")
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int | None, lock_path: Path) -> None:
         self.fd = fd
+        self.lock_path = lock_path
         self.generation = 0
         self.owner_alive: Callable[[], bool] = lambda: False
 
@@ -54,20 +55,31 @@ _slots: dict[Path, _Slot] = {}
 
 
 def _lock_file(key: Path, lock_path: Path) -> int | None:
-    """Open and ``flock`` the lock file; ``CheckpointInUse`` if another OS process holds it."""
+    """Open and ``flock`` the lock file; ``CheckpointInUse`` if another OS process holds it.
+
+    A holder removes the file when it lets go, so a lock taken on a file that was
+    removed meanwhile is dropped and taken again on the new one.
+    """
     if fcntl is None:
         return None
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise CheckpointInUse(
-            f"{key}: another OS process is writing this checkpoint (it holds {lock_path}); "
-            "give each server its own checkpoint path"
-        ) from None
-    return fd
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CheckpointInUse(
+                f"{key}: another OS process is writing this checkpoint (it holds {lock_path}); "
+                "give each server its own checkpoint path"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the previous holder removed it as we locked it: lock the new one
 
 
 class WriterFence:
@@ -91,7 +103,7 @@ class WriterFence:
         with _lock:
             slot = _slots.get(key)
             if slot is None:
-                slot = _Slot(_lock_file(key, Path(lock_path)))
+                slot = _Slot(_lock_file(key, Path(lock_path)), Path(lock_path))
                 _slots[key] = slot
             elif slot.owner_alive():
                 raise CheckpointInUse(f"{key}: a live server in this node already writes this checkpoint")
@@ -127,4 +139,5 @@ class WriterFence:
                 return
             del _slots[self.key]
             if self._slot.fd is not None:
+                self._slot.lock_path.unlink(missing_ok=True)  # removed while still locked: see _lock_file
                 os.close(self._slot.fd)  # closing releases the flock
