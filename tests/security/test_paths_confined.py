@@ -17,6 +17,7 @@ from beamrl import DynamicSupervisor, Node, Rejected
 from beamrl.rl import QServer
 from beamrl.testing import eventually
 from beamrl.trust import PathRejected, confine
+from tests import start_peer
 
 QSERVER = "beamrl.rl.qserver:QServer"
 REPLAY = "beamrl.rl.replay_server:ReplayServer"
@@ -107,3 +108,18 @@ def test_confine(tmp_path: Path) -> None:
     for path in ("/abs", "..", "a/../../b", "x\x00y", 7, None):
         with pytest.raises(PathRejected):
             confine(path, root)  # type: ignore[arg-type]
+
+
+async def test_node_start_takes_a_data_dir(node: Node, tmp_path: Path) -> None:
+    tree = '[[children]]\nstart = "beamrl:DynamicSupervisor"\nname = "dyn"\n'
+    peer = start_peer("data-dir-node", "--data-dir", str(tmp_path / "state"), tree_text=tree)
+    try:
+        name = await node.connect(peer.address)
+        spec = {"start": QSERVER, "args": [3, 2], "kwargs": {"checkpoint": "tables/q.npz"}, "name": "q"}
+        await node.start_child(("dyn", name), spec)
+        written = await node.call(("q", name), ["checkpoint"])
+        assert Path(written) == (tmp_path / "state" / "tables" / "q.npz").resolve()
+        with pytest.raises(Rejected, match="is absolute"):
+            await node.start_child(("dyn", name), {**spec, "name": "q2", "kwargs": {"checkpoint": str(tmp_path / "q")}})
+    finally:
+        assert peer.terminate() == 0, "".join(peer.output)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from beamrl import DynamicSupervisor, Node, Rejected, child
+from beamrl.node_config import config_from_mapping
+from beamrl.tree import TreeError
 from beamrl.trust import ModuleAllowList, SpawnRejected
 from tests import start_peer
 from tests.security._hostile import Echo, ExitsInInit, InterruptsInInit
@@ -127,3 +129,10 @@ async def test_a_node_process_survives_hostile_spawn_requests(node: Node) -> Non
         assert peer.proc.poll() is None
     finally:
         assert peer.terminate() == 0, "".join(peer.output)
+
+
+def test_a_role_file_names_modules_to_allow() -> None:
+    config = config_from_mapping({"allow_modules": ["myproject.envs"], "data_dir": "/srv/beamrl"}, "actor.toml")
+    assert (config.allow_modules, config.data_dir) == (["myproject.envs"], "/srv/beamrl")
+    with pytest.raises(TreeError, match="allow_modules: expected a list of module names"):
+        config_from_mapping({"allow_modules": [1]}, "actor.toml")
