@@ -212,7 +212,7 @@ class Process:
                 reason = self._exit_reason
         except Exception as exc:  # the process boundary: an error becomes the exit reason
             reason = exc
-        except (SystemExit, KeyboardInterrupt) as exc:  # raised by process code: it ends the process, not the node
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: they end the process, never the node
             reason = RuntimeError(f"{type(exc).__name__}({_short_args(exc)}) raised in {self}")
             reason.__cause__ = exc
         finally:
