@@ -106,6 +106,7 @@ def run_property(
     finally:
         loop.run_until_complete(node.shutdown())
         loop.close()
+    print(f"{verbs[0]}...: {answers['value'] + answers['rejected']} requests, {answers}")
     assert answers["rejected"] > 100, answers  # the property saw mostly wrong requests
 
 
