@@ -92,12 +92,18 @@ class WriterFence:
 
     @classmethod
     def acquire(
-        cls, path: str | os.PathLike[str], owner_alive: Callable[[], bool], lock_path: str | os.PathLike[str]
+        cls,
+        path: str | os.PathLike[str],
+        owner_alive: Callable[[], bool],
+        lock_path: str | os.PathLike[str],
+        temporaries: str | None = None,
     ) -> WriterFence:
         """Take the fence of ``path`` for a server whose liveness ``owner_alive`` tells.
 
         Raises ``CheckpointInUse`` while another live server (in this OS process or
         another) holds it. ``lock_path`` is the lock file (beside or inside ``path``).
+        ``temporaries`` is a glob, beside the lock file, for the temporary files a writer
+        killed in another OS process left behind: once nobody else can write, they go.
         """
         key = Path(os.path.abspath(path))
         with _lock:
@@ -105,6 +111,9 @@ class WriterFence:
             if slot is None:
                 slot = _Slot(_lock_file(key, Path(lock_path)), Path(lock_path))
                 _slots[key] = slot
+                if temporaries is not None:  # no writer in this OS process, none in another: leftovers
+                    for leftover in Path(lock_path).parent.glob(temporaries):
+                        leftover.unlink(missing_ok=True)
             elif slot.owner_alive():
                 raise CheckpointInUse(f"{key}: a live server in this node already writes this checkpoint")
             slot.generation += 1

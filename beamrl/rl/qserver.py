@@ -86,7 +86,8 @@ class QServer(GenServer):
         if self.checkpoint_path is not None:
             path = self.checkpoint_path
             # one writer per checkpoint: a server killed mid-write cannot overwrite ours
-            self._fence = WriterFence.acquire(path, lambda: self._alive, path.parent / f".{path.name}.lock")
+            lock = path.parent / f".{path.name}.lock"
+            self._fence = WriterFence.acquire(path, lambda: self._alive, lock, f".{path.name}.*.tmp")
             if path.exists():
                 try:
                     self.q.restore(path)  # a QTableError (init fails) if it holds another shape

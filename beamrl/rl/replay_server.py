@@ -172,7 +172,7 @@ class ReplayServer(GenServer):
         self._fence: WriterFence | None = None
         if self.dir is not None:
             # one writer per checkpoint directory: a server killed mid-checkpoint cannot write over ours
-            self._fence = WriterFence.acquire(self.dir, lambda: self._alive, self.dir / ".writer.lock")
+            self._fence = WriterFence.acquire(self.dir, lambda: self._alive, self.dir / ".writer.lock", ".*.tmp")
             try:
                 await self._restore(self.dir)
             except BaseException:
