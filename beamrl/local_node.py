@@ -32,7 +32,7 @@ from beamrl.remote import Remote
 from beamrl.signals import Signals
 from beamrl.task import FunctionProcess
 from beamrl.timers import Timers
-from beamrl.trust import ModuleAllowList, confine, default_data_dir, untrusted_paths
+from beamrl.trust import ModuleAllowList, confine, default_data_dir, started_for_a_peer
 
 log = logging.getLogger("beamrl")
 
@@ -94,7 +94,7 @@ class LocalNode(Registry, Signals):
         stay inside ``data_dir`` (``PathRejected`` otherwise); local code's paths are used
         as given.
         """
-        if untrusted_paths():
+        if started_for_a_peer():
             return confine(path, self.data_dir, what)
         return Path(path)
 

@@ -60,7 +60,7 @@ from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
 from beamrl.process import Exit, From, format_reason, is_normal
-from beamrl.trust import ModuleAllowList, from_untrusted_request
+from beamrl.trust import ModuleAllowList, for_a_peer
 
 __all__ = ["ChildInfo", "ChildSpec", "DynamicSupervisor", "Supervisor", "child"]
 
@@ -156,7 +156,7 @@ class Supervisor(GenServer):
         dynamic or temporary one, which is forgotten.
         """
         spec = c.spec
-        with from_untrusted_request(c.untrusted):
+        with for_a_peer(c.untrusted):
             pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
         c.pid = pid
         if pid is None:

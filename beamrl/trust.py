@@ -13,11 +13,13 @@ A peer that passed the node's authentication can send any request, but:
   the module and its submodules (``"myproject"`` allows ``myproject.envs``). Classes
   handed over as Python objects by code running in the node are not checked: that code
   is already trusted.
-* **Paths.** A process started on behalf of a remote request (``untrusted_paths()`` is
+* **Paths.** A process started on behalf of a remote request (``started_for_a_peer()`` is
   true while it starts, so it holds in its ``init`` and in everything it starts) resolves
   the paths it was given with ``confine``: a relative path lands inside the node's data
   directory; an absolute path, ``..`` or a symlink leading out of it is ``PathRejected``.
-  Local code that passes paths as Python arguments is not confined.
+  Local code that passes paths as Python arguments is not confined. The same holds for
+  other names that import code: an ``EnvServer`` started for a peer accepts a gymnasium
+  ``"module:Env-v0"`` id only from an allowed module.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ __all__ = [
     "SpawnRejected",
     "confine",
     "default_data_dir",
-    "from_untrusted_request",
-    "untrusted_paths",
+    "for_a_peer",
+    "started_for_a_peer",
 ]
 
 DEFAULT_MODULES = ("beamrl",)
@@ -107,17 +109,18 @@ class ModuleAllowList:
 
 # -- paths ------------------------------------------------------------------------------
 
-_untrusted: contextvars.ContextVar[bool] = contextvars.ContextVar("beamrl_untrusted_paths", default=False)
+_untrusted: contextvars.ContextVar[bool] = contextvars.ContextVar("beamrl_started_for_a_peer", default=False)
 
 
-def untrusted_paths() -> bool:
+def started_for_a_peer() -> bool:
     """True inside a process started on behalf of a remote request (and in what it starts)."""
     return _untrusted.get()
 
 
 @contextlib.contextmanager
-def from_untrusted_request(untrusted: bool = True) -> Iterator[None]:
-    """Processes started inside this block (and their own children) confine their paths.
+def for_a_peer(untrusted: bool = True) -> Iterator[None]:
+    """Processes started inside this block (and their own children) act for a peer: they
+    confine their paths and import only allowed modules.
 
     A process's task copies the context it was started in, so the flag holds in its
     ``init`` and handlers, and in every process it starts in turn.
@@ -138,7 +141,7 @@ def default_data_dir(node_name: str) -> Path:
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     else:
         base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "beamrl" / "nodes" / node_name
+    return base / "beamrl" / "nodes" / (node_name if node_name.strip(".") else f"_{node_name}")
 
 
 def confine(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], what: str = "path") -> Path:

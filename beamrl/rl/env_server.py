@@ -35,12 +35,17 @@ from beamrl.rl.envs.registry import make, make_vec
 from beamrl.rl.errors import InvalidAction
 from beamrl.rl.exp import Exp
 from beamrl.rl.spaces import Dict, Discrete
+from beamrl.trust import started_for_a_peer
 
 
 class EnvServer(GenServer):
     """Hosts one environment (or, with ``num_envs=N``, a vector of N copies)."""
 
     async def init(self, env_id: str, num_envs: int | None = None, **kwargs: Any) -> None:
+        if not isinstance(env_id, str) or not env_id:
+            raise Rejected(f"EnvServer: env_id must be a non-empty string, got {_short(env_id)}")
+        if ":" in env_id and started_for_a_peer():  # gymnasium imports the module of "module:Env-v0"
+            self.node.allowed_modules.check(env_id)
         self.env_id = env_id
         self.vector = num_envs is not None
         if self.vector:

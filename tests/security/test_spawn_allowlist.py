@@ -64,6 +64,11 @@ async def test_remote_start_child_of_a_module_not_allowed_is_rejected_without_im
     for ref in ("os:system", "subprocess:Popen", "builtins:exec"):
         with pytest.raises(Rejected, match="is not allowed"):
             await peer.start_child(("dyn", "host"), {"start": ref})
+    # gymnasium imports the module of a "module:Env-v0" id: the same allow-list applies
+    env = {"start": "beamrl.rl.env_server:EnvServer", "args": [f"{module}:Env-v0"]}
+    with pytest.raises(Rejected, match=f"module '{module}' is not allowed"):
+        await peer.start_child(("dyn", "host"), env)
+    assert not marker.exists()
     assert await host.which_children("dyn") == []
     # beamrl's own servers are allowed
     pid = await peer.start_child(("dyn", "host"), {"start": "beamrl.rl.env_server:EnvServer", "args": ["Taxi-v3"]})
