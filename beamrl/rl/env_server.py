@@ -38,6 +38,10 @@ from beamrl.rl.spaces import Dict, Discrete
 from beamrl.trust import started_for_a_peer
 
 
+MAX_ENVS = 65_536
+"""The most copies one vector EnvServer hosts."""
+
+
 class EnvServer(GenServer):
     """Hosts one environment (or, with ``num_envs=N``, a vector of N copies)."""
 
@@ -46,6 +50,10 @@ class EnvServer(GenServer):
             raise Rejected(f"EnvServer: env_id must be a non-empty string, got {_short(env_id)}")
         if ":" in env_id and started_for_a_peer():  # gymnasium imports the module of "module:Env-v0"
             self.node.allowed_modules.check(env_id)
+        if num_envs is not None and (
+            isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or not 1 <= num_envs <= MAX_ENVS
+        ):
+            raise Rejected(f"EnvServer: num_envs must be an integer in 1..{MAX_ENVS} or None, got {_short(num_envs)}")
         self.env_id = env_id
         self.vector = num_envs is not None
         if self.vector:
