@@ -37,7 +37,6 @@ from beamrl.rl.exp import Exp
 from beamrl.rl.spaces import Dict, Discrete
 from beamrl.trust import started_for_a_peer
 
-
 MAX_ENVS = 65_536
 """The most copies one vector EnvServer hosts."""
 
