@@ -44,7 +44,9 @@ class NodeServer(GenServer):
                 return {"seq": node.events.last_seq, "events": node.events.since(since)}
             case ["snapshot", int(since)]:  # [dashboard]
                 return await self._snapshot(since)
-        raise Rejected(f"$node does not understand {request!r}")
+        raise Rejected(
+            f"$node does not understand {request!r:.200}: use registered, nodes, processes, tree, events or snapshot"
+        )
 
     async def _trees(self) -> list[dict[str, Any]]:
         return [await self._describe(pid, None) for pid in self.node.top_level() if pid != self.pid]
