@@ -56,6 +56,10 @@ class Node(LocalNode):
     ``name`` defaults to a unique ``"node<N>@<pid>"``. ``listen`` (e.g.
     ``"tcp://127.0.0.1:0"``) makes the node reachable by others; ``keys`` is a
     directory with this node's CURVE key pair and the trusted peers' public keys.
+    Without keys, nodes authenticate with a shared secret, the cookie: ``cookie``
+    (bytes) or the file ``cookie_file`` (default ``~/.config/beamrl/cookie``, created
+    on first use; see ``beamrl.transport.cookie``). ``max_send_bytes`` bounds what is
+    queued for one peer and not yet acknowledged by it (beyond it: ``Backpressure``).
     """
 
     def __init__(
@@ -68,6 +72,9 @@ class Node(LocalNode):
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 3.0,
         hidden: bool = False,
+        cookie: bytes | None = None,
+        cookie_file: str | os.PathLike[str] | None = None,
+        max_send_bytes: int = 64 << 20,
     ) -> None:
         super().__init__(name)
         self._options = TransportOptions(
@@ -77,6 +84,9 @@ class Node(LocalNode):
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
             hidden=hidden,
+            cookie=cookie,
+            cookie_file=None if cookie_file is None else os.fspath(cookie_file),
+            max_send_bytes=max_send_bytes,
         )
         self._ctx_token: contextvars.Token[LocalNode | None] | None = None
         self._dist: Distribution | None = None  # once it listens or connects

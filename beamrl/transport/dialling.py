@@ -15,6 +15,7 @@ import zmq
 
 from beamrl.errors import NodeDown
 from beamrl.transport import handshake
+from beamrl.transport.cookie import new_nonce
 from beamrl.transport.curve import make_client
 from beamrl.transport.framing import CTRL, ESC
 from beamrl.transport.handshake import dial_candidates
@@ -39,6 +40,7 @@ class Dialler(TransportState):
         s.setsockopt(zmq.HEARTBEAT_TTL, max(ivl, int(self.heartbeat_timeout * 1000)))
         s.setsockopt(zmq.RECONNECT_IVL, 100)
         s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        s.setsockopt(zmq.HANDSHAKE_IVL, max(1, int(self.handshake_timeout * 1000)))
         return s
 
     async def _dial_any(
@@ -90,10 +92,10 @@ class Dialler(TransportState):
             self._dialing[expect] = self._dialing.get(expect, 0) + 1
         self._loop.add_reader(conn.fd, self._drain_conn, conn)
         established = False
+        conn.nonce = new_nonce()
+        hello = handshake.hello(self.name, self.creation, self.address, self.hidden, self._cookie, conn.nonce)
         try:
-            s.send_multipart(
-                [ESC, CTRL, handshake.hello(self.name, self.creation, self.address, self.hidden)], _NOBLOCK
-            )
+            s.send_multipart([ESC, CTRL, hello], _NOBLOCK)
             self._kick_conn(conn)
             try:
                 kind, payload = await asyncio.wait_for(conn.result, timeout)

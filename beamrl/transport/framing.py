@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: cookie MACs in hello and welcome, byte acks
 DATA = b"D"
 CTRL = b"C"
 MANY = b"B"

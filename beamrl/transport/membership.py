@@ -85,6 +85,7 @@ class Membership(TransportState):
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            self._gate.sweep()
             now = time.monotonic()
             for p in list(self._peers.values()):
                 if p.seen:

@@ -20,6 +20,8 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from beamrl.ratelog import RateLimitedLog
 from beamrl.transport.base import PeerInfo, TransportHandler
+from beamrl.transport.cookie import NonceBook
+from beamrl.transport.gate import Gate
 
 log = logging.getLogger("beamrl.transport")
 
@@ -45,13 +47,14 @@ class Peer:
 class Conn:
     """One outgoing DEALER: a dial in progress, then (maybe) a peer's path."""
 
-    __slots__ = ("address", "closed", "expect", "fd", "result", "sock")
+    __slots__ = ("address", "closed", "expect", "fd", "nonce", "result", "sock")
 
     def __init__(self, sock: zmq.Socket, address: str, expect: str | None):
         self.sock = sock
         self.fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
         self.address = address
         self.expect = expect
+        self.nonce = b""  # our hello's nonce: the welcome's MAC must cover it
         self.result: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         self.closed = False
 
@@ -67,7 +70,13 @@ class TransportState:
     heartbeat_interval: float
     heartbeat_timeout: float
     hwm: int
+    max_send_bytes: int
+    _ack_every: int
     max_message_bytes: int
+    handshake_timeout: float
+    _cookie: bytes | None
+    _nonces: NonceBook
+    _gate: Gate
     _keys_dir: Path | None
     _public: bytes | None
     _secret: bytes | None

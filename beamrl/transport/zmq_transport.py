@@ -61,6 +61,7 @@ from beamrl.errors import Backpressure, NodeDown
 from beamrl.ratelog import RateLimitedLog
 from beamrl.transport import handshake
 from beamrl.transport.base import Frame, PeerInfo, TransportHandler, TransportOptions
+from beamrl.transport.cookie import NonceBook, load_cookie
 from beamrl.transport.curve import ZAP_DOMAIN, AllowList, check_listen, curve_user, make_server
 from beamrl.transport.dialling import Dialler
 from beamrl.transport.framing import (
@@ -77,6 +78,7 @@ from beamrl.transport.framing import (
     SMALL,
     pack_many,
 )
+from beamrl.transport.gate import Gate
 from beamrl.transport.keys import load_keypair, trusted_keys
 from beamrl.transport.membership import Membership
 from beamrl.transport.receiving import Receiver
@@ -92,6 +94,15 @@ _ZERO_COPY = 64 << 10  # frames from this size are handed to ZeroMQ without a co
 _zsend: Callable[..., Any] = zmq.backend.Socket.send
 _NOBLOCK = zmq.NOBLOCK
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
+
+
+def _srcfd(frame: zmq.Frame) -> int | None:
+    """The file descriptor of the connection ``frame`` arrived on."""
+    try:
+        fd = frame.get(zmq.SRCFD)
+    except zmq.ZMQError:
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
 
 
 class ZmqTransport(Receiver, Dialler, Membership):
@@ -115,8 +126,13 @@ class ZmqTransport(Receiver, Dialler, Membership):
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 3.0,
         hwm: int = 10_000,
+        max_send_bytes: int = 64 << 20,
         max_message_bytes: int = 256 << 20,
         hidden: bool = False,
+        cookie: bytes | None = None,
+        cookie_file: str | Path | None = None,
+        handshake_timeout: float = 5.0,
+        max_pending: int = 64,
     ) -> None:
         if not name or len(name.encode()) > MAX_NAME:
             raise ValueError(f"node name must be 1..{MAX_NAME} bytes, got {name!r}")
@@ -131,8 +147,22 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.hwm = hwm
+        if max_send_bytes < MANY_BYTES:
+            raise ValueError(f"max_send_bytes must be at least {MANY_BYTES} (one batch), got {max_send_bytes}")
+        self.max_send_bytes = max_send_bytes
+        self._ack_every = max_send_bytes // 4
         self.max_message_bytes = max_message_bytes
+        if handshake_timeout <= 0 or max_pending < 1:
+            raise ValueError("handshake_timeout must be positive and max_pending at least 1")
+        self.handshake_timeout = handshake_timeout
         self._keys_dir = Path(keys) if keys is not None else None
+        # plaintext nodes authenticate with the cookie; CURVE nodes with their keys
+        self._cookie: bytes | None = None
+        if self._keys_dir is None:
+            self._cookie = cookie if cookie is not None else load_cookie(cookie_file)
+            if not isinstance(self._cookie, bytes) or not self._cookie:
+                raise ValueError("cookie must be non-empty bytes")
+        self._nonces = NonceBook()
         self._public: bytes | None = None
         self._secret: bytes | None = None
         self._trusted: dict[str, bytes] = {}
@@ -161,6 +191,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._closing = False
         self._started = False
         self._warn = RateLimitedLog(log)
+        self._gate = Gate(name, handshake_timeout, max_pending, self._warn)
 
     @classmethod
     def with_options(cls, name: str, creation: int, options: TransportOptions) -> ZmqTransport:
@@ -196,6 +227,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
                 raise OSError(f"cannot listen on {self.listen!r}: {e}") from e
             self._router = r
             self.address = r.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._gate.start(r, self._loop)
             self._loop.add_reader(r.getsockopt(zmq.FD), self._drain_router)  # type: ignore[arg-type]
             self._kick(r)
         self._spawn(self._heartbeat())
@@ -225,6 +257,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._up_waiters.clear()
         for c in list(self._conns):
             self._close_conn(c, linger=100)
+        self._gate.close(self._router)
         if self._router is not None and self._loop is not None:
             self._loop.remove_reader(self._router.getsockopt(zmq.FD))  # type: ignore[arg-type]
             self._router.close(linger=100)
@@ -352,6 +385,16 @@ class ZmqTransport(Receiver, Dialler, Membership):
         if rid in self._by_rid:
             self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
             return
+        nonce = b""
+        if self._cookie is not None:
+            proof = handshake.hello_auth(self._cookie, msg)
+            if proof is None or not self._nonces.fresh(*proof):
+                why = "a hello without the cookie" if proof is None else "a replayed or stale hello"
+                self._warn("auth", "%s: refused %s (claiming %r)", self.name, why, info.name[:64])
+                self._gate.drop(_srcfd(payload), why)
+                return
+            nonce = proof[0]
+        self._gate.admit(_srcfd(payload))
         old = self._peers.get(info.name)
         reason = handshake.judge_hello(
             self.name,
@@ -368,7 +411,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
             return
         assert self._router is not None
         peers = handshake.announce((p.info for p in self._peers.values()), exclude=info.name)
-        welcome = handshake.welcome(self.name, self.creation, self.address, self.hidden, peers)
+        welcome = handshake.welcome(self.name, self.creation, self.address, self.hidden, peers, self._cookie, nonce)
         if old is not None:
             self._lose(old, "noconnection", reconnect=False)
         if not self._reply_router(rid, welcome):
@@ -394,6 +437,12 @@ class ZmqTransport(Receiver, Dialler, Membership):
             self._warn("control", "%s: malformed welcome from %s", self.name, conn.address)
             return
         if conn.result.done():
+            return
+        if self._cookie is not None and not handshake.welcome_auth(self._cookie, msg, conn.nonce):
+            self._warn("auth", "%s: %s answered without proof of the cookie", self.name, conn.address)
+            conn.result.set_exception(
+                NodeDown(f"{conn.address} did not prove it knows this node's cookie (a different cookie file?)")
+            )
             return
         old = self._peers.get(info.name)
         known = None if old is None else handshake.Known(old.info.creation, old.conn is not None)
