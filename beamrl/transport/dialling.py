@@ -76,7 +76,11 @@ class Dialler(TransportState):
         timeout: float,
     ) -> tuple[str, list[Any]]:
         assert self._loop is not None
-        s = self._socket(zmq.DEALER)  # no ROUTING_ID: the ROUTER assigns one (see module doc)
+        try:
+            s = self._socket(zmq.DEALER)  # no ROUTING_ID: the ROUTER assigns one (see module doc)
+        except zmq.ZMQError as e:  # EMFILE: out of file descriptors (or of ZeroMQ sockets)
+            self._warn("socket", "%s: cannot open a socket to dial %s: %s", self.name, address, e)
+            raise NodeDown(f"cannot open a socket to dial {address}: {e}") from None
         if serverkey is not None:
             assert self._public is not None
             assert self._secret is not None

@@ -89,6 +89,7 @@ class TransportState:
     _peers: dict[str, Peer]
     _by_rid: dict[bytes, Peer]
     _by_address: dict[str, str]
+    _configured: set[str]  # addresses connect() was asked for: redialled until back
     _conns: set[Conn]
     _dialing: dict[str, int]  # expected name -> dials in progress
     _up_waiters: dict[str, list[asyncio.Future[None]]]

@@ -177,6 +177,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._peers: dict[str, Peer] = {}
         self._by_rid: dict[bytes, Peer] = {}
         self._by_address: dict[str, str] = {}
+        self._configured: set[str] = set()
         self._conns: set[Conn] = set()
         self._dialing: dict[str, int] = {}  # expected name -> dials in progress
         self._up_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -371,6 +372,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
             return known
         deadline = time.monotonic() + timeout
         name, peers = await self._dial_any(addr, expect or None, timeout)
+        self._configured.add(addr)
         await self._mesh(peers, deadline)
         return name
 
