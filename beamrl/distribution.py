@@ -216,7 +216,12 @@ class Distribution:
     def _on_call(self, peer: str, m: wire.Call) -> None:
         _check_caller("call", peer, m.ref, m.caller)
         from_ = From(m.caller, m.ref)
-        if not self.node.accept_call(from_, m.target, m.request):
+        try:
+            accepted = self.node.accept_call(from_, m.target, m.request)
+        except Backpressure as exc:  # its mailbox is full
+            self.reply(from_, None, exc)
+            return
+        if not accepted:
             target = m.target
             what = f"{target} is not alive" if type(target) is Pid else f"no process {target!r}"
             self.reply(from_, None, NoProc(f"{what} on node {self.node.name!r}"))

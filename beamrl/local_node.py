@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from beamrl.calls import Calls
-from beamrl.errors import CallSelf, CallTimeout, NodeDown, NoProc, NotInProcess
+from beamrl.errors import Backpressure, CallSelf, CallTimeout, NodeDown, NoProc, NotInProcess
 from beamrl.pid import Pid, Ref
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, From, Process, current_node, current_process
+from beamrl.ratelog import RateLimitedLog
 from beamrl.registry import Registry, Target
 from beamrl.remote import Remote
 from beamrl.signals import Signals
@@ -72,6 +73,7 @@ class LocalNode(Registry, Signals):
         self._started = False
         self._closing = False
         self._remote: Remote | None = None
+        self._warn_full = RateLimitedLog(log)
         self._init_signals()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -137,13 +139,17 @@ class LocalNode(Registry, Signals):
         *args: Any,
         name: str | None = None,
         link: bool = False,
+        max_mailbox: int | None = None,
         **kwargs: Any,
     ) -> Pid:
         """Start a process of ``cls``; returns once its ``init`` succeeded.
 
         ``args``/``kwargs`` go to ``init``. An ``init`` that raises makes ``start``
         raise the same error. ``link=True`` links it to the calling process.
+        ``max_mailbox`` bounds its mailbox (see ``Process.max_mailbox``).
         """
+        if max_mailbox is not None and (type(max_mailbox) is not int or max_mailbox < 1):
+            raise ValueError(f"max_mailbox must be a positive integer or None, got {max_mailbox!r}")
         self._check_started()
         if self._closing:
             raise NoProc(f"node {self.name!r} is shutting down")
@@ -151,6 +157,8 @@ class LocalNode(Registry, Signals):
             raise TypeError(f"start() takes a Process subclass such as GenServer, got {cls!r}")
         caller = self._caller()
         proc = cls()
+        if max_mailbox is not None:
+            proc.max_mailbox = max_mailbox
         pid = Pid(self.name, next(self._ids), self.creation)
         proc._attach(self, pid, None, caller.pid if link else None)
         if name is not None:
@@ -202,6 +210,8 @@ class LocalNode(Registry, Signals):
                 calls.close(ref, timer, peer)
         if proc is caller:
             raise CallSelf(f"{caller.pid} called itself with {request!r}: it would wait forever for its own reply")
+        if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+            raise self._full(proc)
         ref, fut, timer = calls.open(timeout, target, request)
         from_ = tuple.__new__(From, (caller.pid, ref))  # From(pid, ref) without a Python-level __new__
         proc._inbound.add(from_)
@@ -223,6 +233,9 @@ class LocalNode(Registry, Signals):
                 self._remote.cast(target, request)
             return
         if proc._alive:
+            if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+                self._overflow(proc, "cast")
+                return
             proc._deliver((CAST, request, None))
 
     def send(self, target: Target, message: Any) -> None:
@@ -241,7 +254,28 @@ class LocalNode(Registry, Signals):
             self._remote_for(target).send(target, message)
             return
         if proc._alive:
+            if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+                self._overflow(proc, "message")
+                return
             proc._deliver((INFO, message, None))
+
+    def _full(self, proc: Process) -> Backpressure:
+        return Backpressure(
+            f"{proc.name or proc.pid} has {len(proc._mailbox)} messages waiting "
+            f"(max_mailbox={proc.max_mailbox}): call refused, retry later"
+        )
+
+    def _overflow(self, proc: Process, what: str) -> None:
+        """A cast or message for a full mailbox: dropped, counted, logged once a second."""
+        proc._dropped += 1
+        self._warn_full(
+            f"full:{proc.pid.id}",
+            "%s: mailbox full (max_mailbox=%d): %s dropped, %d so far",
+            proc.name or proc.pid,
+            proc.max_mailbox,
+            what,
+            proc._dropped,
+        )
 
     def reply(self, from_: From, value: Any) -> None:
         """Answer a call whose handler returned ``NoReply``; works from any process."""
@@ -344,10 +378,14 @@ class LocalNode(Registry, Signals):
     # -- what the remote half calls (package-internal) -------------------------------
 
     def accept_call(self, from_: From, target: Any, request: Any) -> bool:
-        """A call from another node for a local target; False when there is no such process."""
+        """A call from another node for a local target; False when there is no such process.
+
+        Raises ``Backpressure`` when its mailbox is full (``max_mailbox``)."""
         proc = self._live(target)
         if proc is None:
             return False
+        if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+            raise self._full(proc)
         proc._inbound.add(from_)
         self._serving[from_] = proc
         proc._deliver((CALL, request, from_))
@@ -357,6 +395,9 @@ class LocalNode(Registry, Signals):
         """A cast (``CAST``) or message (``INFO``) from another node; dropped if nobody is there."""
         proc = self._names.get(target) if type(target) is str else self._live(target)  # names: the common case
         if proc is not None and proc._alive:
+            if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+                self._overflow(proc, "remote cast" if kind == CAST else "remote message")
+                return
             proc._deliver((kind, message, None))
 
     def _remote_for(self, target: Any) -> Remote:

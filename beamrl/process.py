@@ -98,6 +98,12 @@ class Process:
     """
 
     trap_exit: bool = False
+    max_mailbox: int | None = None
+    """Most messages waiting in the mailbox (None: unbounded). Beyond it, casts and sends are
+    dropped (logged at most once a second, counted in ``process_info``'s ``dropped``) and
+    calls fail at the caller with ``Backpressure``; signals (exits, DOWNs, stop) always
+    get in. Set it on the class, or per process with ``start(..., max_mailbox=N)``."""
+    _dropped: int = 0
     is_supervisor: bool = False
     """True for process classes that supervise others (the child spec's worker/supervisor type)."""
     node: LocalNode

@@ -115,3 +115,5 @@ class Membership(TransportState):
                     self._lose(p, "noconnection")
                     continue
                 self._send_control(p, PING)
+                if p.rx != p.rx_acked:
+                    self._ack(p)

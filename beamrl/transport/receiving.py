@@ -13,7 +13,7 @@ from __future__ import annotations
 import zmq
 
 from beamrl.errors import Backpressure, NodeDown
-from beamrl.transport.framing import CTRL, DATA, MANY, RESET, unpack_control, unpack_many
+from beamrl.transport.framing import CTRL, DATA, MANY, RESET, nbytes, unpack_control, unpack_many
 from beamrl.transport.state import Conn, Peer, TransportState, log
 
 _BATCH = 256  # messages drained per reader callback before yielding to the loop
@@ -131,6 +131,9 @@ class Receiver(TransportState):
                 p = by_rid.get(rid)
                 if p is not None:
                     p.seen = True
+                    p.rx += nbytes(frames)
+                    if p.rx - p.rx_acked >= self._ack_every:
+                        self._ack(p)
                     try:
                         handler.on_message(p.name, frames)  # type: ignore[union-attr, arg-type]
                     except Exception:
@@ -153,6 +156,9 @@ class Receiver(TransportState):
             self._warn("garbage", "%s: dropped a malformed batch from %s", self.name, p.name)
             return 0
         p.seen = True
+        p.rx += len(payload)
+        if p.rx - p.rx_acked >= self._ack_every:
+            self._ack(p)
         on_message = self._handler.on_message  # type: ignore[union-attr]
         name = p.name
         for body in bodies:
@@ -205,8 +211,12 @@ class Receiver(TransportState):
                             budget -= self._deliver_many(p, frames[2])
                             continue
                         p.seen = True
+                        data = frames if first else frames[2:]
+                        p.rx += nbytes(data)
+                        if p.rx - p.rx_acked >= self._ack_every:
+                            self._ack(p)
                         try:
-                            handler.on_message(p.name, frames if first else frames[2:])  # type: ignore[union-attr, arg-type]
+                            handler.on_message(p.name, data)  # type: ignore[union-attr, arg-type]
                         except Exception:
                             log.exception("%s: on_message from %s raised", self.name, p.name)
                         continue
@@ -237,6 +247,8 @@ class Receiver(TransportState):
                 p.seen = True
             else:
                 self._reply_router(rid, RESET)
+        elif t == "ack":
+            self._on_ack(p, msg)
         elif t == "hello":
             self._on_hello(rid, msg, payload)
         elif t == "bye":
@@ -259,6 +271,8 @@ class Receiver(TransportState):
         if t == "ping":
             if mine:
                 p.seen = True  # type: ignore[union-attr]
+        elif t == "ack":
+            self._on_ack(p if mine else None, msg)
         elif t == "welcome":
             self._on_welcome(conn, msg)
         elif t == "reject":

@@ -21,6 +21,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from beamrl.ratelog import RateLimitedLog
 from beamrl.transport.base import PeerInfo, TransportHandler
 from beamrl.transport.cookie import NonceBook
+from beamrl.transport.framing import ack
 from beamrl.transport.gate import Gate
 
 log = logging.getLogger("beamrl.transport")
@@ -29,7 +30,22 @@ log = logging.getLogger("beamrl.transport")
 class Peer:
     """An up peer and the one path its traffic uses."""
 
-    __slots__ = ("burst", "conn", "info", "last_seen", "name", "outbox", "outbox_bytes", "rid", "seen", "sock")
+    __slots__ = (
+        "acked",
+        "burst",
+        "conn",
+        "info",
+        "last_seen",
+        "name",
+        "outbox",
+        "outbox_bytes",
+        "rid",
+        "rx",
+        "rx_acked",
+        "seen",
+        "sock",
+        "tx",
+    )
 
     def __init__(self, info: PeerInfo, sock: zmq.Socket, rid: bytes | None, conn: Conn | None):
         self.info = info
@@ -42,6 +58,11 @@ class Peer:
         self.burst = False  # a message went out in this loop iteration: queue the next ones
         self.outbox: list[bytes] = []  # small bodies waiting to go out as one batch
         self.outbox_bytes = 0
+        # flow control in bytes: sent to it / acknowledged by it / taken in from it / acknowledged
+        self.tx = 0
+        self.acked = 0
+        self.rx = 0
+        self.rx_acked = 0
 
 
 class Conn:
@@ -117,6 +138,18 @@ class TransportState:
 
     def _send_control(self, p: Peer, payload: bytes) -> bool:
         raise NotImplementedError
+
+    def _ack(self, p: Peer) -> None:
+        """Tell ``p`` how many data bytes we took in from it (its send window reopens)."""
+        p.rx_acked = p.rx
+        self._send_control(p, ack(p.rx))
+
+    @staticmethod
+    def _on_ack(p: Peer | None, msg: dict[str, Any]) -> None:
+        rx = msg.get("rx")
+        if p is not None and type(rx) is int:
+            p.seen = True
+            p.acked = max(p.acked, min(rx, p.tx))
 
     def _reply_router(self, rid: bytes, payload: bytes) -> bool:
         raise NotImplementedError

@@ -76,6 +76,7 @@ from beamrl.transport.framing import (
     PING,
     PROTOCOL_VERSION,
     SMALL,
+    nbytes,
     pack_many,
 )
 from beamrl.transport.gate import Gate
@@ -109,8 +110,10 @@ class ZmqTransport(Receiver, Dialler, Membership):
     """Node-to-node transport over ZeroMQ ROUTER/DEALER; see the module docstring.
 
     ``send`` never blocks: it raises :class:`~beamrl.errors.NodeDown` for a peer that is
-    not connected and :class:`~beamrl.errors.Backpressure` when the peer's high-water
-    mark (``hwm`` ZeroMQ messages, a batch counting as one) is reached.  A batch that
+    not connected and :class:`~beamrl.errors.Backpressure` when ``max_send_bytes`` bytes
+    sent to the peer are not acknowledged yet (a batch counts its bytes; the receiver
+    acknowledges every ``max_send_bytes / 4`` bytes it takes in, and at each heartbeat),
+    or when the peer's high-water mark (``hwm`` ZeroMQ messages) is reached.  A batch that
     ZeroMQ refused stays queued (at most one batch per peer) and is retried shortly;
     sends behind it wait in that queue, and raise Backpressure once it is full.
     """
@@ -293,6 +296,13 @@ class ZmqTransport(Receiver, Dialler, Membership):
         p = self._peers.get(peer)
         if p is None:
             raise NodeDown(f"node {peer!r} is not connected to {self.name!r}")
+        size = len(frames[0]) if len(frames) == 1 and type(frames[0]) is bytes else nbytes(frames)
+        unacked = p.tx - p.acked + p.outbox_bytes
+        if unacked + size > self.max_send_bytes:
+            raise Backpressure(
+                f"send to node {peer!r} refused: {unacked} bytes sent to it are not acknowledged yet "
+                f"(max_send_bytes={self.max_send_bytes}); it is slow or stopped: slow down or retry later"
+            )
         if p.burst:
             if len(frames) == 1:
                 body = frames[0]
@@ -327,6 +337,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
                 _zsend(sock, f, _MORE if i < last else _NOBLOCK, len(f) < _ZERO_COPY)
         except zmq.ZMQError as e:
             raise self._send_error(p, e) from None
+        p.tx += len(frames[0]) if last == 0 and type(frames[0]) is bytes else nbytes(frames)
 
     def _flush(self, p: Peer) -> None:
         """Send ``p``'s outbox as one message; on Backpressure or NodeDown it is kept."""
@@ -340,9 +351,11 @@ class ZmqTransport(Receiver, Dialler, Membership):
                     _zsend(sock, p.rid, _MORE)
                 _zsend(sock, ESC, _MORE)
                 _zsend(sock, MANY, _MORE)
-                _zsend(sock, pack_many(out), _NOBLOCK)
+                payload = pack_many(out)
+                _zsend(sock, payload, _NOBLOCK)
             except zmq.ZMQError as e:
                 raise self._send_error(p, e) from None
+            p.tx += len(payload)
         p.outbox = []
         p.outbox_bytes = 0
 
