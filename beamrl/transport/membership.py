@@ -106,6 +106,7 @@ class Membership(TransportState):
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             self._gate.sweep()
+            self._watch_keys()
             now = time.monotonic()
             for p in list(self._peers.values()):
                 if p.seen:

@@ -21,6 +21,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from beamrl.ratelog import RateLimitedLog
 from beamrl.transport.base import PeerInfo, TransportHandler
 from beamrl.transport.cookie import NonceBook
+from beamrl.transport.curve import AllowList
 from beamrl.transport.framing import ack
 from beamrl.transport.gate import Gate
 
@@ -102,6 +103,9 @@ class TransportState:
     _public: bytes | None
     _secret: bytes | None
     _trusted: dict[str, bytes]
+    _allow: AllowList | None  # the ZAP callback's allow-list (CURVE only)
+    _keys_signature: tuple[tuple[str, int, int], ...]
+    _keys_checked: float
     _handler: TransportHandler | None
     _loop: asyncio.AbstractEventLoop | None
     _ctx: zmq.Context | None
@@ -137,6 +141,9 @@ class TransportState:
         raise NotImplementedError
 
     def _send_control(self, p: Peer, payload: bytes) -> bool:
+        raise NotImplementedError
+
+    def _watch_keys(self) -> None:
         raise NotImplementedError
 
     def _ack(self, p: Peer) -> None:

@@ -80,10 +80,11 @@ from beamrl.transport.framing import (
     pack_many,
 )
 from beamrl.transport.gate import Gate
-from beamrl.transport.keys import load_keypair, trusted_keys
+from beamrl.transport.keys import keys_signature, load_keypair, trusted_keys
 from beamrl.transport.membership import Membership
 from beamrl.transport.receiving import Receiver
 from beamrl.transport.state import Conn, Peer
+from beamrl.transport.trust import Trust
 
 __all__ = ["PROTOCOL_VERSION", "ZmqTransport"]
 
@@ -106,7 +107,7 @@ def _srcfd(frame: zmq.Frame) -> int | None:
     return fd if isinstance(fd, int) and fd >= 0 else None
 
 
-class ZmqTransport(Receiver, Dialler, Membership):
+class ZmqTransport(Receiver, Dialler, Membership, Trust):
     """Node-to-node transport over ZeroMQ ROUTER/DEALER; see the module docstring.
 
     ``send`` never blocks: it raises :class:`~beamrl.errors.NodeDown` for a peer that is
@@ -169,8 +170,12 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._public: bytes | None = None
         self._secret: bytes | None = None
         self._trusted: dict[str, bytes] = {}
+        self._allow: AllowList | None = None
+        self._keys_signature: tuple[tuple[str, int, int], ...] = ()
+        self._keys_checked = 0.0
         if self._keys_dir is not None:
             self._public, self._secret = load_keypair(self._keys_dir, name)
+            self._keys_signature = keys_signature(self._keys_dir)
             self._trusted = trusted_keys(self._keys_dir)
         self._handler: TransportHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -216,7 +221,8 @@ class ZmqTransport(Receiver, Dialler, Membership):
             zap_log = logging.getLogger("beamrl.transport.zap")
             self._auth = AsyncioAuthenticator(self._ctx, log=zap_log)
             self._auth.start()
-            self._auth.configure_curve_callback(ZAP_DOMAIN, AllowList(set(self._trusted.values())))
+            self._allow = AllowList(set(self._trusted.values()), self.name, self._warn)
+            self._auth.configure_curve_callback(ZAP_DOMAIN, self._allow)
         if self.listen is not None:
             r = self._socket(zmq.ROUTER)
             r.setsockopt(zmq.ROUTER_MANDATORY, 1)
