@@ -30,6 +30,8 @@ class Known(NamedTuple):
     creation: int
     dialled_by_us: bool
     """Its path is our DEALER (we dialled it); else a connection on our ROUTER."""
+    address: str | None = None
+    """Where it listens (None: a client-only node)."""
 
 
 MAX_WELCOME_PEERS = 64
@@ -106,6 +108,11 @@ def reject(name: str, reason: str) -> bytes:
     return pack_control({"t": "reject", "name": name, "reason": reason})
 
 
+def contested(me: str, claimant: PeerInfo) -> bytes:
+    """Control to the holder of a name another node just claimed: it is told too."""
+    return pack_control({"t": "contested", "at": me, "address": claimant.address, "creation": claimant.creation})
+
+
 def parse_info(msg: Mapping[str, Any]) -> PeerInfo | None:
     """The ``PeerInfo`` a hello or welcome announces, None if malformed or another version."""
     name, creation, address = msg.get("name"), msg.get("creation"), msg.get("address")
@@ -165,9 +172,13 @@ def judge_hello(
     if old.dialled_by_us and old.creation == info.creation:
         return "duplicate"  # a crossed dial: ours already carries the pair
     if key_matches is None and not (not old.dialled_by_us and old_path_gone()):
-        # anyone may claim a name without CURVE: a live path is replaced only when it is gone
+        # any cookie holder may claim a name: a live path is replaced only when it is gone
         # (a restart we reach over our DEALER is noticed there: the new process resets it)
-        return f"node {info.name!r} is already connected"
+        where = f"listening at {old.address}" if old.address else "a client-only node"
+        return (
+            f"node {info.name!r} is already connected ({where}, creation {old.creation}): two nodes with "
+            f"one name? Stop the other one or pick another name; if it just died, retry after the heartbeat timeout"
+        )
     return None
 
 

@@ -10,6 +10,8 @@ control messages go to the handshake (``hello``/``welcome``) or to membership.
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 
 from beamrl.errors import Backpressure, NodeDown
@@ -257,8 +259,23 @@ class Receiver(TransportState):
         elif t == "reset":
             if p is not None:
                 self._lose(p, "noconnection")
+        elif t == "contested":
+            if p is not None:
+                self._contested(msg)
         else:
             self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])
+
+    def _contested(self, msg: dict[str, Any]) -> None:
+        """A peer refused another node that claimed our name: say so here too."""
+        self._warn(
+            "contested",
+            "%s: node %s refused another node claiming our name (at %s, creation %s): two nodes named %r?",
+            self.name,
+            str(msg.get("at"))[:64],
+            str(msg.get("address"))[:128],
+            str(msg.get("creation"))[:24],
+            self.name,
+        )
 
     def _conn_control(self, conn: Conn, raw: bytes) -> None:
         msg = unpack_control(raw)
@@ -282,5 +299,8 @@ class Receiver(TransportState):
         elif t in ("reset", "bye"):
             if mine:
                 self._lose(p, "closed" if t == "bye" else "noconnection")  # type: ignore[arg-type]
+        elif t == "contested":
+            if mine:
+                self._contested(msg)
         else:
             self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])

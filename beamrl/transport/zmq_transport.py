@@ -420,7 +420,7 @@ class ZmqTransport(Receiver, Dialler, Membership, Trust):
         reason = handshake.judge_hello(
             self.name,
             info,
-            None if old is None else handshake.Known(old.info.creation, old.conn is not None),
+            None if old is None else handshake.Known(old.info.creation, old.conn is not None, old.info.address),
             dialling_to_it=self._dialling_to(info),
             key_matches=None if self._secret is None else curve_user(payload) == self._trusted.get(info.name),
             old_path_gone=lambda: old is not None and old.rid is not None and self._router_path_gone(old.rid),
@@ -428,6 +428,8 @@ class ZmqTransport(Receiver, Dialler, Membership, Trust):
         if reason is not None:
             if reason not in ("simultaneous", "duplicate"):
                 self._warn("control", "%s: refused hello claiming %r: %s", self.name, info.name, reason)
+            if old is not None and reason.startswith(f"node {info.name!r} is already connected"):
+                self._send_control(old, handshake.contested(self.name, info))
             self._reply_router(rid, handshake.reject(self.name, reason))
             return
         assert self._router is not None
