@@ -146,6 +146,9 @@ class TransportState:
     def _watch_keys(self) -> None:
         raise NotImplementedError
 
+    def _switch_path(self, p: Peer, conn: Conn) -> None:
+        raise NotImplementedError
+
     def _ack(self, p: Peer) -> None:
         """Tell ``p`` how many data bytes we took in from it (its send window reopens)."""
         p.rx_acked = p.rx

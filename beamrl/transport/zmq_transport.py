@@ -2,10 +2,14 @@
 
 The framing (data, batches, control messages) is in ``framing``, the handshake's
 messages and decisions in ``handshake``, CURVE and the listen policy in ``curve``.
-``ZmqTransport`` (here: set-up, the send path, the listening side of the handshake) is
-assembled from ``receiving`` (drain loops, control dispatch), ``dialling`` (our DEALERs,
-the mesh) and ``membership`` (peers up and down, heartbeat, reconnect), which share the
-fields declared in ``state``.
+``ZmqTransport`` (here: set-up and the send path) is assembled from ``receiving`` (drain
+loops, control dispatch), ``dialling`` (our DEALERs, the mesh), ``accepting`` (hello and
+welcome), ``membership`` (peers up and down, heartbeat, reconnect) and ``trust`` (reloading
+CURVE keys), which share the fields declared in ``state``; ``gate`` drops connections
+that do not authenticate in time, ``cookie`` holds the shared secret of plaintext nodes.
+
+Flow control: the receiver acknowledges the data bytes it took in (``ack``), and
+``send`` raises ``Backpressure`` once ``max_send_bytes`` are unacknowledged.
 
 A burst (many sends to one peer in one event-loop iteration) goes out as its first
 message, then batches of up to 256 small messages, each one ZeroMQ message: per-message
@@ -15,12 +19,14 @@ for a lone message.
 Handshake: the dialling side sends ``hello`` {v, name, creation, address, hidden} over
 its DEALER; the listening side answers ``welcome`` {v, name, creation, address,
 peers=[[name, address], ...]} over the same connection, so a client-only node (no
-``listen``) is reachable too.  The dialler then connects to every peer in ``peers``
-(full mesh).  Exactly one connection carries a pair's traffic: if both sides dial each
-other at once, the connection dialled by the node with the smaller name wins, and a dial
-that arrives once the pair already has a path is refused as ``duplicate``.  ``reset``
-says "I don't know you on this connection": the receiver drops the peer and redials,
-which heals one-sided views after a partition.
+``listen``) is reachable too.  Without CURVE both carry a MAC proving the cookie (see
+``cookie``); a hello without a valid one gets nothing back and its connection is
+dropped.  The dialler then connects to every peer in ``peers`` (full mesh).  Exactly
+one connection carries a pair's traffic: if both sides dial each other at once, the
+connection dialled by the node with the smaller name wins, and a dial that arrives
+once the pair already has a path is refused as ``duplicate``.  ``reset`` says "I don't
+know you on this connection": the receiver drops the peer and redials, which heals
+one-sided views after a partition.
 
 Identity: a routing id is never a name.  DEALERs set no routing id (the ROUTER assigns a
 fresh one per connection) and ``ROUTER_HANDOVER`` stays off, so a client that picks a
@@ -32,8 +38,9 @@ claimant's redial then succeeds).  A restarted peer (new ``creation``) that we r
 our own DEALER is noticed by that DEALER (the new process answers ``reset``) and redialled
 at once.  With CURVE the name in ``hello`` must be the one whose key file holds the
 client's public key, so such a hello is authenticated and replaces the old path at once
-(no trusted node can claim another's name).  Without CURVE, names are not authenticated:
-anyone who can reach the port can claim a name that is not up.
+(no trusted node can claim another's name).  Without CURVE, any holder of the cookie can
+claim a name that is not up; a claim of a live name is refused with a message saying
+so, and the holder is told (``contested``).
 
 CURVE (``keys=DIR``): the ROUTER is a CURVE server whose ZAP handler accepts only the
 public keys in ``DIR/*.key``; DEALERs are CURVE clients.  A client must know the server's
@@ -59,10 +66,10 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from beamrl.errors import Backpressure, NodeDown
 from beamrl.ratelog import RateLimitedLog
-from beamrl.transport import handshake
-from beamrl.transport.base import Frame, PeerInfo, TransportHandler, TransportOptions
+from beamrl.transport.accepting import Accepting
+from beamrl.transport.base import Frame, TransportHandler, TransportOptions
 from beamrl.transport.cookie import NonceBook, load_cookie
-from beamrl.transport.curve import ZAP_DOMAIN, AllowList, check_listen, curve_user, make_server
+from beamrl.transport.curve import ZAP_DOMAIN, AllowList, check_listen, make_server
 from beamrl.transport.dialling import Dialler
 from beamrl.transport.framing import (
     BYE,
@@ -73,7 +80,6 @@ from beamrl.transport.framing import (
     MANY_BYTES,
     MANY_MAX,
     MAX_NAME,
-    PING,
     PROTOCOL_VERSION,
     SMALL,
     nbytes,
@@ -98,16 +104,7 @@ _NOBLOCK = zmq.NOBLOCK
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 
 
-def _srcfd(frame: zmq.Frame) -> int | None:
-    """The file descriptor of the connection ``frame`` arrived on."""
-    try:
-        fd = frame.get(zmq.SRCFD)
-    except zmq.ZMQError:
-        return None
-    return fd if isinstance(fd, int) and fd >= 0 else None
-
-
-class ZmqTransport(Receiver, Dialler, Membership, Trust):
+class ZmqTransport(Receiver, Dialler, Accepting, Membership, Trust):
     """Node-to-node transport over ZeroMQ ROUTER/DEALER; see the module docstring.
 
     ``send`` never blocks: it raises :class:`~beamrl.errors.NodeDown` for a peer that is
@@ -394,97 +391,6 @@ class ZmqTransport(Receiver, Dialler, Membership, Trust):
         self._configured.add(addr)
         await self._mesh(peers, deadline)
         return name
-
-    # ------------------------------------------------------------------ handshake (listening side)
-
-    def _on_hello(self, rid: bytes, msg: dict[str, Any], payload: zmq.Frame) -> None:
-        info = handshake.parse_info(msg)
-        if info is None:
-            self._warn("control", "%s: dropped malformed hello (v=%r)", self.name, msg.get("v"))
-            self._reply_router(rid, handshake.reject(self.name, "bad hello or protocol version"))
-            return
-        if rid in self._by_rid:
-            self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
-            return
-        nonce = b""
-        if self._cookie is not None:
-            proof = handshake.hello_auth(self._cookie, msg)
-            if proof is None or not self._nonces.fresh(*proof):
-                why = "a hello without the cookie" if proof is None else "a replayed or stale hello"
-                self._warn("auth", "%s: refused %s (claiming %r)", self.name, why, info.name[:64])
-                self._gate.drop(_srcfd(payload), why)
-                return
-            nonce = proof[0]
-        self._gate.admit(_srcfd(payload))
-        old = self._peers.get(info.name)
-        reason = handshake.judge_hello(
-            self.name,
-            info,
-            None if old is None else handshake.Known(old.info.creation, old.conn is not None, old.info.address),
-            dialling_to_it=self._dialling_to(info),
-            key_matches=None if self._secret is None else curve_user(payload) == self._trusted.get(info.name),
-            old_path_gone=lambda: old is not None and old.rid is not None and self._router_path_gone(old.rid),
-        )
-        if reason is not None:
-            if reason not in ("simultaneous", "duplicate"):
-                self._warn("control", "%s: refused hello claiming %r: %s", self.name, info.name, reason)
-            if old is not None and reason.startswith(f"node {info.name!r} is already connected"):
-                self._send_control(old, handshake.contested(self.name, info))
-            self._reply_router(rid, handshake.reject(self.name, reason))
-            return
-        assert self._router is not None
-        peers = handshake.announce((p.info for p in self._peers.values()), exclude=info.name)
-        welcome = handshake.welcome(self.name, self.creation, self.address, self.hidden, peers, self._cookie, nonce)
-        if old is not None:
-            self._lose(old, "noconnection", reconnect=False)
-        if not self._reply_router(rid, welcome):
-            return
-        self._up(Peer(info, self._router, rid, None))
-
-    def _dialling_to(self, info: PeerInfo) -> bool:
-        """A dial of ours to this node is in flight (not one to an address it left)."""
-        return any(c.expect == info.name and c.address == info.address and not c.result.done() for c in self._conns)
-
-    def _router_path_gone(self, rid: bytes) -> bool:
-        """Probe a connection on our ROUTER: True when ZeroMQ no longer routes to it."""
-        assert self._router is not None
-        try:
-            self._router.send_multipart([rid, ESC, CTRL, PING], _NOBLOCK)
-        except zmq.ZMQError as e:
-            return e.errno == zmq.EHOSTUNREACH
-        return False
-
-    def _on_welcome(self, conn: Conn, msg: dict[str, Any]) -> None:
-        info = handshake.parse_info(msg)
-        if info is None or not isinstance(msg.get("peers", []), list):
-            self._warn("control", "%s: malformed welcome from %s", self.name, conn.address)
-            return
-        if conn.result.done():
-            return
-        if self._cookie is not None and not handshake.welcome_auth(self._cookie, msg, conn.nonce):
-            self._warn("auth", "%s: %s answered without proof of the cookie", self.name, conn.address)
-            conn.result.set_exception(
-                NodeDown(f"{conn.address} did not prove it knows this node's cookie (a different cookie file?)")
-            )
-            return
-        old = self._peers.get(info.name)
-        known = None if old is None else handshake.Known(old.info.creation, old.conn is not None)
-        action = handshake.judge_welcome(self.name, info, conn.expect, known)
-        if action == "mismatch":
-            conn.result.set_exception(NodeDown(f"{conn.address} answers as {info.name!r}, expected {conn.expect!r}"))
-            return
-        conn.expect = info.name
-        if action == "switch":
-            assert old is not None
-            self._switch_path(old, conn)
-        elif action == "up":
-            if old is not None:
-                self._lose(old, "noconnection", reconnect=False)
-            # the address we dialled is one that reaches it from here
-            info = PeerInfo(info.name, info.creation, conn.address, info.hidden)
-            self._up(Peer(info, conn.sock, None, conn))
-        self._by_address[conn.address] = info.name
-        conn.result.set_result(("welcome", (info.name, handshake.parse_peers(msg.get("peers", [])))))
 
     def _reply_router(self, rid: bytes, payload: bytes) -> bool:
         r = self._router
