@@ -14,7 +14,8 @@ dropped (``shutdown(2)`` of its socket: ZeroMQ then forgets it) when
 
 ZeroMQ's own ``HANDSHAKE_IVL`` (set on the sockets) drops TCP connections that never
 finish ZMTP's greeting. ``ACCEPT_FAILED`` (e.g. ``EMFILE``: out of file descriptors) is
-logged, rate-limited; ZeroMQ keeps listening and accepts again once fds are free.
+logged, rate-limited, and frees a descriptor by dropping the oldest pending connection;
+ZeroMQ keeps listening and accepts again once descriptors are free.
 """
 
 from __future__ import annotations
@@ -130,23 +131,27 @@ class Gate:
                 self._pending.pop(value, None)
             elif event == zmq.EVENT_ACCEPT_FAILED:
                 self.accept_failures += 1
-                hint = " (out of file descriptors: raise `ulimit -n`)" if value in (errno.EMFILE, errno.ENFILE) else ""
+                out_of_fds = value in (errno.EMFILE, errno.ENFILE)
+                hint = " (out of file descriptors: raise `ulimit -n`)" if out_of_fds else ""
                 self._warn("accept", "%s: could not accept a connection: %s%s", self.name, os.strerror(value), hint)
+                if out_of_fds and self._pending:  # free one: the oldest unauthenticated connection
+                    fd, _ = self._pending.popitem(last=False)
+                    self._shutdown(fd, "out of file descriptors")
 
     def _shutdown(self, fd: int, why: str) -> None:
         """Shut the TCP connection on ``fd`` down, if it still is one of our listener's."""
         try:
-            sock = socket.socket(fileno=os.dup(fd))
+            sock = socket.socket(fileno=fd)  # borrows ZeroMQ's descriptor: no new one needed
         except OSError:
             return
         try:
             if self._sockname is not None and sock.getsockname()[:2] != self._sockname:
                 return  # the fd was reused meanwhile for something else: leave it alone
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RDWR)  # ZeroMQ sees the end of the connection and closes it
         except OSError:
             return
         finally:
-            sock.close()
+            sock.detach()  # never close it: the descriptor is ZeroMQ's
         self.dropped += 1
         self._warn("dropped", "%s: dropped an unauthenticated connection: %s", self.name, why)
 
