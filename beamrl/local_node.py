@@ -23,10 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from beamrl.calls import Calls
-from beamrl.errors import Backpressure, CallSelf, CallTimeout, NodeDown, NoProc, NotInProcess
+from beamrl.errors import CallSelf, CallTimeout, NodeDown, NoProc, NotInProcess
 from beamrl.pid import Pid, Ref
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, From, Process, current_node, current_process
-from beamrl.ratelog import RateLimitedLog
 from beamrl.registry import Registry, Target
 from beamrl.remote import Remote
 from beamrl.signals import Signals
@@ -73,7 +72,6 @@ class LocalNode(Registry, Signals):
         self._started = False
         self._closing = False
         self._remote: Remote | None = None
-        self._warn_full = RateLimitedLog(log)
         self._init_signals()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -226,7 +224,7 @@ class LocalNode(Registry, Signals):
         if proc is caller:
             raise CallSelf(f"{caller.pid} called itself with {request!r}: it would wait forever for its own reply")
         if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
-            raise self._full(proc)
+            raise proc._full()
         ref, fut, timer = calls.open(timeout, target, request)
         from_ = tuple.__new__(From, (caller.pid, ref))  # From(pid, ref) without a Python-level __new__
         proc._inbound.add(from_)
@@ -249,7 +247,7 @@ class LocalNode(Registry, Signals):
             return
         if proc._alive:
             if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
-                self._overflow(proc, "cast")
+                proc._overflow("cast")
                 return
             proc._deliver((CAST, request, None))
 
@@ -270,27 +268,9 @@ class LocalNode(Registry, Signals):
             return
         if proc._alive:
             if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
-                self._overflow(proc, "message")
+                proc._overflow("message")
                 return
             proc._deliver((INFO, message, None))
-
-    def _full(self, proc: Process) -> Backpressure:
-        return Backpressure(
-            f"{proc.name or proc.pid} has {len(proc._mailbox)} messages waiting "
-            f"(max_mailbox={proc.max_mailbox}): call refused, retry later"
-        )
-
-    def _overflow(self, proc: Process, what: str) -> None:
-        """A cast or message for a full mailbox: dropped, counted, logged once a second."""
-        proc._dropped += 1
-        self._warn_full(
-            f"full:{proc.pid.id}",
-            "%s: mailbox full (max_mailbox=%d): %s dropped, %d so far",
-            proc.name or proc.pid,
-            proc.max_mailbox,
-            what,
-            proc._dropped,
-        )
 
     def reply(self, from_: From, value: Any) -> None:
         """Answer a call whose handler returned ``NoReply``; works from any process."""
@@ -405,7 +385,7 @@ class LocalNode(Registry, Signals):
         if proc is None:
             return False
         if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
-            raise self._full(proc)
+            raise proc._full()
         proc._inbound.add(from_)
         self._serving[from_] = proc
         proc._deliver((CALL, request, from_))
@@ -416,7 +396,7 @@ class LocalNode(Registry, Signals):
         proc = self._names.get(target) if type(target) is str else self._live(target)  # names: the common case
         if proc is not None and proc._alive:
             if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
-                self._overflow(proc, "remote cast" if kind == CAST else "remote message")
+                proc._overflow("remote cast" if kind == CAST else "remote message")
                 return
             proc._deliver((kind, message, None))
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from beamrl.errors import NoProc
+from beamrl.errors import Backpressure, NoProc
 from beamrl.pid import Pid, Ref
+from beamrl.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
     from beamrl.local_node import LocalNode
@@ -82,6 +84,7 @@ def format_reason(reason: Any) -> str:
 
 
 _TIMEOUT = object()  # what _receive returns when its timeout fired
+_full_log = RateLimitedLog(logging.getLogger("beamrl"))  # casts dropped at full mailboxes
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -153,6 +156,25 @@ class Process:
         finally:
             self._waiter = None
         return mailbox.popleft() if mailbox else _TIMEOUT
+
+    def _full(self) -> Backpressure:
+        """The error a call to a full mailbox (``max_mailbox``) raises at its caller."""
+        return Backpressure(
+            f"{self.name or self.pid} has {len(self._mailbox)} messages waiting "
+            f"(max_mailbox={self.max_mailbox}): call refused, retry later"
+        )
+
+    def _overflow(self, what: str) -> None:
+        """A cast or message for a full mailbox: dropped, counted, logged once a second."""
+        self._dropped += 1
+        _full_log(
+            f"full:{self.pid}",
+            "%s: mailbox full (max_mailbox=%d): %s dropped, %d so far",
+            self.name or self.pid,
+            self.max_mailbox,
+            what,
+            self._dropped,
+        )
 
     @property
     def mailbox_size(self) -> int:

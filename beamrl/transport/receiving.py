@@ -133,7 +133,7 @@ class Receiver(TransportState):
                 p = by_rid.get(rid)
                 if p is not None:
                     p.seen = True
-                    p.rx += nbytes(frames)
+                    p.rx += len(frames[0]) if len(frames) == 1 else nbytes(frames)
                     if p.rx - p.rx_acked >= self._ack_every:
                         self._ack(p)
                     try:
@@ -214,7 +214,7 @@ class Receiver(TransportState):
                             continue
                         p.seen = True
                         data = frames if first else frames[2:]
-                        p.rx += nbytes(data)
+                        p.rx += len(data[0]) if len(data) == 1 else nbytes(data)
                         if p.rx - p.rx_acked >= self._ack_every:
                             self._ack(p)
                         try:
