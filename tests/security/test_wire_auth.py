@@ -15,10 +15,12 @@ from zmq.utils.monitor import recv_monitor_message
 import beamrl
 from beamrl import Node
 from beamrl.errors import NodeDown
+from beamrl.node_config import config_from_mapping
 from beamrl.testing import eventually
 from beamrl.transport import handshake
-from beamrl.transport.cookie import CookieError, default_cookie_path, load_cookie, new_nonce
+from beamrl.transport.cookie import CookieError, NonceBook, default_cookie_path, load_cookie, new_nonce
 from beamrl.transport.framing import PROTOCOL_VERSION
+from beamrl.tree import TreeError
 from tests import start_peer
 from tests.transport.test_zmq_transport import started
 
@@ -173,3 +175,22 @@ async def test_sessions_read_the_cookie_nodes_write(tmp_path: Path) -> None:
 
 def test_the_suite_does_not_touch_the_users_cookie() -> None:
     assert os.environ["XDG_CONFIG_HOME"] == os.environ["BEAMRL_TEST_CONFIG_HOME"]
+
+
+def test_a_nonce_is_accepted_once_and_only_near_the_listeners_clock() -> None:
+    now = [1000.0]
+    book = NonceBook(window=120.0, clock=lambda: now[0])
+    assert book.fresh(b"n1", 990.0)
+    assert not book.fresh(b"n1", 990.0)  # replayed
+    assert not book.fresh(b"n2", 700.0)  # too old
+    assert not book.fresh(b"n3", 1300.0)  # from the future
+    now[0] = 1500.0
+    assert book.fresh(b"n4", 1499.0)
+    assert len(book._seen) == 1  # what is too old to be replayed is forgotten
+
+
+def test_a_role_file_can_name_the_cookie_file() -> None:
+    config = config_from_mapping({"name": "n", "cookie_file": "/etc/beamrl/cookie"}, "role.toml")
+    assert config.cookie_file == "/etc/beamrl/cookie"
+    with pytest.raises(TreeError, match="cookie_file: expected a string"):
+        config_from_mapping({"cookie_file": 3}, "role.toml")

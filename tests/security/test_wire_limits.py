@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 import msgpack
+import pytest
 import zmq
 
 from beamrl.testing import eventually
-from beamrl.transport import handshake
+from beamrl.transport import handshake, membership
 from beamrl.transport.cookie import load_cookie
 from tests.security.test_wire_auth import _dealer, _dropped
 from tests.transport.test_zmq_transport import started
@@ -117,3 +118,22 @@ def test_a_welcome_announces_at_most_the_cap() -> None:
     msg = msgpack.unpackb(handshake.welcome("a", 1, None, False, peers))
     assert len(msg["peers"]) == handshake.MAX_WELCOME_PEERS
     assert len(handshake.parse_peers(peers)) == handshake.MAX_WELCOME_PEERS
+
+
+async def test_a_configured_address_is_redialled_a_learned_one_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(membership, "MESH_REDIAL", 0.5)
+    a, _ = await started("a")
+    b, _ = await started("b")
+    c, _ = await started("c", listen=None)
+    try:
+        await b.connect(a.address or "")
+        assert await c.connect(a.address or "") == "a"  # configured; b is learned from a's welcome
+        await eventually(lambda: set(c.peers()) == {"a", "b"}, what="c to join the mesh")
+        await b.close()
+        await a.close()
+        await eventually(lambda: c._reconnecting == {"a"}, timeout=10.0, what="c to give up on b only")
+        assert c.peers() == []
+    finally:
+        await c.close()
+        await b.close()
+        await a.close()
