@@ -59,7 +59,9 @@ class Node(LocalNode):
     Without keys, nodes authenticate with a shared secret, the cookie: ``cookie``
     (bytes) or the file ``cookie_file`` (default ``~/.config/beamrl/cookie``, created
     on first use; see ``beamrl.transport.cookie``). ``max_send_bytes`` bounds what is
-    queued for one peer and not yet acknowledged by it (beyond it: ``Backpressure``).
+    queued for one peer and not yet acknowledged by it (beyond it: ``Backpressure``);
+    a connection that has not authenticated within ``handshake_timeout`` seconds is
+    dropped, and at most ``max_pending`` wait at once (see README "Security and limits").
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class Node(LocalNode):
         cookie: bytes | None = None,
         cookie_file: str | os.PathLike[str] | None = None,
         max_send_bytes: int = 64 << 20,
+        handshake_timeout: float = 5.0,
+        max_pending: int = 64,
     ) -> None:
         super().__init__(name)
         self._options = TransportOptions(
@@ -87,6 +91,8 @@ class Node(LocalNode):
             cookie=cookie,
             cookie_file=None if cookie_file is None else os.fspath(cookie_file),
             max_send_bytes=max_send_bytes,
+            handshake_timeout=handshake_timeout,
+            max_pending=max_pending,
         )
         self._ctx_token: contextvars.Token[LocalNode | None] | None = None
         self._dist: Distribution | None = None  # once it listens or connects

@@ -168,7 +168,7 @@ class Process:
         """A cast or message for a full mailbox: dropped, counted, logged once a second."""
         self._dropped += 1
         _full_log(
-            f"full:{self.pid}",
+            "mailbox-full",
             "%s: mailbox full (max_mailbox=%d): %s dropped, %d so far",
             self.name or self.pid,
             self.max_mailbox,

@@ -50,7 +50,7 @@ class Gate:
         self._pending: OrderedDict[int, float] = OrderedDict()  # fd -> accepted at (monotonic)
         self._monitor: zmq.Socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sockname: object = None
+        self._port: int | None = None
         self.dropped = 0
         """Connections dropped so far (deadline, cap or failed authentication)."""
         self.accept_failures = 0
@@ -60,7 +60,7 @@ class Gate:
         """Watch ``router`` (already bound) from ``loop``."""
         self._monitor = router.get_monitor_socket(_EVENTS)
         self._loop = loop
-        self._sockname = _sockname_of(router.getsockopt_string(zmq.LAST_ENDPOINT))
+        self._port = _port_of(router.getsockopt_string(zmq.LAST_ENDPOINT))
         loop.add_reader(self._monitor.getsockopt(zmq.FD), self._drain)  # type: ignore[arg-type]
         self._drain()
 
@@ -145,7 +145,7 @@ class Gate:
         except OSError:
             return
         try:
-            if self._sockname is not None and sock.getsockname()[:2] != self._sockname:
+            if self._port is not None and sock.getsockname()[1] != self._port:
                 return  # the fd was reused meanwhile for something else: leave it alone
             sock.shutdown(socket.SHUT_RDWR)  # ZeroMQ sees the end of the connection and closes it
         except OSError:
@@ -156,10 +156,12 @@ class Gate:
         self._warn("dropped", "%s: dropped an unauthenticated connection: %s", self.name, why)
 
 
-def _sockname_of(endpoint: str) -> object:
-    """``(host, port)`` of a bound tcp endpoint (what ``getsockname`` of an accepted one says)."""
+def _port_of(endpoint: str) -> int | None:
+    """The port of a bound tcp endpoint: the local port of every connection it accepts.
+
+    (Not the host: a wildcard bind's connections each have a concrete local address.)
+    """
     transport, _, rest = endpoint.partition("://")
     if transport != "tcp":
         return None
-    host, _, port = rest.rpartition(":")
-    return (host.strip("[]"), int(port))
+    return int(rest.rpartition(":")[2])
