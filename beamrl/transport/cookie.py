@@ -30,6 +30,7 @@ import hmac
 import os
 import secrets
 import stat
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -82,15 +83,24 @@ def load_cookie(path: str | os.PathLike[str] | None = None, *, create: bool = Tr
 
 
 def _create(p: Path) -> None:
+    """Write a fresh cookie to ``p`` unless it exists; readers never see a partial file.
+
+    The secret goes to a private temporary file first, which is then hard-linked to
+    ``p``: the link fails if another process created ``p`` meanwhile (theirs is kept).
+    """
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".cookie.", dir=p.parent)  # mode 0600
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it first: read theirs
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_hex(32).encode() + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_hex(32).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, p)
+        except FileExistsError:
+            pass  # another process created it first: read theirs
+    finally:
+        os.unlink(tmp)
 
 
 def mac(cookie: bytes, *parts: object) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgpack
@@ -39,6 +40,14 @@ def test_the_cookie_is_created_once_readable_by_its_user_only(tmp_path: Path, mo
     assert len(first) == 64
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_cookie() == first  # read back, not replaced
+
+
+def test_nodes_starting_together_agree_on_one_new_cookie(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "cookie"
+    with ThreadPoolExecutor(8) as pool:
+        cookies = list(pool.map(lambda _: load_cookie(path), range(32)))
+    assert len(set(cookies)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["cookie"]  # no temporary file left
 
 
 def test_a_cookie_others_can_read_or_an_empty_one_is_refused(tmp_path: Path) -> None:
