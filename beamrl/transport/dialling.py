@@ -128,6 +128,8 @@ class Dialler(TransportState):
             if handshake.wait_after_reject(reason, name, self._peers.__contains__):
                 await self._wait_up(name, timeout)
                 return name, []
+            if reason not in ("simultaneous", "duplicate"):  # those two resolve themselves
+                self._warn("refused", "%s: %s refused our hello: %s", self.name, address, reason)
             raise NodeDown(f"{address} refused the handshake: {reason}")
         finally:
             if expect is not None:

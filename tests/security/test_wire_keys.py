@@ -46,6 +46,12 @@ async def test_a_newly_trusted_key_is_accepted_without_a_restart(tmp_path: Path)
                     return False
 
         assert await eventually(admitted, timeout=15.0, what="the new key to be trusted")
+        (server / "shell.key").unlink()  # and no longer trusted: new connections are refused
+
+        async def refused() -> bool:
+            return not await admitted()
+
+        assert await eventually(refused, timeout=15.0, what="the removed key to be refused")
 
 
 def test_curve_refusals_are_logged_once_a_second_with_a_count(caplog: pytest.LogCaptureFixture) -> None:

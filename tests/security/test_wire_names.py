@@ -29,6 +29,8 @@ async def test_two_nodes_with_one_name_are_both_told(caplog: pytest.LogCaptureFi
                 lambda: any("refused another node claiming our name" in r.getMessage() for r in caplog.records),
                 what="the holder of the name to be told",
             )
+        told = [r.getMessage() for r in caplog.records if r.name == "beamrl.transport"]
+        assert any("refused our hello: node 'b' is already connected" in m for m in told)  # the claimant's log
         assert a.peer_info("b") is not None and a.peer_info("b").creation == 1  # type: ignore[union-attr]
         assert ra.down == []
     finally:
