@@ -56,12 +56,15 @@ class Gate:
         self.accept_failures = 0
         """Connections the OS refused to accept (e.g. out of file descriptors)."""
 
-    def start(self, router: zmq.Socket, loop: asyncio.AbstractEventLoop) -> None:
-        """Watch ``router`` (already bound) from ``loop``."""
+    def watch(self, router: zmq.Socket, loop: asyncio.AbstractEventLoop) -> None:
+        """Watch ``router`` (not bound yet) from ``loop``."""
         self._monitor = router.get_monitor_socket(_EVENTS)
         self._loop = loop
-        self._port = _port_of(router.getsockopt_string(zmq.LAST_ENDPOINT))
         loop.add_reader(self._monitor.getsockopt(zmq.FD), self._drain)  # type: ignore[arg-type]
+
+    def listening(self, endpoint: str) -> None:
+        """The router is bound to ``endpoint``: the connections it accepts arrive there."""
+        self._port = _port_of(endpoint)
         self._drain()
 
     def close(self, router: zmq.Socket | None) -> None:

@@ -226,15 +226,17 @@ class ZmqTransport(Receiver, Dialler, Accepting, Membership, Trust):
             # never ROUTER_HANDOVER: it lets any client take over a live routing id
             if self._secret is not None and self._public is not None:
                 make_server(r, self._public, self._secret)
+            self._gate.watch(r, self._loop)  # before bind: no connection escapes it
             try:
                 r.bind(self.listen)
             except zmq.ZMQError as e:
+                self._gate.close(r)
                 r.close(linger=0)
                 await self._teardown()
                 raise OSError(f"cannot listen on {self.listen!r}: {e}") from e
             self._router = r
             self.address = r.getsockopt_string(zmq.LAST_ENDPOINT)
-            self._gate.start(r, self._loop)
+            self._gate.listening(self.address)
             self._loop.add_reader(r.getsockopt(zmq.FD), self._drain_router)  # type: ignore[arg-type]
             self._kick(r)
         self._spawn(self._heartbeat())
