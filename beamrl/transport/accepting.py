@@ -52,7 +52,7 @@ class Accepting(TransportState):
                 self._gate.drop(_srcfd(payload), why)
                 return
             nonce = proof[0]
-        self._gate.admit(_srcfd(payload))
+        self._gate.admit(_srcfd(payload), rid)
         old = self._peers.get(info.name)
         reason = handshake.judge_hello(
             self.name,

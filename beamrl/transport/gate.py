@@ -12,6 +12,9 @@ dropped (``shutdown(2)`` of its socket: ZeroMQ then forgets it) when
   says hello within milliseconds of connecting, so a flood evicts only itself), or
 - its hello failed authentication (``drop``).
 
+Until a connection authenticated, nothing is sent to it (``authenticated``): data or a
+ping from a stranger gets no ``reset``, only a peer we knew on that connection does.
+
 ZeroMQ's own ``HANDSHAKE_IVL`` (set on the sockets) drops TCP connections that never
 finish ZMTP's greeting. ``ACCEPT_FAILED`` (e.g. ``EMFILE``: out of file descriptors) is
 logged, rate-limited, and frees a descriptor by dropping the oldest pending connection;
@@ -48,6 +51,8 @@ class Gate:
         self.max_pending = max_pending
         self._warn = warn
         self._pending: OrderedDict[int, float] = OrderedDict()  # fd -> accepted at (monotonic)
+        self._authed: dict[int, bytes] = {}  # fd -> routing id of a connection that authenticated
+        self._authed_rids: dict[bytes, int] = {}  # and back
         self._monitor: zmq.Socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._port: int | None = None
@@ -84,11 +89,24 @@ class Gate:
         self._drain()
         return len(self._pending)
 
-    def admit(self, fd: int | None) -> None:
-        """The connection on ``fd`` authenticated: it is no longer pending."""
+    def admit(self, fd: int | None, rid: bytes) -> None:
+        """The connection on ``fd`` (routing id ``rid``) authenticated: it is no longer pending."""
         self._drain()
         if fd is not None:
             self._pending.pop(fd, None)
+            self._forget(fd)
+            self._authed[fd] = rid
+        self._authed_rids[rid] = -1 if fd is None else fd
+
+    def authenticated(self, rid: bytes) -> bool:
+        """Whether the connection with routing id ``rid`` ever authenticated (a stranger's did not)."""
+        self._drain()
+        return rid in self._authed_rids
+
+    def _forget(self, fd: int) -> None:
+        rid = self._authed.pop(fd, None)
+        if rid is not None:
+            self._authed_rids.pop(rid, None)
 
     def drop(self, fd: int | None, why: str) -> None:
         """Close the connection on ``fd`` (a hello on it failed authentication)."""
@@ -125,6 +143,7 @@ class Gate:
                 continue
             event, value = struct.unpack("=HI", frames[0])
             if event == zmq.EVENT_ACCEPTED:
+                self._forget(value)
                 self._pending.pop(value, None)
                 self._pending[value] = time.monotonic()
                 while len(self._pending) > self.max_pending:
@@ -132,6 +151,7 @@ class Gate:
                     self._shutdown(fd, f"more than {self.max_pending} connections waiting for their hello")
             elif event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CLOSED):
                 self._pending.pop(value, None)
+                self._forget(value)
             elif event == zmq.EVENT_ACCEPT_FAILED:
                 self.accept_failures += 1
                 out_of_fds = value in (errno.EMFILE, errno.ENFILE)

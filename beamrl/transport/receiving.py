@@ -148,8 +148,12 @@ class Receiver(TransportState):
             self._draining = None
 
     def _unknown_rid(self, rid: bytes) -> None:
+        """Data or a ping on a connection we do not know (any more)."""
+        if not self._gate.authenticated(rid):
+            self._warn("unknown", "%s: dropped data from an unauthenticated connection", self.name)
+            return  # a stranger gets nothing back
         self._warn("unknown", "%s: dropped data from unknown connection %r", self.name, rid[:64])
-        self._reply_router(rid, RESET)
+        self._reply_router(rid, RESET)  # a peer we dropped: it redials
 
     def _deliver_many(self, p: Peer, payload: bytes) -> int:
         """Hand a batch's messages to the handler in order; returns how many there were."""
@@ -248,7 +252,7 @@ class Receiver(TransportState):
             if p is not None:
                 p.seen = True
             else:
-                self._reply_router(rid, RESET)
+                self._unknown_rid(rid)
         elif t == "ack":
             self._on_ack(p, msg)
         elif t == "hello":

@@ -106,6 +106,25 @@ async def test_a_hello_without_the_right_cookie_gets_nothing_and_is_dropped() ->
         await a.close()
 
 
+async def test_data_or_a_ping_from_a_stranger_gets_nothing() -> None:
+    a, ra = await started("a")
+    ctx = zmq.Context()
+    sock, monitor = _dealer(ctx, a.address or "")
+    try:
+        sock.send_multipart([b"data without a hello"])
+        sock.send_multipart([b"", b"C", msgpack.packb({"t": "ping"})])
+        sock.send_multipart([b"", b"C", handshake.hello("b", 1, None, False, load_cookie(), new_nonce())])
+        # in order on one connection: a reset for the data or the ping would come first
+        first = await eventually(lambda: sock.poll(0) and sock.recv_multipart(), timeout=10.0)
+        assert msgpack.unpackb(first[2])["t"] == "welcome"
+        assert ra.msgs == {}
+    finally:
+        sock.close(linger=0)
+        monitor.close(linger=0)
+        ctx.term()
+        await a.close()
+
+
 async def test_a_recorded_hello_cannot_be_replayed() -> None:
     a, ra = await started("a")
     ctx = zmq.Context()

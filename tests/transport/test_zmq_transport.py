@@ -426,10 +426,9 @@ async def test_raw_dealer_with_a_live_peers_routing_id_cannot_hijack_it() -> Non
             raw.send_multipart([b"", b"C", hello(1)])
             raw.send_multipart([b"", b"C", hello(99)])
         for raw in (raws[0], raws[2]):  # the live-id one is ignored by ZeroMQ: no reply
-            replies = await _replies(raw, 3)
-            assert replies[0] == {"t": "reset"}
-            assert [r["t"] for r in replies[1:]] == ["reject", "reject"]
-            assert all("already connected" in r["reason"] for r in replies[1:])
+            replies = await _replies(raw, 2)  # data before a hello: nothing (a stranger)
+            assert [r["t"] for r in replies] == ["reject", "reject"]
+            assert all("already connected" in r["reason"] for r in replies)
         for i in range(100):
             a.send("b", [b"a%d" % i])
             b.send("a", [b"b%d" % i])
