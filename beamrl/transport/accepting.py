@@ -35,24 +35,24 @@ class Accepting(TransportState):
     """Accepting a hello (listening side) and a welcome (dialling side)."""
 
     def _on_hello(self, rid: bytes, msg: dict[str, Any], payload: zmq.Frame) -> None:
+        if rid in self._by_rid:
+            self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
+            return
+        nonce = b""
+        if self._cookie is not None:  # first of all: a stranger gets nothing, not even a reject
+            proof = handshake.hello_auth(self._cookie, msg)
+            if proof is None or not self._nonces.fresh(*proof):
+                why = "a hello without the cookie" if proof is None else "a replayed or stale hello"
+                self._warn("auth", "%s: refused %s (claiming %r)", self.name, why, str(msg.get("name"))[:64])
+                self._gate.drop(_srcfd(payload), why)
+                return
+            nonce = proof[0]
+        self._gate.admit(_srcfd(payload), rid)
         info = handshake.parse_info(msg)
         if info is None:
             self._warn("control", "%s: dropped malformed hello (v=%r)", self.name, msg.get("v"))
             self._reply_router(rid, handshake.reject(self.name, "bad hello or protocol version"))
             return
-        if rid in self._by_rid:
-            self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
-            return
-        nonce = b""
-        if self._cookie is not None:
-            proof = handshake.hello_auth(self._cookie, msg)
-            if proof is None or not self._nonces.fresh(*proof):
-                why = "a hello without the cookie" if proof is None else "a replayed or stale hello"
-                self._warn("auth", "%s: refused %s (claiming %r)", self.name, why, info.name[:64])
-                self._gate.drop(_srcfd(payload), why)
-                return
-            nonce = proof[0]
-        self._gate.admit(_srcfd(payload), rid)
         old = self._peers.get(info.name)
         reason = handshake.judge_hello(
             self.name,

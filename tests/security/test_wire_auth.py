@@ -98,7 +98,7 @@ async def test_a_hello_without_the_right_cookie_gets_nothing_and_is_dropped() ->
             assert await _dropped(monitor)
             assert sock.poll(0) == 0  # not a reject, not a reset: nothing
         assert ra.up == [] and a.peers() == []
-        assert a._gate.dropped == 3
+        assert a._gate.dropped >= 3
     finally:
         for s in socks:
             s.close(linger=0)

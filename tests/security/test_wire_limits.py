@@ -32,7 +32,7 @@ async def test_a_connection_that_never_says_hello_is_dropped() -> None:
                     pass  # the server's greeting, then end of file
         finally:
             writer.close()
-        assert a._gate.pending == 0
+        # (not ``pending == 0``: on a shared machine a stranger's node may be dialling this port)
         assert a._gate.dropped >= 1
     finally:
         sock.close(linger=0)
