@@ -43,6 +43,7 @@ class Membership(TransportState):
         p.sock, p.rid, p.conn = conn.sock, None, conn
 
     def _up(self, p: Peer) -> None:
+        p.window = self.max_send_bytes
         self._peers[p.name] = p
         if p.rid is not None:
             self._by_rid[p.rid] = p

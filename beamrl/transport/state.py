@@ -45,7 +45,7 @@ class Peer:
         "rx_acked",
         "seen",
         "sock",
-        "tx",
+        "window",
     )
 
     def __init__(self, info: PeerInfo, sock: zmq.Socket, rid: bytes | None, conn: Conn | None):
@@ -59,8 +59,9 @@ class Peer:
         self.burst = False  # a message went out in this loop iteration: queue the next ones
         self.outbox: list[bytes] = []  # small bodies waiting to go out as one batch
         self.outbox_bytes = 0
-        # flow control in bytes: sent to it / acknowledged by it / taken in from it / acknowledged
-        self.tx = 0
+        # flow control in bytes: what we may still send it (set when it comes up), what it
+        # acknowledged; what we took in from it, and what of that we acknowledged
+        self.window = 0
         self.acked = 0
         self.rx = 0
         self.rx_acked = 0
@@ -154,12 +155,13 @@ class TransportState:
         p.rx_acked = p.rx
         self._send_control(p, ack(p.rx))
 
-    @staticmethod
-    def _on_ack(p: Peer | None, msg: dict[str, Any]) -> None:
+    def _on_ack(self, p: Peer | None, msg: dict[str, Any]) -> None:
+        """``p`` took in ``rx`` data bytes from us in all: the window reopens by the difference."""
         rx = msg.get("rx")
-        if p is not None and type(rx) is int:
+        if p is not None and type(rx) is int and rx > p.acked:
             p.seen = True
-            p.acked = max(p.acked, min(rx, p.tx))
+            p.window = min(p.window + rx - p.acked, self.max_send_bytes)
+            p.acked = rx
 
     def _reply_router(self, rid: bytes, payload: bytes) -> bool:
         raise NotImplementedError

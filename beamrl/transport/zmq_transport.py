@@ -301,27 +301,29 @@ class ZmqTransport(Receiver, Dialler, Accepting, Membership, Trust):
         p = self._peers.get(peer)
         if p is None:
             raise NodeDown(f"node {peer!r} is not connected to {self.name!r}")
-        size = len(frames[0]) if len(frames) == 1 and type(frames[0]) is bytes else nbytes(frames)
-        unacked = p.tx - p.acked + p.outbox_bytes
-        if unacked + size > self.max_send_bytes:
+        body = frames[0] if len(frames) == 1 else None
+        size = len(body) if type(body) is bytes else nbytes(frames)
+        if size > p.window:
             raise Backpressure(
-                f"send to node {peer!r} refused: {unacked} bytes sent to it are not acknowledged yet "
-                f"(max_send_bytes={self.max_send_bytes}); it is slow or stopped: slow down or retry later"
+                f"send to node {peer!r} refused: {self.max_send_bytes - p.window} bytes sent to it are not "
+                f"acknowledged yet (max_send_bytes={self.max_send_bytes}); it is slow or stopped: "
+                "slow down or retry later"
             )
         if p.burst:
-            if len(frames) == 1:
-                body = frames[0]
-                if type(body) is bytes and 0 < len(body) < SMALL:
-                    if len(p.outbox) >= MANY_MAX or p.outbox_bytes >= MANY_BYTES:
-                        self._flush(p)
-                    p.outbox.append(body)
-                    p.outbox_bytes += len(body)
-                    return
+            if type(body) is bytes and 0 < size < SMALL:
+                if len(p.outbox) >= MANY_MAX or p.outbox_bytes >= MANY_BYTES:
+                    self._flush(p)
+                p.outbox.append(body)
+                p.outbox_bytes += size
+                p.window -= size
+                return
             if p.outbox:
                 self._flush(p)  # keeps the order: what was queued goes first
             self._send_data(p, frames)
+            p.window -= size
             return
         self._send_data(p, frames)
+        p.window -= size
         p.burst = True
         self._bursting.append(p)
         if not self._kick_scheduled:
@@ -342,7 +344,6 @@ class ZmqTransport(Receiver, Dialler, Accepting, Membership, Trust):
                 _zsend(sock, f, _MORE if i < last else _NOBLOCK, len(f) < _ZERO_COPY)
         except zmq.ZMQError as e:
             raise self._send_error(p, e) from None
-        p.tx += len(frames[0]) if last == 0 and type(frames[0]) is bytes else nbytes(frames)
 
     def _flush(self, p: Peer) -> None:
         """Send ``p``'s outbox as one message; on Backpressure or NodeDown it is kept."""
@@ -360,7 +361,7 @@ class ZmqTransport(Receiver, Dialler, Accepting, Membership, Trust):
                 _zsend(sock, payload, _NOBLOCK)
             except zmq.ZMQError as e:
                 raise self._send_error(p, e) from None
-            p.tx += len(payload)
+            p.window -= len(payload) - p.outbox_bytes  # the bodies were counted when queued
         p.outbox = []
         p.outbox_bytes = 0
 
