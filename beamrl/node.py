@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from beamrl.child_spec import resolve_class
@@ -62,6 +64,9 @@ class Node(LocalNode):
     queued for one peer and not yet acknowledged by it (beyond it: ``Backpressure``);
     a connection that has not authenticated within ``handshake_timeout`` seconds is
     dropped, and at most ``max_pending`` wait at once (see README "Security and limits").
+    ``allow_modules`` adds modules whose classes peers may ask it to start (beamrl's own
+    are always allowed); ``data_dir`` is where the paths in peers' requests must stay
+    (see ``beamrl.trust``).
     """
 
     def __init__(
@@ -79,8 +84,14 @@ class Node(LocalNode):
         max_send_bytes: int = 64 << 20,
         handshake_timeout: float = 5.0,
         max_pending: int = 64,
+        allow_modules: Iterable[str] = (),
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(name)
+        for module in allow_modules:
+            self.allowed_modules.add(module)
+        if data_dir is not None:
+            self._data_dir = Path(data_dir)
         self._options = TransportOptions(
             listen=listen,
             keys=None if keys is None else os.fspath(keys),

@@ -51,6 +51,8 @@ async def serve(config: NodeConfig) -> int:
         heartbeat_interval=config.heartbeat_interval,
         heartbeat_timeout=config.heartbeat_timeout,
         cookie_file=config.cookie_file,
+        allow_modules=config.allow_modules,
+        data_dir=config.data_dir,
     )
     async with node:
         print(f"node {node.name!r} listening on {node.address}", flush=True)

@@ -4,7 +4,7 @@ The framing (data, batches, control messages) is in ``framing``, the handshake's
 messages and decisions in ``handshake``, CURVE and the listen policy in ``curve``.
 ``ZmqTransport`` (here: set-up and the send path) is assembled from ``receiving`` (drain
 loops, control dispatch), ``dialling`` (our DEALERs, the mesh), ``accepting`` (hello and
-welcome), ``membership`` (peers up and down, heartbeat, reconnect) and ``trust`` (reloading
+welcome), ``membership`` (peers up and down, heartbeat, reconnect) and ``keywatch`` (reloading
 CURVE keys), which share the fields declared in ``state``; ``gate`` drops connections
 that do not authenticate in time, ``cookie`` holds the shared secret of plaintext nodes.
 
@@ -87,10 +87,10 @@ from beamrl.transport.framing import (
 )
 from beamrl.transport.gate import Gate
 from beamrl.transport.keys import keys_signature, load_keypair, trusted_keys
+from beamrl.transport.keywatch import KeyWatch
 from beamrl.transport.membership import Membership
 from beamrl.transport.receiving import Receiver
 from beamrl.transport.state import Conn, Peer
-from beamrl.transport.trust import Trust
 
 __all__ = ["PROTOCOL_VERSION", "ZmqTransport"]
 
@@ -104,7 +104,7 @@ _NOBLOCK = zmq.NOBLOCK
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 
 
-class ZmqTransport(Receiver, Dialler, Accepting, Membership, Trust):
+class ZmqTransport(Receiver, Dialler, Accepting, Membership, KeyWatch):
     """Node-to-node transport over ZeroMQ ROUTER/DEALER; see the module docstring.
 
     ``send`` never blocks: it raises :class:`~beamrl.errors.NodeDown` for a peer that is

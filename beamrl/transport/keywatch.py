@@ -18,7 +18,7 @@ from beamrl.transport.state import TransportState, log
 KEYS_POLL = 1.0  # seconds between looks at the key directory
 
 
-class Trust(TransportState):
+class KeyWatch(TransportState):
     """Re-reading the trusted keys of a CURVE transport."""
 
     def reload_keys(self) -> bool:
