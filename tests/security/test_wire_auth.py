@@ -11,6 +11,8 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zmq.utils.monitor import recv_monitor_message
 
 import beamrl
@@ -20,7 +22,7 @@ from beamrl.node_config import config_from_mapping
 from beamrl.testing import eventually
 from beamrl.transport import handshake
 from beamrl.transport.cookie import CookieError, NonceBook, default_cookie_path, load_cookie, new_nonce
-from beamrl.transport.framing import PROTOCOL_VERSION
+from beamrl.transport.framing import PROTOCOL_VERSION, unpack_control
 from beamrl.tree import TreeError
 from tests import start_peer
 from tests.transport.test_zmq_transport import started
@@ -222,3 +224,28 @@ def test_a_role_file_can_name_the_cookie_file() -> None:
     assert config.cookie_file == "/etc/beamrl/cookie"
     with pytest.raises(TreeError, match="cookie_file: expected a string"):
         config_from_mapping({"cookie_file": 3}, "role.toml")
+
+
+_SECRET = b"the cookie of this property"
+_SIGNED = handshake.hello("b", 7, "tcp://127.0.0.1:9", False, _SECRET, b"n" * 16)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(0, len(_SIGNED) * 8 - 1), min_size=1, max_size=4), st.booleans())
+def test_a_tampered_hello_never_passes_for_the_original(bits: list[int], truncate: bool) -> None:
+    """Flip bits anywhere (or cut the frame): what still proves the cookie says what was signed."""
+    raw = bytearray(_SIGNED)
+    for bit in bits:
+        raw[bit // 8] ^= 1 << (bit % 8)
+    if truncate:
+        raw = raw[: bits[0] // 8]
+    msg = unpack_control(bytes(raw))
+    if msg is None:
+        return
+    proof = handshake.hello_auth(_SECRET, msg)
+    if proof is not None:  # only a flip that left every signed field as it was
+        original = msgpack.unpackb(_SIGNED)
+        assert [msg.get(k) for k in ("v", "name", "creation", "address", "hidden", "nonce", "ts")] == [
+            original[k] for k in ("v", "name", "creation", "address", "hidden", "nonce", "ts")
+        ]
+    assert handshake.hello_auth(b"another cookie", msg) is None
