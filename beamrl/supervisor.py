@@ -45,6 +45,7 @@ from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
 from beamrl.process import Exit, From, format_reason, is_normal
+from beamrl.reprs import short_repr
 
 __all__ = ["ChildInfo", "ChildSpec", "DynamicSupervisor", "Supervisor", "child"]
 
@@ -275,7 +276,7 @@ class Supervisor(GenServer):
                     raise Rejected(f"child {c.id!r} is running: terminate_child it first")
                 self._children.remove(c)
                 return None
-        raise Rejected(f"supervisor does not understand {request!r}")
+        raise Rejected(f"supervisor does not understand {short_repr(request)}")
 
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()

@@ -31,6 +31,7 @@ import numpy as np
 
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
+from beamrl.reprs import short_repr
 from beamrl.rl.envs.registry import make, make_vec
 from beamrl.rl.errors import InvalidAction
 from beamrl.rl.exp import Exp
@@ -84,7 +85,8 @@ class EnvServer(GenServer):
                     "done": None if self.last is None else self.last.done,
                 }
         raise Rejected(
-            f"EnvServer does not understand {request!r}: use reset, step, step_many, observe, render, spaces or info"
+            f"EnvServer does not understand {short_repr(request)}: "
+            "use reset, step, step_many, observe, render, spaces or info"
         )
 
     def _space(self, which: str) -> Any:

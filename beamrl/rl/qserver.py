@@ -38,6 +38,7 @@ import numpy as np
 from beamrl.api import send_after
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
+from beamrl.reprs import short_repr
 from beamrl.rl.errors import QTableError
 from beamrl.rl.qtable import QTable
 
@@ -95,8 +96,8 @@ class QServer(GenServer):
                 case ["save", name]:
                     return str(await self._save_as(name))
         except (QTableError, TypeError, ValueError) as exc:  # a refusal: the caller gets a QTableError
-            raise QTableError(f"QServer refused {request[0]!r}: {exc}") from exc
-        raise Rejected(f"QServer does not understand {request!r}")
+            raise QTableError(f"QServer refused {short_repr(request[0])}: {exc}") from exc
+        raise Rejected(f"QServer does not understand {short_repr(request)}")
 
     async def handle_cast(self, request: Any) -> None:
         match request:
@@ -106,7 +107,7 @@ class QServer(GenServer):
                 except (QTableError, TypeError, ValueError) as exc:
                     log.warning("qserver: dropped a bad td_update cast: %s", exc)
             case _:
-                log.warning("qserver: dropped an unknown cast %r", request)
+                log.warning("qserver: dropped an unknown cast %s", short_repr(request))
 
     async def handle_info(self, message: Any) -> None:
         if message == "checkpoint":
