@@ -77,11 +77,13 @@ class Inbound:
     # -- on the loop ------------------------------------------------------------------
 
     def message(self, peer: str, frames: list[Any]) -> None:
-        size = body_size(frames)
-        if peer not in self._queued and self._spent + size <= self.inline_bytes:
-            if not self._spent:
+        first = frames[0] if frames else b""
+        size = len(first) if type(first) is bytes else body_size(frames)
+        spent = self._spent
+        if spent + size <= self.inline_bytes and peer not in self._queued:
+            if not spent:
                 asyncio.get_running_loop().call_soon(self._new_iteration)
-            self._spent += size or 1
+            self._spent = spent + (size or 1)
             try:
                 value = self._decode(frames)
             except CodecError as exc:

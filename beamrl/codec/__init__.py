@@ -66,9 +66,9 @@ allocated for them, and every failure (msgpack errors, bad extension data, recur
 memory) surfaces as ``CodecError``. The objects one message decodes into are bounded
 by its body's size (``object_allowance + body_bytes // bytes_per_object``, at most
 ``max_objects``), so no message costs more than about 20 bytes of memory per byte of
-body plus ~1 MB (``beamrl bench codec`` measures it); bulk data goes in numpy arrays. Non-str map keys are allowed (msgpack's
-``strict_map_key`` is off), so maps whose keys share one hash are refused (hash
-flooding). Subclasses of allowed types (IntEnum, OrderedDict, NamedTuples other than
+body plus ~1 MB (``beamrl bench codec`` measures it); bulk data goes in numpy arrays.
+Non-str map keys are allowed (msgpack's ``strict_map_key`` is off), so maps whose keys
+share one hash are refused (hash flooding). Subclasses of allowed types (IntEnum, OrderedDict, NamedTuples other than
 Pid/Ref, ndarray subclasses) are refused rather than silently downgraded. msgpack's own
 timestamp extension (-1), which beamrl never sends, decodes to an int of nanoseconds.
 """
