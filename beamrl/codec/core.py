@@ -211,8 +211,8 @@ class _Decoder:
     calls as each container completes, so containers, the costly values, count twice.
     No container may announce more items than the budget has left, so a refused message
     never gets far beyond its budget either. Each value takes at least one byte of the
-    body, so the count is at most twice the body size: a body no longer than half the
-    ``object_allowance`` cannot exceed its budget and skips the hooks.
+    body, so the count is at most twice the body size: a body no longer than half its
+    budget cannot exceed it and skips the hooks.
     """
 
     __slots__ = ("budget", "depth", "frames", "left", "limits", "size", "used")
@@ -224,7 +224,10 @@ class _Decoder:
         self.budget = limits.max_message_bytes
         self.used = _NO_FRAMES_USED
         self.size = size
-        self.left = -1 if 2 * size <= limits.object_allowance else object_budget(size, limits)
+        budget = limits.object_allowance + size // limits.bytes_per_object
+        if budget > limits.max_objects:
+            budget = limits.max_objects
+        self.left = -1 if 2 * size <= budget else budget  # -1: the hooks are not needed
 
     def unpack(self, data: Any) -> Any:
         lim = self.limits

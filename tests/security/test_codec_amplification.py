@@ -103,6 +103,10 @@ def test_the_budget_follows_the_limits() -> None:
     with pytest.raises(CodecError, match="more than 100 objects"):
         codec.unpackb(codec.packb([1] * 200), small)
     assert codec.unpackb(body, small) == [1] * 98
+    tiny = codec.Limits(max_objects=10)  # below the allowance: small bodies are counted too
+    with pytest.raises(CodecError, match="more than 10 objects"):
+        codec.unpackb(codec.packb([[]] * 8), tiny)
+    assert codec.unpackb(codec.packb([[]] * 4), tiny) == [[]] * 4
     with pytest.raises(ValueError, match="bytes_per_object must be a positive int"):
         codec.Limits(bytes_per_object=0)
 
