@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beamrl import codec
-from tests.security.test_codec_amplification import test_whatever_is_accepted_stays_within_its_object_budget, trees
+from tests.security import test_codec_amplification as amplification
 from tests.test_codec import decode_ext, decodes_or_codec_error, mutate_and_decode, round_trips, values
 
 pytestmark = pytest.mark.slow
@@ -54,6 +54,8 @@ def test_ext_payloads_long(code: int, payload: bytes) -> None:
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(trees, st.integers(1, 60_000), st.integers(0, 400_000))
+@given(amplification.trees, st.integers(1, 60_000), st.integers(0, 400_000))
 def test_accepted_values_stay_within_their_object_budget_long(unit: Any, copies: int, padding: int) -> None:
-    test_whatever_is_accepted_stays_within_its_object_budget.hypothesis.inner_test(unit, copies, padding)  # type: ignore[attr-defined]
+    amplification.test_whatever_is_accepted_stays_within_its_object_budget.hypothesis.inner_test(  # type: ignore[attr-defined]
+        unit, copies, padding
+    )
