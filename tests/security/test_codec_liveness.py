@@ -8,6 +8,7 @@ so stands in for a decode that takes long: the node must keep serving meanwhile.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -132,3 +133,20 @@ async def test_a_refused_message_from_the_worker_is_reported(log: list[Any]) -> 
             codec.decode(frames_of([[]] * 40_000))
     finally:
         inbound.close()
+
+
+async def test_a_peers_decode_bomb_is_dropped_with_a_warning_and_the_node_keeps_serving(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with Node("bombed", listen="tcp://127.0.0.1:0") as a, Node("bomber") as b:
+        await a.start(Counter, name="sink")
+        await b.connect(a.address)
+        sink = ("sink", "bombed")
+        with caplog.at_level(logging.WARNING, logger="beamrl.dist"):
+            b.cast(sink, ["record", [[]] * 300_000])  # 300 KB: to the worker
+            b.cast(sink, ["record", [[]] * 20_000])  # 20 KB: decoded on the loop
+            assert await b.call(sink, ["add", 1]) == 1  # answered after both were refused
+        assert await b.call(sink, ["seen"]) == []
+        refusals = [r.getMessage() for r in caplog.records if "objects" in r.getMessage()]
+        assert refusals and "bomber" in refusals[0]
+        assert "bombed" in b.nodes()
