@@ -203,8 +203,18 @@ class Distribution:
     def on_message(self, peer: str, frames: list[Any]) -> None:
         self.inbound.message(peer, frames)  # decoded now, or in order off the loop (big bodies)
 
-    def _undecodable(self, peer: str, exc: CodecError) -> None:
+    def _undecodable(self, peer: str, frames: list[Any], exc: CodecError) -> None:
         self._warn(f"decode:{peer}", "dropped an undecodable message from node %r: %s", peer, exc)
+        if not frames:
+            return
+        try:  # a refused call still names its caller: tell it now rather than let it time out
+            kind, ref, caller = codec.unpack_head(frames[0], 3)
+            if kind != "call":
+                return
+            _check_caller("call", peer, ref, caller)
+        except (CodecError, ValueError):
+            return
+        self.reply(From(caller, ref), None, CodecError(f"node {self.node.name!r} refused the call: {exc}"))
 
     def _dispatch(self, peer: str, value: Any) -> None:
         try:

@@ -7,6 +7,7 @@ the body's size), but a large body still takes time. ``Inbound`` decodes on the 
 only while that is cheap, and hands the rest to one worker thread::
 
     inbound = Inbound(decode=codec.decode, dispatch=on_value, failed=on_error, lost=on_lost)
+    # dispatch(peer, value); failed(peer, frames, CodecError); lost(peer, reason)
     inbound.message(peer, frames)   # from the transport: decoded now, or queued in order
     inbound.peer_down(peer, reason) # delivered after that peer's queued messages
     inbound.close()
@@ -57,7 +58,7 @@ class Inbound:
         self,
         decode: Callable[[list[Any]], Any],
         dispatch: Callable[[str, Any], None],
-        failed: Callable[[str, CodecError], None],
+        failed: Callable[[str, list[Any], CodecError], None],
         lost: Callable[[str, str], None],
         *,
         inline_bytes: int = INLINE_BYTES,
@@ -89,13 +90,14 @@ class Inbound:
             try:
                 value = self._decode(frames)
             except CodecError as exc:
-                self._failed(peer, exc)
+                self._failed(peer, frames, exc)
                 return
             self._dispatch(peer, value)
             return
         if self.queued_bytes + size > self.max_queued_bytes:
             self._failed(
                 peer,
+                frames,
                 CodecError(
                     f"dropped a message of {size} bytes: {self.queued_bytes} bytes are already "
                     f"waiting to be decoded (at most {self.max_queued_bytes})"
@@ -148,11 +150,11 @@ class Inbound:
             self._queued.pop(peer, None)
         return True
 
-    def _deliver(self, peer: str, value: Any, error: CodecError | None, size: int) -> None:
+    def _deliver(self, peer: str, frames: list[Any], value: Any, error: CodecError | None, size: int) -> None:
         if not self._done(peer, size):
             return
         if error is not None:
-            self._failed(peer, error)
+            self._failed(peer, frames, error)
         else:
             self._dispatch(peer, value)
 
@@ -174,7 +176,7 @@ class Inbound:
         finally:
             if collecting:
                 gc.enable()
-        self._post(self._deliver, peer, value, error, size)
+        self._post(self._deliver, peer, frames, value, error, size)
 
     def _down_job(self, peer: str, reason: str, size: int) -> None:
         self._post(self._deliver_down, peer, reason)

@@ -73,7 +73,7 @@ Pid/Ref, ndarray subclasses) are refused rather than silently downgraded. msgpac
 timestamp extension (-1), which beamrl never sends, decodes to an int of nanoseconds.
 """
 
-from beamrl.codec.core import decode, encode, encode_with_head, packb, unpackb
+from beamrl.codec.core import decode, encode, encode_with_head, packb, unpack_head, unpackb
 from beamrl.codec.errors import BeamError, CodecError, RemoteError
 from beamrl.codec.exceptions import register_exception
 from beamrl.codec.limits import DEFAULT_LIMITS, ZERO_COPY_THRESHOLD, Limits
@@ -94,5 +94,6 @@ __all__ = [
     "register_bytes",
     "register_core",
     "register_exception",
+    "unpack_head",
     "unpackb",
 ]

@@ -375,6 +375,37 @@ def unpackb(data: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise _wrap(e) from e
 
 
+_HEAD_BYTES = 4096
+
+
+def unpack_head(body: Any, count: int) -> list[Any]:
+    """The first ``count`` items of a body holding a msgpack array, leaving the rest alone.
+
+    For answering a message that cannot be decoded whole: a call refused for its size
+    still says, in its first items, who waits for the answer. Only the first 4 KB are
+    read; raises ``CodecError`` when they do not hold ``count`` items.
+    """
+    try:
+        view = _as_bytes_view(body)[:_HEAD_BYTES]
+        dec = _Decoder(_NO_FRAMES, DEFAULT_LIMITS, view.nbytes)
+        unpacker = msgpack.Unpacker(
+            ext_hook=dec.ext_hook,
+            object_pairs_hook=_dict_from_pairs,
+            strict_map_key=False,
+            max_buffer_size=_HEAD_BYTES,
+            max_array_len=_HEAD_BYTES,
+            max_map_len=_HEAD_BYTES,
+        )
+        unpacker.feed(view)
+        if unpacker.read_array_header() < count:
+            raise CodecError(f"the message holds fewer than {count} items")
+        return [unpacker.unpack() for _ in range(count)]
+    except CodecError:
+        raise
+    except Exception as e:  # OutOfData, bad msgpack: the head cannot be read
+        raise _wrap(e) from e
+
+
 def _decode_body(body: Any, limits: Limits) -> Any:
     if type(body) is not bytes:
         body = _as_bytes_view(body)

@@ -79,7 +79,7 @@ def inbound_into(log: list[Any], **options: Any) -> Inbound:
     return Inbound(
         codec.decode,
         lambda peer, value: log.append((peer, value)),
-        lambda peer, exc: log.append((peer, "undecodable", str(exc))),
+        lambda peer, frames, exc: log.append((peer, "undecodable", str(exc))),
         lambda peer, reason: log.append((peer, "down", reason)),
         **options,
     )
@@ -150,3 +150,23 @@ async def test_a_peers_decode_bomb_is_dropped_with_a_warning_and_the_node_keeps_
         refusals = [r.getMessage() for r in caplog.records if "objects" in r.getMessage()]
         assert refusals and "bomber" in refusals[0]
         assert "bombed" in b.nodes()
+
+
+async def test_a_call_refused_for_its_size_fails_at_the_caller_at_once() -> None:
+    async with Node("strict", listen="tcp://127.0.0.1:0") as a, Node("caller") as b:
+        await a.start(Counter, name="sink")
+        await b.connect(a.address)
+        for copies in (300_000, 20_000):  # decoded by the worker, then on the loop
+            with pytest.raises(CodecError, match=r"node 'strict' refused the call: .* objects"):
+                await b.call(("sink", "strict"), ["add", [[]] * copies], timeout=60)
+        assert await b.call(("sink", "strict"), ["add", 2]) == 2
+
+
+def test_the_head_of_a_message_reads_without_the_rest() -> None:
+    body = codec.packb(["call", 7, "caller", "target", [[]] * 100_000])
+    assert codec.unpack_head(body, 3) == ["call", 7, "caller"]
+    with pytest.raises(CodecError, match="fewer than 3 items"):
+        codec.unpack_head(codec.packb([1, 2]), 3)
+    for garbage in (b"", b"\xc1", codec.packb("call"), codec.packb(["call", "x" * 5000, 1])):
+        with pytest.raises(CodecError):
+            codec.unpack_head(garbage, 3)
