@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from beamrl.errors import NoProc
 from beamrl.pid import Pid, Ref
+from beamrl.reprs import short_repr, short_text
 
 if TYPE_CHECKING:
     from beamrl.local_node import LocalNode
@@ -82,6 +83,10 @@ def format_reason(reason: Any) -> str:
 
 
 _TIMEOUT = object()  # what _receive returns when its timeout fired
+
+
+def _short_args(exc: BaseException) -> str:
+    return short_text(", ".join(short_repr(a, 200) for a in exc.args[:8]), 200)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -207,6 +212,9 @@ class Process:
                 reason = self._exit_reason
         except Exception as exc:  # the process boundary: an error becomes the exit reason
             reason = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: they end the process, never the node
+            reason = RuntimeError(f"{type(exc).__name__}({_short_args(exc)}) raised in {self}")
+            reason.__cause__ = exc
         finally:
             if not started.done():
                 if isinstance(reason, BaseException):
