@@ -51,7 +51,7 @@ _ITEMS = {"one-entry dicts": (3, 4), "empty lists": (1, 2), "floats": (9, 1)}
 def attack(shape: str, size: int) -> list[Any]:
     """The value whose encoding is the densest message of about ``size`` bytes accepted."""
     if shape == "one big bytes":
-        return [bytes(BIG_BYTES)]
+        return [bytes(size)]
     wire, counted = _ITEMS[shape]
     if shape == "floats":
         size = max(size, wire * _LIM.max_objects)  # room for the longest list accepted
@@ -153,14 +153,20 @@ async def _probe(lag: list[float], stop: asyncio.Event) -> None:
         lag.append(time.perf_counter() - start - 0.001)
 
 
-async def _stalls(address: str) -> list[Row]:
+def stall_cases() -> list[tuple[str, str, int]]:
+    """(row label, shape, body size) of each stall measured; the first is the baseline."""
+    sizes = {"one big bytes": BIG_BYTES}
+    cases = [(shape, shape, sizes.get(shape, ATTACK_BYTES)) for shape in ("baseline", *SHAPES)]
+    cases.insert(1, ("one-entry dicts, on the loop", "one-entry dicts", INLINE_BYTES - 64))
+    return cases
+
+
+async def _stalls(address: str, cases: list[tuple[str, str, int]]) -> list[Row]:
     rows = []
     async with Node("victim", listen="tcp://127.0.0.1:0") as node:
         await node.start(Receiver, name="receiver")
         await node.connect(address)
         attacker = ("attacker", "bench-attacker")
-        cases = [(shape, shape, ATTACK_BYTES) for shape in ("baseline", *SHAPES)]
-        cases.insert(1, ("one-entry dicts, on the loop", "one-entry dicts", INLINE_BYTES - 64))
         for label, shape, attack_bytes in cases:
             lag: list[float] = []
             stop = asyncio.Event()
@@ -193,7 +199,7 @@ async def _stalls(address: str) -> list[Row]:
 def run(quick: bool = False) -> list[Row]:
     rows = _decode_times() + _rss_rows()
     with NodeProcess("bench-attacker", tree_text=PEER_TREE) as peer:
-        rows += run_on_uvloop(_stalls(peer.address))
+        rows += run_on_uvloop(_stalls(peer.address, stall_cases()))
     return rows
 
 
