@@ -29,6 +29,7 @@ from beamrl.pid import Pid, Ref
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, From, Process, current_node, current_process
 from beamrl.registry import Registry, Target
 from beamrl.remote import Remote
+from beamrl.reprs import short_repr
 from beamrl.signals import Signals
 from beamrl.task import FunctionProcess
 from beamrl.timers import Timers
@@ -246,7 +247,9 @@ class LocalNode(Registry, Signals):
             finally:
                 calls.close(ref, timer, peer)
         if proc is caller:
-            raise CallSelf(f"{caller.pid} called itself with {request!r}: it would wait forever for its own reply")
+            raise CallSelf(
+                f"{caller.pid} called itself with {short_repr(request)}: it would wait forever for its own reply"
+            )
         if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
             raise proc._full()
         ref, fut, timer = calls.open(timeout, target, request)

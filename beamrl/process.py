@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from beamrl.errors import Backpressure, NoProc
 from beamrl.pid import Pid, Ref
 from beamrl.ratelog import RateLimitedLog
+from beamrl.reprs import short_repr, short_text
 
 if TYPE_CHECKING:
     from beamrl.local_node import LocalNode
@@ -88,8 +89,7 @@ _full_log = RateLimitedLog(logging.getLogger("beamrl"))  # casts dropped at full
 
 
 def _short_args(exc: BaseException) -> str:
-    text = ", ".join(repr(a) for a in exc.args)
-    return text if len(text) <= 200 else text[:200] + "..."
+    return short_text(", ".join(short_repr(a, 200) for a in exc.args[:8]), 200)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

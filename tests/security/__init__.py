@@ -1,1 +1,1 @@
-"""The standing security suite: what an attacker on the wire or on the machine tries."""
+"""The standing security suite: each test is an attack that once worked (issue 10)."""
