@@ -6,6 +6,7 @@
     keys = "keys/"                        # CURVE: own key pair + trusted peers' public keys
     insecure = false                      # allow a non-loopback listen without keys
     tree = "supervisors/learner.toml"     # the supervision tree to start
+    cookie_file = "/etc/beamrl/cookie"    # plaintext nodes' shared secret (default ~/.config/beamrl/cookie)
     allow_modules = ["myproject.envs"]    # more modules peers may start classes from
     data_dir = "/var/lib/beamrl/learner"  # where paths in peers' requests stay
     heartbeat_interval = 0.5
@@ -40,6 +41,8 @@ class NodeConfig:
     """Allow listening on a non-loopback address without keys."""
     tree: str | None = None
     """Supervision tree file to start."""
+    cookie_file: str | None = None
+    """The cookie (shared secret) of a plaintext node; None: ``~/.config/beamrl/cookie``."""
     heartbeat_interval: float = 0.5
     """Seconds between heartbeats."""
     heartbeat_timeout: float = 3.0
@@ -57,6 +60,7 @@ _TYPES: dict[str, Any] = {
     "keys": str,
     "insecure": bool,
     "tree": str,
+    "cookie_file": str,
     "heartbeat_interval": (int, float),
     "heartbeat_timeout": (int, float),
     "allow_modules": list,

@@ -20,6 +20,7 @@ from typing import Any
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.pid import Pid
+from beamrl.reprs import short_repr
 from beamrl.supervisor import Supervisor
 
 NAME = "$node"
@@ -45,7 +46,8 @@ class NodeServer(GenServer):
             case ["snapshot", int(since)]:  # [dashboard]
                 return await self._snapshot(since)
         raise Rejected(
-            f"$node does not understand {request!r:.200}: use registered, nodes, processes, tree, events or snapshot"
+            f"$node does not understand {short_repr(request)}: "
+            "use registered, nodes, processes, tree, events or snapshot"
         )
 
     async def _trees(self) -> list[dict[str, Any]]:

@@ -112,5 +112,7 @@ class Registry:
             "monitors": len(proc._monitors),
             "monitored_by": len(proc._watchers),
             "trap_exit": proc.trap_exit,
+            "max_mailbox": proc.max_mailbox,
+            "dropped": proc._dropped,
             "handled": proc._handled,  # [dashboard] messages taken from its mailbox so far
         }

@@ -14,7 +14,7 @@ from beamrl.tree import load_tree
 
 def start(args: argparse.Namespace) -> int:
     config = load_node_file(args.config) if args.config else NodeConfig()
-    for key in ("name", "listen", "keys", "tree", "data_dir"):
+    for key in ("name", "listen", "keys", "tree", "cookie_file", "data_dir"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)
@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--tree", help="supervision tree file to start (supervisors/*.toml)")
     s.add_argument("--keys", help="CURVE key directory")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without keys")
+    s.add_argument(
+        "--cookie-file",
+        dest="cookie_file",
+        help="shared secret of plaintext nodes (default: $XDG_CONFIG_HOME/beamrl/cookie, created on first use)",
+    )
     s.add_argument("--heartbeat-timeout", type=float, dest="heartbeat_timeout")
     s.add_argument(
         "--allow-module",

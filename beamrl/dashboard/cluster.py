@@ -11,6 +11,10 @@ and keeps, as plain JSON-able data:
   its messages handled per second (from the ``handled`` counter's growth);
 * the merged event log of all nodes (newest last, bounded).
 
+A node that stays down longer than ``redial_after`` seconds (the transport redials
+a lost peer it learned of for that long) is redialled at the address it reported,
+every ``REDIAL_EVERY`` seconds, so it reappears whenever it comes back.
+
 Pids become strings: ``key`` (``node/id/creation``, what control requests name)
 and ``pid`` (``#PID<node.id>``, what people read).
 """
@@ -18,6 +22,7 @@ and ``pid`` (``#PID<node.id>``, what people read).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
@@ -28,6 +33,8 @@ from beamrl.node import Node
 from beamrl.node_server import NAME as NODE_SERVER
 from beamrl.node_server import NodeServer
 from beamrl.pid import Pid
+
+log = logging.getLogger("beamrl.dashboard")
 
 
 def pid_key(pid: Pid) -> str:
@@ -63,8 +70,22 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+REDIAL_EVERY = 5.0  # seconds between the dashboard's redials of a node that stays down
+
+
 class _NodeState:
-    __slots__ = ("address", "age_base", "creation", "handled", "name", "seq", "snapshot", "status")
+    __slots__ = (
+        "address",
+        "age_base",
+        "creation",
+        "down_since",
+        "handled",
+        "name",
+        "next_redial",
+        "seq",
+        "snapshot",
+        "status",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -73,6 +94,8 @@ class _NodeState:
         self.age_base: float | None = None  # monotonic time of its last answer
         self.seq = 0  # events read so far
         self.creation: int | None = None  # which life of the node the above is about
+        self.down_since: float | None = None  # monotonic time it was first seen down
+        self.next_redial = 0.0
         self.handled: dict[Pid, tuple[float, int]] = {}  # pid -> (time, handled) at the last poll
         self.snapshot: dict[str, Any] = {"tree": [], "loose": []}
 
@@ -80,12 +103,14 @@ class _NodeState:
 class ClusterView:
     """Polls every node's ``$node``; ``state()`` and ``take_events()`` feed the page."""
 
-    def __init__(self, node: Node, *, timeout: float = 1.0, max_events: int = 500) -> None:
+    def __init__(self, node: Node, *, timeout: float = 1.0, max_events: int = 500, redial_after: float = 30.0) -> None:
         self.node = node
         self.timeout = timeout
+        self.redial_after = redial_after
         self._nodes: dict[str, _NodeState] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._new: list[dict[str, Any]] = []
+        self._redials: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Make sure this node answers snapshots too (a node that never listened has no ``$node``)."""
@@ -105,8 +130,33 @@ class ClusterView:
                 continue
             if state.address is None:  # a client-only node (a shell, a script) left: not part of the cluster
                 del self._nodes[state.name]
-            else:
-                state.status = "down"
+                continue
+            state.status = "down"
+            now = time.monotonic()
+            if state.down_since is None:
+                state.down_since = now
+                state.next_redial = now + self.redial_after
+            if now >= state.next_redial and not self._redialling(state.name):
+                state.next_redial = now + REDIAL_EVERY
+                task = asyncio.get_running_loop().create_task(self._redial(state), name=f"redial-{state.name}")
+                self._redials.add(task)
+                task.add_done_callback(self._redials.discard)
+
+    def _redialling(self, name: str) -> bool:
+        return any(t.get_name() == f"redial-{name}" for t in self._redials)
+
+    async def _redial(self, state: _NodeState) -> None:
+        assert state.address is not None
+        try:
+            await self.node.connect(state.address, timeout=max(1.0, self.timeout))
+        except (BeamError, OSError) as exc:  # still down (TimeoutError is an OSError): the next poll retries
+            log.debug("dashboard: node %r at %s is still down: %s", state.name, state.address, exc)
+
+    async def close(self) -> None:
+        """Stop redialling."""
+        for task in list(self._redials):
+            task.cancel()
+        await asyncio.gather(*self._redials, return_exceptions=True)
 
     async def _poll(self, state: _NodeState) -> None:
         try:
@@ -119,6 +169,7 @@ class ClusterView:
             state.status = "reconnecting" if state.name in self.node.nodes() else "down"
             return
         state.creation = snap.get("creation")
+        state.down_since = None
         now = time.monotonic()
         state.status = "up"
         state.age_base = now

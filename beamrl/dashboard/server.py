@@ -148,6 +148,7 @@ class Dashboard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.cluster.close()
         for ws in list(self._clients):
             await ws.close()
         if self._runner is not None:

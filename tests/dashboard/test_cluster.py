@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from beamrl import Node, child
@@ -88,3 +90,36 @@ async def test_a_client_only_node_is_shown_while_connected_then_dropped() -> Non
             return [n["name"] for n in view.state()] == ["cv-learner"]
 
         await eventually(gone, timeout=5.0, what="the shell dropped from the view")
+
+
+async def test_a_node_back_after_the_transport_gave_up_on_it_reappears(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from beamrl.transport import membership
+
+    monkeypatch.setattr(membership, "MESH_REDIAL", 0.2)  # the transport redials a learned peer this long
+    caplog.set_level(logging.INFO, logger="beamrl")
+    async with (
+        Node("cv-a", listen="tcp://127.0.0.1:0") as a,
+        Node("cv-watch", heartbeat_interval=0.2, heartbeat_timeout=1.0) as watcher,
+    ):
+        view = ClusterView(watcher, redial_after=0.5)
+        await view.start()
+
+        async def status(name: str, wanted: str) -> bool:
+            await view.poll()
+            return {n["name"]: n["status"] for n in view.state()}.get(name) == wanted
+
+        async with Node("cv-b", listen="tcp://127.0.0.1:0") as b:
+            address = b.address
+            assert address is not None
+            await b.connect(a.address)
+            await watcher.connect(a.address)  # cv-b is learned from cv-a's welcome
+            await eventually(lambda: status("cv-b", "up"), what="cv-b up")
+
+        await eventually(lambda: status("cv-b", "down"), timeout=5.0, what="cv-b down")
+        gave_up = "gave up redialling cv-b"
+        await eventually(lambda: gave_up in caplog.text, timeout=10.0, what="the transport giving up on cv-b")
+        async with Node("cv-b", listen=address):  # back at its address, joining nobody
+            await eventually(lambda: status("cv-b", "up"), timeout=10.0, what="cv-b redialled and up again")
+        await view.close()
