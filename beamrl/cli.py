@@ -80,6 +80,12 @@ def _bench_remote(quick: bool) -> list[dict[str, Any]]:
     return remote.run(quick=quick)
 
 
+def _bench_learn(quick: bool) -> list[dict[str, Any]]:
+    from beamrl.bench import learn_bench
+
+    return learn_bench.run(quick=quick)
+
+
 def _bench_train(quick: bool) -> list[dict[str, Any]]:
     from beamrl.bench import train_bench
 
@@ -88,6 +94,7 @@ def _bench_train(quick: bool) -> list[dict[str, Any]]:
 
 _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "train": _bench_train,
+    "learn": _bench_learn,
     "local": _bench_local,
     "remote": _bench_remote,
     "env": _bench_env,
@@ -98,7 +105,7 @@ _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
 @command("bench")
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure beamrl against floors taken in the same run")
-    p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "train", "all"])
+    p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "train", "learn", "all"])
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
     p.set_defaults(handler=_bench)
 
@@ -296,6 +303,12 @@ def _chaos(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _train(args: argparse.Namespace) -> int:
     import json
 
+    from beamrl.rl.deep import ALGOS as DEEP_ALGOS
+
+    if args.algo in DEEP_ALGOS:
+        from beamrl.rl.deep.run import cli_main
+
+        return cli_main(args)
     from beamrl.node import run
     from beamrl.rl.train import train
     from beamrl.rl.trainer import ALGOS, PLANNING_ALGOS, RunSpec
@@ -355,7 +368,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from beamrl.rl.trainer import ALGOS
 
     p = sub.add_parser("train", help="train an agent as a supervised tree of processes")
-    p.add_argument("algo", help=", ".join(ALGOS))
+    p.add_argument("algo", help=", ".join([*ALGOS, "dqn", "reinforce", "a2c", "ppo", "ddpg", "td3"]))
     p.add_argument("env_id")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--episodes", type=_positive)
@@ -377,7 +390,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crash-worker", type=int, default=0)
     p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
     p.set_defaults(handler=_train)
+
+
+@command("eval")
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from beamrl.rl.deep.evaluate import add_parser
+
+    add_parser(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -87,3 +87,13 @@ def main(args: argparse.Namespace) -> int:
 def _action(policy: NumpyPolicy, obs: Any, env: Any) -> Any:
     a = policy.greedy(obs)[0]
     return np.asarray(a, np.float32).reshape(env.action_space.shape) if isinstance(env.action_space, Box) else int(a)
+
+
+def add_parser(sub: Any) -> None:
+    """The ``beamrl eval`` sub-command."""
+    p = sub.add_parser("eval", help="evaluate (or --render) a deep run's model.safetensors, numpy only")
+    p.add_argument("run_dir")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--render", action="store_true", help="play one episode, printing the env's text rendering")
+    p.add_argument("--seed", type=int, default=EVAL_SEED)
+    p.set_defaults(handler=main)
