@@ -22,6 +22,7 @@ is a real one and ``next_obs`` is the episode's last observation; a time limit
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,9 @@ class Acting:
                 gamma=cfg.gamma,
                 seed=seed,
             )
+        # the steps each replay n-step window still holds (not stored yet), so checkpoints keep them
+        n_pending = max(getattr(cfg, "n_step", 1) - 1, 0)
+        self._pending: list[deque[Exp]] = [deque(maxlen=n_pending) for _ in range(self.envs.n)]
 
     @property
     def finished(self) -> bool:
@@ -214,6 +218,10 @@ class Acting:
             for i in range(self.envs.n):
                 exp = Exp(obs[i], actions[i], float(rewards[i]), nxt[i], bool(term[i]), bool(trunc[i]))
                 replay.add(exp, stream=i)
+                if exp.done:
+                    self._pending[i].clear()
+                elif self._pending[i].maxlen:
+                    self._pending[i].append(exp)
             self.steps += self.envs.n
         if self.steps < cfg.learning_starts or len(replay) < cfg.batch_size:
             return []
@@ -254,6 +262,7 @@ class Acting:
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
         """(JSON-able counters, RNG and env snapshots; the replay's arrays or None)."""
         meta = {"steps": self.steps, "rng": self.rng.bit_generator.state, "envs": self.envs.snapshot()}
+        meta["pending"] = [[_exp_to_json(e) for e in q] for q in self._pending]
         return meta, None if self.replay is None else self.replay.state_dict()
 
     def load_state(self, meta: dict[str, Any], replay: dict[str, np.ndarray] | None) -> None:
@@ -262,3 +271,17 @@ class Acting:
         self.envs.restore(meta["envs"])
         if self.replay is not None and replay is not None:
             self.replay = ReplayMemory.from_state_dict(replay)
+            for i, steps in enumerate(meta.get("pending", [])):
+                for item in steps:  # back into their n-step windows, as they were
+                    exp = _exp_from_json(item)
+                    self.replay.add(exp, stream=i)
+                    self._pending[i].append(exp)
+
+
+def _exp_to_json(exp: Exp) -> list[Any]:
+    return [np.asarray(exp.state).tolist(), np.asarray(exp.action).tolist(), exp.reward, np.asarray(exp.next_state).tolist()]
+
+
+def _exp_from_json(item: list[Any]) -> Exp:
+    state, action, reward, next_state = item
+    return Exp(np.asarray(state, np.float32), np.asarray(action), float(reward), np.asarray(next_state, np.float32), False, False)

@@ -171,10 +171,10 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "ddpg": {
-        "": {"hidden": [400, 300], "gamma": 0.98, "lr": 1e-3, "policy_delay": 1, "twin": False, "target_noise": 0.0},
+        "": {"hidden": [256, 256], "gamma": 0.98, "lr": 1e-3, "policy_delay": 1, "twin": False, "target_noise": 0.0},
     },
     "td3": {
-        "": {"hidden": [400, 300], "gamma": 0.98, "lr": 1e-3},
+        "": {"hidden": [256, 256], "gamma": 0.98, "lr": 1e-3},
     },
 }
 
