@@ -105,7 +105,9 @@ _BENCHES: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
 @command("bench")
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure beamrl against floors taken in the same run")
-    p.add_argument("suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "train", "learn", "all"])
+    p.add_argument(
+        "suite", nargs="?", default="all", choices=["local", "remote", "env", "replay", "train", "learn", "all"]
+    )
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
     p.set_defaults(handler=_bench)
 

@@ -17,7 +17,14 @@ from beamrl.rl.deep.agent import Agent  # noqa: E402
 from beamrl.rl.deep.learner import make_algorithm  # noqa: E402
 
 TINY = {
-    "dqn": {"hidden": [16], "learning_starts": 100, "batch_size": 16, "prioritized": True, "n_step": 3, "eval_every": 0},
+    "dqn": {
+        "hidden": [16],
+        "learning_starts": 100,
+        "batch_size": 16,
+        "prioritized": True,
+        "n_step": 3,
+        "eval_every": 0,
+    },
     "ppo": {"hidden": [16], "num_envs": 2, "n_steps": 32, "minibatch_size": 16, "epochs": 2},
     "td3": {"hidden": [16], "learning_starts": 64, "batch_size": 16},
 }
@@ -75,7 +82,9 @@ def test_resuming_gives_the_same_result_as_not_stopping(algo: str, tmp_path: Pat
     assert resumed.acting.steps == 320
     resumed.run()
     assert resumed.acting.steps == straight.acting.steps
-    for (k, a), b in zip(straight.algorithm.policy_params().items(), resumed.algorithm.policy_params().values(), strict=True):
+    for (k, a), b in zip(
+        straight.algorithm.policy_params().items(), resumed.algorithm.policy_params().values(), strict=True
+    ):
         np.testing.assert_array_equal(a, b, err_msg=k)
     if straight.acting.replay is not None and resumed.acting.replay is not None:
         assert straight.acting.replay.count == resumed.acting.replay.count

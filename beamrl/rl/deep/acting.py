@@ -44,8 +44,12 @@ class EnvBatch:
         self.envs = [make(env_id) for _ in range(n)]
         self.n = n
         space = self.envs[0].action_space
-        self.bounds = (np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)) if isinstance(space, Box) else None
-        self.obs = np.stack([np.asarray(e.reset(seed=seed + i).next_state, np.float32) for i, e in enumerate(self.envs)])
+        self.bounds = (
+            (np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)) if isinstance(space, Box) else None
+        )
+        self.obs = np.stack(
+            [np.asarray(e.reset(seed=seed + i).next_state, np.float32) for i, e in enumerate(self.envs)]
+        )
         self.ep_return = np.zeros(n)
         self.ep_length = np.zeros(n, dtype=np.int64)
         self.finished: list[tuple[float, int]] = []  #: (return, length) of episodes ended since drained
@@ -59,11 +63,7 @@ class EnvBatch:
         trunc = np.zeros(self.n, bool)
         for i, env in enumerate(self.envs):
             a = actions[i]
-            if self.bounds is not None:
-                a = np.clip(a, self.bounds[0], self.bounds[1]).astype(np.float32)
-            else:
-                a = int(a)
-            exp = env.step(a)
+            exp = env.step(int(a) if self.bounds is None else np.clip(a, *self.bounds).astype(np.float32))
             nxt[i] = exp.next_state
             rewards[i], term[i], trunc[i] = exp.reward, exp.terminated, exp.truncated
             self.ep_return[i] += exp.reward
@@ -228,7 +228,7 @@ class Acting:
         batches = []
         for _ in range(cfg.gradient_steps):
             batch = replay.get_batch(cfg.batch_size)
-            batch["progress"] = np.float64(self.progress)
+            batch["progress"] = np.array(self.progress)
             batches.append(batch)
         return batches
 
@@ -238,7 +238,9 @@ class Acting:
             self.replay.update_priorities(batch["indices"], np.asarray(stats["td"]), stale="skip")
 
     def _rollout(self) -> dict[str, Any]:
-        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "dones", "next_obs")}
+        cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("obs", "actions", "rewards", "terminated", "dones", "next_obs")
+        }
         t = 0
         while True:
             actions = self.policy.sample(self.envs.obs, self.rng)
@@ -255,7 +257,7 @@ class Acting:
         batch: dict[str, Any] = {k: np.stack(v) for k, v in cols.items()}
         batch["terminated"] = batch["terminated"].astype(np.float32)
         batch["dones"] = batch["dones"].astype(np.float32)
-        batch["progress"] = np.float64(self.progress)
+        batch["progress"] = np.array(self.progress)
         return batch
 
     # -- state ----------------------------------------------------------------------------
@@ -279,9 +281,21 @@ class Acting:
 
 
 def _exp_to_json(exp: Exp) -> list[Any]:
-    return [np.asarray(exp.state).tolist(), np.asarray(exp.action).tolist(), exp.reward, np.asarray(exp.next_state).tolist()]
+    return [
+        np.asarray(exp.state).tolist(),
+        np.asarray(exp.action).tolist(),
+        exp.reward,
+        np.asarray(exp.next_state).tolist(),
+    ]
 
 
 def _exp_from_json(item: list[Any]) -> Exp:
     state, action, reward, next_state = item
-    return Exp(np.asarray(state, np.float32), np.asarray(action), float(reward), np.asarray(next_state, np.float32), False, False)
+    return Exp(
+        np.asarray(state, np.float32),
+        np.asarray(action),
+        float(reward),
+        np.asarray(next_state, np.float32),
+        False,
+        False,
+    )

@@ -174,10 +174,17 @@ class Actor(GenServer):
                 action = self.acting.policy.greedy(np.asarray(obs, np.float32))[0]
                 return action.tolist() if isinstance(action, np.ndarray) else int(action)
             case ["stats"]:
-                return {"steps": self.acting.steps, "version": self.version, "loss": self.loss, "best_return": self.best_return}
+                return {
+                    "steps": self.acting.steps,
+                    "version": self.version,
+                    "loss": self.loss,
+                    "best_return": self.best_return,
+                }
             case ["final"]:
                 keep = self.cfg.keep_best and self.best is not None
-                version, params = self.best if keep and self.best is not None else (self.version, self.acting.policy.params)
+                version, params = (
+                    self.best if keep and self.best is not None else (self.version, self.acting.policy.params)
+                )
                 return {
                     "spec": self.acting.policy.spec,
                     "params": params,

@@ -113,7 +113,7 @@ class Algorithm(ABC):
 def clip_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], max_norm: float) -> None:
     """Zero the gradients, backpropagate ``loss``, clip to ``max_norm`` and step."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     nn.utils.clip_grad_norm_(params, max_norm)
     opt.step()
 

@@ -26,7 +26,15 @@ import numpy as np
 from beamrl.rl.deep.files import atomic_write, atomic_write_json
 from beamrl.rl.deep.params import Params, params_from_bytes, params_to_bytes
 
-__all__ = ["CheckpointError", "npz_bytes", "read_checkpoint", "read_npz", "read_tensors", "tensor_bytes", "write_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "npz_bytes",
+    "read_checkpoint",
+    "read_npz",
+    "read_tensors",
+    "tensor_bytes",
+    "write_checkpoint",
+]
 
 LATEST = "latest.json"
 META = "checkpoint.json"

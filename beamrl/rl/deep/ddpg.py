@@ -40,7 +40,9 @@ class DDPG(Algorithm):
         self.half = (self.high - self.low) / 2
         n_obs = obs_dim(observation_space)
         self.actor = DeterministicActor(n_obs, dim, cfg.hidden, low, high, cfg.activation)
-        self.critics = torch.nn.ModuleList([Critic(n_obs, dim, cfg.hidden, cfg.activation) for _ in range(2 if cfg.twin else 1)])
+        self.critics = torch.nn.ModuleList(
+            [Critic(n_obs, dim, cfg.hidden, cfg.activation) for _ in range(2 if cfg.twin else 1)]
+        )
         self.actor_target = copy.deepcopy(self.actor)
         self.critics_target = copy.deepcopy(self.critics)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
@@ -80,7 +82,11 @@ class DDPG(Algorithm):
         critic_loss = per_item.mean()
         clip_step(self.critic_opt, critic_loss, self._critic_params, cfg.max_grad_norm)
         self.updates += 1
-        stats: dict[str, Any] = {"loss": critic_loss.item(), "q": qs[0].mean().item(), "td": (y - qs[0]).detach().abs().numpy()}
+        stats: dict[str, Any] = {
+            "loss": critic_loss.item(),
+            "q": qs[0].mean().item(),
+            "td": (y - qs[0]).detach().abs().numpy(),
+        }
         if self.updates % cfg.policy_delay == 0:
             actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
             clip_step(self.actor_opt, actor_loss, self._actor_params, cfg.max_grad_norm)

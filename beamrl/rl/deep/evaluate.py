@@ -60,7 +60,11 @@ def main(args: argparse.Namespace) -> int:
     policy, meta = load_policy(args.run_dir)
     env_id = meta["env_id"]
     if args.render:
-        env = make(env_id, render_mode="ansi") if env_id.startswith(("FrozenLake", "Taxi", "CliffWalking")) else make(env_id)
+        env = (
+            make(env_id, render_mode="ansi")
+            if env_id.startswith(("FrozenLake", "Taxi", "CliffWalking"))
+            else make(env_id)
+        )
         exp = env.reset(seed=args.seed)
         total = 0.0
         print(env.render(), end="")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.rl.deep.algo import Algorithm
@@ -43,7 +44,6 @@ from beamrl.rl.deep.dqn import DQN
 from beamrl.rl.deep.params import params_to_bytes
 from beamrl.rl.deep.pg import PG
 from beamrl.rl.envs import make
-from beamrl.errors import Rejected
 
 __all__ = ["Learner", "load_algorithm_state", "make_algorithm", "save_algorithm_state"]
 

@@ -12,6 +12,7 @@ the JSON description a ``NumpyPolicy`` needs.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ def mlp(
         raise ValueError(f"an MLP needs at least input and output sizes, got {sizes}")
     layers: list[nn.Module] = []
     act = _ACTIVATIONS[activation]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         layer = nn.Linear(a, b)
         if out_gain is not None:
             last = i == len(sizes) - 2

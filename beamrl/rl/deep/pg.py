@@ -67,7 +67,9 @@ class PG(Algorithm):
         self.mode, self.cfg = mode, cfg
         n, continuous, bounds = action_info(action_space)
         self.continuous = continuous
-        self.ac = ActorCritic(obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds)
+        self.ac = ActorCritic(
+            obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds
+        )
         if cfg.optimizer == "rmsprop":
             self.opt: torch.optim.Optimizer = torch.optim.RMSprop(self.ac.parameters(), lr=cfg.lr, alpha=0.99, eps=1e-5)
         else:
@@ -92,7 +94,9 @@ class PG(Algorithm):
             values = self.ac.value(obs).reshape(t, n).numpy()
             next_values = self.ac.value(nxt).reshape(t, n).numpy()
             old_logp = self.ac.dist(obs).log_prob(act)
-        adv_np = gae(batch["rewards"], values, next_values, batch["terminated"], batch["dones"], cfg.gamma, cfg.gae_lambda)
+        adv_np = gae(
+            batch["rewards"], values, next_values, batch["terminated"], batch["dones"], cfg.gamma, cfg.gae_lambda
+        )
         ret = torch.as_tensor(adv_np + values, dtype=torch.float32).reshape(-1)
         adv_all = torch.as_tensor(adv_np, dtype=torch.float32).reshape(-1)
         size = t * n

@@ -43,8 +43,46 @@ from beamrl.supervisor import child
 __all__ = ["FINAL_EVAL_EPISODES", "train_deep"]
 
 FINAL_EVAL_EPISODES = 20
-CSV_COLUMNS = ["step", "episode_return", "episode_length", "eval_mean_return", "loss", "epsilon", "steps_per_s", "version"]
+CSV_COLUMNS = [
+    "step",
+    "episode_return",
+    "episode_length",
+    "eval_mean_return",
+    "loss",
+    "epsilon",
+    "steps_per_s",
+    "version",
+]
 RUN_FILE = "run.json"
+
+
+def _prepare(
+    algo: str,
+    env_id: str,
+    steps: int | None,
+    seed: int,
+    out_dir: Path,
+    overrides: dict[str, Any] | None,
+    resume: bool,
+) -> tuple[str, str, int, Any, int]:
+    """Check the run directory, settle the config (a resumed run keeps its own) and write ``run.json``."""
+    if resume:
+        run = _load_run(out_dir)
+        algo, env_id, seed = run["algo"], run["env_id"], int(run["seed"])
+        values = {**run["hyper"], **(overrides or {})}
+        steps = steps or int(run["steps"])
+    else:
+        if (out_dir / "learner").exists() or (out_dir / "actor").exists():
+            raise ValueError(
+                f"{out_dir} holds a deep run already: continue it with --resume {out_dir} or use another --out"
+            )
+        values = dict(overrides or {})
+    cfg = config_for(algo, env_id, values)
+    budget = int(steps or 100_000)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "hyper": dataclasses.asdict(cfg)}
+    atomic_write_json(out_dir / RUN_FILE, run_info)
+    return algo, env_id, seed, cfg, budget
 
 
 def _load_run(out: Path) -> dict[str, Any]:
@@ -68,34 +106,32 @@ async def train_deep(
 ) -> dict[str, Any]:
     """Train, evaluate and write the run's files; return the summary (see the module docstring)."""
     out_dir = Path(out)
-    if resume:
-        run = _load_run(out_dir)
-        algo, env_id, seed = run["algo"], run["env_id"], int(run["seed"])
-        values = {**run["hyper"], **(overrides or {})}
-        steps = steps or int(run["steps"])
-    else:
-        if (out_dir / "learner").exists() or (out_dir / "actor").exists():
-            raise ValueError(f"{out_dir} already holds a deep run: continue it with --resume {out_dir} or pick another --out")
-        values = dict(overrides or {})
-    cfg = config_for(algo, env_id, values)
-    budget = int(steps or 100_000)
+    algo, env_id, seed, cfg, budget = _prepare(algo, env_id, steps, seed, out_dir, overrides, resume)
     hyper = dataclasses.asdict(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / RUN_FILE, {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "hyper": hyper})
     kills = sorted(kill_at or [])
     events: list[dict[str, Any]] = []
     started = time.monotonic()
     async with Node("deep") as node:
         children = [
-            child("beamrl.rl.deep.learner:Learner", algo, env_id, hyper, seed, str(out_dir / "learner"), name="learner"),
-            child("beamrl.rl.deep.actor:Actor", algo, env_id, hyper, seed, budget, str(out_dir / "actor"), name="actor"),
+            child(
+                "beamrl.rl.deep.learner:Learner", algo, env_id, hyper, seed, str(out_dir / "learner"), name="learner"
+            ),
+            child(
+                "beamrl.rl.deep.actor:Actor", algo, env_id, hyper, seed, budget, str(out_dir / "actor"), name="actor"
+            ),
         ]
         await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
         final = await _drive(node, out_dir, budget, kills, events, progress, resume, algo, env_id)
         restarts = {c.name: c.restarts for c in await node.which_children("deep")}
         await node.stop("deep", timeout=30.0)
     wall = time.monotonic() - started
-    meta = {"spec": final["spec"], "algo": algo, "env_id": env_id, "version": final["version"], "selected": final["selected"]}
+    meta = {
+        "spec": final["spec"],
+        "algo": algo,
+        "env_id": env_id,
+        "version": final["version"],
+        "selected": final["selected"],
+    }
     save_params(out_dir / "model.safetensors", final["params"], meta)
     atomic_write_json(out_dir / "model.json", meta)
     policy = NumpyPolicy(final["spec"], final["params"])
@@ -252,7 +288,8 @@ def cli_main(args: Any) -> int:
     )
     shown = {k: summary[k] for k in ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return")}
     print(json.dumps(shown))
-    print(f"evaluated {summary['eval_episodes']} greedy episodes on {summary['judge']}: mean return {summary['eval_mean_return']:.1f}")
+    mean = summary["eval_mean_return"]
+    print(f"evaluated {summary['eval_episodes']} greedy episodes on {summary['judge']}: mean return {mean:.1f}")
     if summary["events"]:
         print(f"events: {json.dumps(summary['events'])}")
     print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/model.safetensors and the plot {summary.get('curve')}")

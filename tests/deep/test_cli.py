@@ -1,0 +1,83 @@
+"""``beamrl train dqn CartPole-v1`` end to end: files, a killed learner, --resume, ``beamrl eval``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+SMALL = [
+    "--set",
+    "hidden=[16]",
+    "--set",
+    "learning_starts=100",
+    "--set",
+    "eval_every=300",
+    "--set",
+    "checkpoint_every=100",
+]
+
+
+def _beamrl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "beamrl.cli", *args], capture_output=True, text=True, timeout=180)
+
+
+def test_train_kill_resume_and_eval(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = _beamrl(
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--steps",
+        "800",
+        "--out",
+        str(out),
+        "--quiet",
+        "--kill-at",
+        "400:learner",
+        *SMALL,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    for name in ("metrics.csv", "summary.json", "model.safetensors", "model.json", "curve.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 800 and summary["eval_episodes"] == 20
+    assert summary["hyper"]["hidden"] == [16] and summary["hyper"]["learning_starts"] == 100
+    assert summary["restarts"]["learner"] == 1
+    assert any(e["event"] == "killed" and e["name"] == "learner" for e in summary["events"])
+    with (out / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and max(int(r["step"]) for r in rows) <= 800
+
+    again = _beamrl("train", "dqn", "CartPole-v1", "--resume", str(out), "--steps", "1000", "--quiet")
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["resumed"] and resumed["steps"] == 1000
+    with (out / "metrics.csv").open() as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert max(steps) > 800 and len(steps) > len(rows)  # appended, continuing past the first budget
+
+    shown = _beamrl("eval", str(out), "--episodes", "3")
+    assert shown.returncode == 0, shown.stderr
+    result = json.loads(shown.stdout)
+    assert result["episodes"] == 3 and result["env_id"] == "CartPole-v1"
+
+
+def test_train_refuses_an_existing_run_and_bad_settings(tmp_path: Path) -> None:
+    (tmp_path / "run" / "learner").mkdir(parents=True)
+    used = _beamrl("train", "dqn", "CartPole-v1", "--steps", "100", "--out", str(tmp_path / "run"), "--quiet")
+    assert used.returncode == 2 and "--resume" in used.stderr and "holds a deep run" in used.stderr
+    bad = _beamrl("train", "dqn", "CartPole-v1", "--steps", "100", "--out", str(tmp_path / "x"), "--set", "lrr=1")
+    assert bad.returncode == 2 and "no hyper-parameter 'lrr'" in bad.stderr
+    kill = _beamrl(
+        "train", "dqn", "CartPole-v1", "--steps", "100", "--out", str(tmp_path / "y"), "--kill-at", "x:learner"
+    )
+    assert kill.returncode == 2 and "STEP:learner" in kill.stderr
+    missing = _beamrl("eval", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "no model file" in missing.stderr
