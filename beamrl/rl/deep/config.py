@@ -25,6 +25,8 @@ __all__ = [
     "DDPGConfig",
     "DQNConfig",
     "PGConfig",
+    "TABLE",
+    "Target",
     "config_for",
     "parse_sets",
 ]
@@ -257,3 +259,26 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         except ValueError:
             result[key.strip()] = text
     return result
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of issue 12's learning table."""
+
+    algo: str  #: algorithm
+    env_id: str  #: environment id
+    target: float  #: the greedy policy's mean return must reach this
+    steps: int  #: within this many env steps
+
+
+#: the learning table (judged on 20 greedy episodes at the end, median over seeds 0, 1, 2)
+TABLE = [
+    Target("dqn", "CartPole-v1", 475.0, 50_000),
+    Target("dqn", "Acrobot-v1", -100.0, 100_000),
+    Target("reinforce", "CartPole-v1", 475.0, 300_000),
+    Target("a2c", "CartPole-v1", 475.0, 300_000),
+    Target("ppo", "CartPole-v1", 475.0, 100_000),
+    Target("ppo", "Pendulum-v1", -250.0, 200_000),
+    Target("ddpg", "Pendulum-v1", -200.0, 20_000),
+    Target("td3", "Pendulum-v1", -200.0, 20_000),
+]
