@@ -42,7 +42,8 @@ def main() -> int:
         rows, args.seeds = [Target("ppo", "CartPole-v1", 475.0, 10_000)], [0]
     out = Path(args.out)
     results = []
-    print("| algorithm | env | target | steps | returns (seeds " + ", ".join(map(str, args.seeds)) + ") | median | wall s | met |")
+    seeds = ", ".join(map(str, args.seeds))
+    print(f"| algorithm | env | target | steps | returns (seeds {seeds}) | median | wall s | met |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         returns, walls = [], []

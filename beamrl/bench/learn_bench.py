@@ -103,7 +103,7 @@ def _sb3_model(algo: str, env_id: str, cfg: Common, steps: int, seed: int) -> An
         return A2C("MlpPolicy", venv, use_rms_prop=cfg.optimizer == "rmsprop", **common)
     assert isinstance(cfg, DDPGConfig)
     venv = make_vec_env(env_id, 1, seed=seed)
-    space = venv.action_space
+    space: Any = venv.action_space
     half = (space.high - space.low) / 2
     noise = NormalActionNoise(np.zeros(space.shape), cfg.noise * half)
     kwargs: dict[str, Any] = {
@@ -210,4 +210,3 @@ def run(quick: bool = False, seed: int = 0) -> list[dict[str, Any]]:
         rows.append({"name": name, "value": ours["wall"], "unit": "s wall", "note": note})
         rows.append({"name": "  env steps/s", "value": steps / ours["wall"], "unit": "steps/s"})
     return rows
-

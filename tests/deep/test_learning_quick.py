@@ -19,7 +19,8 @@ CARTPOLE = [
     ("ppo", 12_000, {}, 200.0),  # reaches ~460
     ("a2c", 12_000, {}, 60.0),  # ~120
     ("reinforce", 12_000, {}, 50.0),  # ~100
-    ("dqn", 6_000, {"learning_starts": 500, "eps_steps": 3_000, "target_update": 100, "hidden": [64, 64]}, 100.0),  # ~250
+    # ~250
+    ("dqn", 6_000, {"learning_starts": 500, "eps_steps": 3_000, "target_update": 100, "hidden": [64, 64]}, 100.0),
 ]
 
 

@@ -200,7 +200,7 @@ class Acting:
         return self.policy.sample(obs, self.rng)
 
     def _n_actions(self) -> int:
-        return int(self.envs.envs[0].action_space.n)  # type: ignore[attr-defined]
+        return int(self.envs.envs[0].action_space.n)
 
     # -- phases ---------------------------------------------------------------------------
     def next_batches(self) -> list[dict[str, Any]]:
