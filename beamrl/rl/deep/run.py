@@ -103,15 +103,23 @@ async def train_deep(
     kill_at: list[tuple[int, str]] | None = None,
     resume: bool = False,
     progress: bool = True,
+    listen: str | None = None,
+    keys: str | None = None,
 ) -> dict[str, Any]:
-    """Train, evaluate and write the run's files; return the summary (see the module docstring)."""
+    """Train, evaluate and write the run's files; return the summary (see the module docstring).
+
+    ``listen`` (e.g. ``tcp://127.0.0.1:7001``) opens the node so that ``beamrl shell ADDR``
+    reaches ``learner`` and ``actor`` by name (``learner.stats()``, ``actor.act(obs)``).
+    """
     out_dir = Path(out)
     algo, env_id, seed, cfg, budget = _prepare(algo, env_id, steps, seed, out_dir, overrides, resume)
     hyper = dataclasses.asdict(cfg)
     kills = sorted(kill_at or [])
     events: list[dict[str, Any]] = []
     started = time.monotonic()
-    async with Node("deep") as node:
+    async with Node("deep", listen=listen, keys=keys) as node:
+        if node.address is not None and progress:
+            print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         children = [
             child(
                 "beamrl.rl.deep.learner:Learner", algo, env_id, hyper, seed, str(out_dir / "learner"), name="learner"
@@ -284,6 +292,8 @@ def cli_main(args: Any) -> int:
             kill_at=parse_kill_at(args.kill_at),
             resume=resume,
             progress=not args.quiet,
+            listen=args.listen,
+            keys=args.keys,
         )
     )
     shown = {k: summary[k] for k in ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return")}
