@@ -34,7 +34,9 @@ from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
 from beamrl.rl.spaces import Box
 
-__all__ = ["Acting", "EnvBatch"]
+__all__ = ["FLUSH_EVERY", "Acting", "EnvBatch"]
+
+FLUSH_EVERY = 16  #: an env's steps go to the replay in runs of this many (or at an episode's end)
 
 
 class EnvBatch:
@@ -161,8 +163,10 @@ class Acting:
                 gamma=cfg.gamma,
                 seed=seed,
             )
-        # the steps each replay n-step window still holds (not stored yet), so checkpoints keep them
+        # steps reach the replay in runs of up to FLUSH_EVERY per env (one add_batch, not one add per
+        # step); checkpoints keep the steps not handed over yet and those the n-step windows still hold
         n_pending = max(getattr(cfg, "n_step", 1) - 1, 0)
+        self._unstored: list[list[Exp]] = [[] for _ in range(self.envs.n)]
         self._pending: list[deque[Exp]] = [deque(maxlen=n_pending) for _ in range(self.envs.n)]
 
     @property
@@ -217,11 +221,15 @@ class Acting:
             obs, rewards, term, trunc, nxt = self.envs.step(actions)
             for i in range(self.envs.n):
                 exp = Exp(obs[i], actions[i], float(rewards[i]), nxt[i], bool(term[i]), bool(trunc[i]))
-                replay.add(exp, stream=i)
-                if exp.done:
-                    self._pending[i].clear()
-                elif self._pending[i].maxlen:
-                    self._pending[i].append(exp)
+                run = self._unstored[i]
+                run.append(exp)
+                if exp.done or len(run) >= FLUSH_EVERY:
+                    replay.add_batch(run, stream=i)
+                    if exp.done:
+                        self._pending[i].clear()
+                    elif self._pending[i].maxlen:
+                        self._pending[i].extend(run)
+                    self._unstored[i] = []
             self.steps += self.envs.n
         if self.steps < cfg.learning_starts or len(replay) < cfg.batch_size:
             return []
@@ -265,6 +273,7 @@ class Acting:
         """(JSON-able counters, RNG and env snapshots; the replay's arrays or None)."""
         meta = {"steps": self.steps, "rng": self.rng.bit_generator.state, "envs": self.envs.snapshot()}
         meta["pending"] = [[_exp_to_json(e) for e in q] for q in self._pending]
+        meta["unstored"] = [[_exp_to_json(e) for e in run] for run in self._unstored]
         return meta, None if self.replay is None else self.replay.state_dict()
 
     def load_state(self, meta: dict[str, Any], replay: dict[str, np.ndarray] | None) -> None:
@@ -278,6 +287,7 @@ class Acting:
                     exp = _exp_from_json(item)
                     self.replay.add(exp, stream=i)
                     self._pending[i].append(exp)
+            self._unstored = [[_exp_from_json(item) for item in run] for run in meta.get("unstored", [])]
 
 
 def _exp_to_json(exp: Exp) -> list[Any]:

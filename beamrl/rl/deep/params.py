@@ -36,7 +36,16 @@ import numpy as np
 
 from beamrl.rl.deep.files import atomic_write
 
-__all__ = ["NumpyPolicy", "Params", "load_params", "mlp_forward", "params_from_bytes", "params_to_bytes", "save_params"]
+__all__ = [
+    "NumpyPolicy",
+    "Params",
+    "load_params",
+    "mlp_forward",
+    "params_from_bytes",
+    "params_to_bytes",
+    "run_layers",
+    "save_params",
+]
 
 Params = dict[str, np.ndarray]
 _LAYER = re.compile(r"^(.*)\.(\d+)\.weight$")
@@ -66,7 +75,13 @@ def mlp_forward(
     params: Params, prefix: str, x: np.ndarray, activation: str = "relu", final_activation: bool = False
 ) -> np.ndarray:
     """The MLP ``prefix`` applied to ``x`` (shape (batch, in)), in float32 like torch."""
-    layers = _layers(params, prefix)
+    return run_layers(_layers(params, prefix), x, activation, final_activation)
+
+
+def run_layers(
+    layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, activation: str, final_activation: bool = False
+) -> np.ndarray:
+    """``(weight, bias)`` layers applied to ``x`` with ``activation`` between them."""
     h = np.asarray(x, dtype=np.float32)
     for i, (w, b) in enumerate(layers):
         h = h @ w.T + b
@@ -85,12 +100,26 @@ class NumpyPolicy:
             raise ValueError(f"unknown policy kind {self.kind!r}")
         self.activation = str(spec.get("activation", "relu"))
         self.params: Params = {}
+        self._nets: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         if params is not None:
             self.load(params)
 
     def load(self, params: Params) -> None:
         """Use these parameters from now on (arrays are converted to float32, not copied when already)."""
         self.params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+        self._nets: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def _mlp(self, prefix: str, x: np.ndarray, final_activation: bool = False) -> np.ndarray:
+        layers = self._nets.get(prefix)
+        if layers is None:
+            layers = self._nets[prefix] = [(w.T.copy(), b) for w, b in _layers(self.params, prefix)]
+        h = x
+        for i, (wt, b) in enumerate(layers):
+            h = h @ wt
+            h += b
+            if i < len(layers) - 1 or final_activation:
+                h = _act(h, self.activation)
+        return h
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float32)
@@ -103,11 +132,11 @@ class NumpyPolicy:
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values, shape (batch, actions)."""
-        x, act = self._obs(obs), self.activation
+        x = self._obs(obs)
         if self.kind == "q":
-            return mlp_forward(self.params, "q.body", x, act)
+            return self._mlp("q.body", x)
         if self.kind == "dueling_q":
-            h = mlp_forward(self.params, "q.trunk", x, act, final_activation=True)
+            h = self._mlp("q.trunk", x, final_activation=True)
             value = h @ self.params["q.value.weight"].T + self.params["q.value.bias"]
             adv = h @ self.params["q.adv.weight"].T + self.params["q.adv.bias"]
             return value + adv - adv.mean(axis=1, keepdims=True)
@@ -115,17 +144,17 @@ class NumpyPolicy:
 
     def output(self, obs: np.ndarray) -> np.ndarray:
         """The policy network's raw output: logits, Gaussian means, or scaled deterministic actions."""
-        x, act = self._obs(obs), self.activation
+        x = self._obs(obs)
         if self.kind in ("q", "dueling_q"):
             return self.q_values(obs)
         if self.kind in ("categorical", "gaussian"):
-            return mlp_forward(self.params, "ac.pi", x, act)
+            return self._mlp("ac.pi", x)
         low, high = np.asarray(self.spec["low"], np.float32), np.asarray(self.spec["high"], np.float32)
-        return low + (np.tanh(mlp_forward(self.params, "actor.pi", x, act)) + 1.0) * 0.5 * (high - low)
+        return low + (np.tanh(self._mlp("actor.pi", x)) + 1.0) * 0.5 * (high - low)
 
     def value(self, obs: np.ndarray) -> np.ndarray:
         """State values of an actor-critic policy, shape (batch,)."""
-        return mlp_forward(self.params, "ac.v", self._obs(obs), self.activation)[:, 0]
+        return self._mlp("ac.v", self._obs(obs))[:, 0]
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """The deterministic action for each observation (argmax, mean, or the actor's output)."""
