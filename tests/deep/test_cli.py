@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,34 @@ def test_train_refuses_an_existing_run_and_bad_settings(tmp_path: Path) -> None:
     assert kill.returncode == 2 and "STEP:learner" in kill.stderr
     missing = _beamrl("eval", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "no model file" in missing.stderr
+
+
+def test_a_listening_training_node_answers_the_shell(tmp_path: Path) -> None:
+    import beamrl
+
+    cmd = [sys.executable, "-m", "beamrl.cli", "train", "dqn", "CartPole-v1", "--steps", "1000000", "--quiet"]
+    cmd += ["--out", str(tmp_path / "run"), "--listen", "tcp://127.0.0.1:0", "--set", "hidden=[16]"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        address = ""
+        for line in proc.stdout:  # the node prints its address before training starts
+            found = re.search(r"listening on (tcp://127\.0\.0\.1:\d+)", line)
+            if found:
+                address = found.group(1)
+                break
+        assert address.startswith("tcp://127.0.0.1:"), address
+        session = beamrl.connect(address, timeout=30.0)
+        try:
+            learner = session.proxy("learner")
+            stats = learner.stats()
+            assert stats["algo"] == "dqn" and stats["env_id"] == "CartPole-v1"
+            assert session.call("actor", ["act", [0.0, 0.0, 0.05, 0.0]]) in (0, 1)
+            assert {"learner", "actor"} <= set(session.registered())
+        finally:
+            session.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()

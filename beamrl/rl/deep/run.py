@@ -118,7 +118,7 @@ async def train_deep(
     events: list[dict[str, Any]] = []
     started = time.monotonic()
     async with Node("deep", listen=listen, keys=keys) as node:
-        if node.address is not None and progress:
+        if node.address is not None:
             print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         children = [
             child(
