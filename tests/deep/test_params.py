@@ -101,3 +101,22 @@ def test_a_garbage_model_file_is_refused_clearly(tmp_path: Path) -> None:
 def test_unknown_policy_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown policy kind"):
         NumpyPolicy({"kind": "quantum"})
+
+
+def test_versioned_params_answer_only_when_newer_and_produce_once_per_version() -> None:
+    from beamrl.rl.deep.params import VersionedParams
+
+    made = []
+
+    def produce() -> dict[str, np.ndarray]:
+        made.append(1)
+        return {"w": np.full(2, len(made), np.float32)}
+
+    published = VersionedParams()
+    first = published.get(None, 3, produce)
+    assert first is not None and first[0] == 3
+    assert published.get(3, 3, produce) is None and published.get(5, 3, produce) is None
+    again = published.get(2, 3, produce)
+    assert again is not None and again[1] is first[1] and len(made) == 1  # shared, made once
+    newer = published.get(3, 4, produce)
+    assert newer is not None and newer[0] == 4 and len(made) == 2

@@ -41,7 +41,7 @@ from beamrl.rl.deep.checkpoint import read_checkpoint, read_tensors, tensor_byte
 from beamrl.rl.deep.config import DDPGConfig, DQNConfig, PGConfig, config_for
 from beamrl.rl.deep.ddpg import DDPG
 from beamrl.rl.deep.dqn import DQN
-from beamrl.rl.deep.params import params_to_bytes
+from beamrl.rl.deep.params import VersionedParams, params_to_bytes
 from beamrl.rl.deep.pg import PG
 from beamrl.rl.envs import make
 
@@ -95,6 +95,7 @@ class Learner(GenServer):
         self.checkpoints = 0
         self.restored_from: int | None = None
         self.started = time.monotonic()
+        self.published = VersionedParams()
         if self.dir is not None:
             found = read_checkpoint(self.dir)
             if found is not None:
@@ -120,9 +121,9 @@ class Learner(GenServer):
                     reply["td"] = np.asarray(td, np.float32)
                 return reply
             case ["get_params", since]:
-                if since is not None and self.version <= int(since):
-                    return None
-                return (self.version, self.algorithm.policy_params())
+                if since is not None and not isinstance(since, int):
+                    raise Rejected(f"get_params takes a version number or None, got {since!r}")
+                return self.published.get(since, self.version, self.algorithm.policy_params)
             case ["spec"]:
                 return self.algorithm.spec()
             case ["stats"]:

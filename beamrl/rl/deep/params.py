@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from beamrl.rl.deep.files import atomic_write
 __all__ = [
     "NumpyPolicy",
     "Params",
+    "VersionedParams",
     "load_params",
     "mlp_forward",
     "params_from_bytes",
@@ -181,6 +183,30 @@ class NumpyPolicy:
         if "low" in self.spec:
             return np.clip(actions, self.spec["low"], self.spec["high"]).astype(np.float32)
         return actions
+
+
+class VersionedParams:
+    """Parameters published under increasing versions; readers get them only when newer.
+
+        published = VersionedParams()
+        published.get(None, version, produce)   # (version, params): the first read always answers
+        published.get(version, version, produce)  # None: nothing newer than what the reader holds
+
+    ``produce()`` makes the parameters of the current version; it runs at most once per
+    version however many readers ask, and all of them share the same arrays (read-only
+    by convention: a reader that wants to change them copies first).
+    """
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._params: Params = {}
+
+    def get(self, since: int | None, version: int, produce: Callable[[], Params]) -> tuple[int, Params] | None:
+        if since is not None and version <= since:
+            return None
+        if self._version != version:
+            self._params, self._version = produce(), version
+        return version, self._params
 
 
 def params_to_bytes(params: Params, meta: dict[str, Any] | None = None) -> bytes:
