@@ -17,6 +17,7 @@ from beamrl.rl.deep.config import config_for
 
 pytest.importorskip("torch")
 
+from beamrl.rl.deep.actor import Actor
 from beamrl.rl.deep.learner import Learner
 
 CFG = dataclasses.asdict(config_for("dqn", "CartPole-v1", {"hidden": [16], "batch_size": 8, "checkpoint_every": 2}))
@@ -102,8 +103,6 @@ async def test_a_gracefully_stopped_learner_checkpoints_and_a_new_one_resumes(no
 
 
 async def test_the_actor_feeds_the_learner_and_answers_the_repl(node: Node, tmp_path: Path) -> None:
-    from beamrl.rl.deep.actor import Actor
-
     cfg = dataclasses.asdict(
         config_for("dqn", "CartPole-v1", {"hidden": [16], "learning_starts": 100, "batch_size": 16, "eval_every": 200})
     )

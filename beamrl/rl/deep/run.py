@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from beamrl.errors import BeamError, CallTimeout, NoProc
-from beamrl.node import Node
-from beamrl.rl.deep.config import config_for
+from beamrl.node import Node, run
+from beamrl.rl.deep.config import config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import atomic_write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
@@ -276,9 +276,6 @@ def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
 
 def cli_main(args: Any) -> int:
     """``beamrl train`` for a deep algorithm (``args`` from the CLI's train parser)."""
-    from beamrl.node import run
-    from beamrl.rl.deep.config import parse_sets
-
     resume = args.resume is not None
     out = args.resume or args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
     summary = run(
