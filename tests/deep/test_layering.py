@@ -22,14 +22,10 @@ TORCH_FREE = [
 def test_torch_free_modules_do_not_import_torch() -> None:
     code = "import importlib, sys\n"
     code += "".join(f"importlib.import_module({m!r})\n" for m in TORCH_FREE)
-    code += "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-    code += "print(','.join(bad))\n"
+    code += "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))[:3])\n"
+    code += "import beamrl.rl.deep.learner\n"  # and the check can fail: the learner does pull torch in
+    code += "print('torch' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "", f"torch was imported by a torch-free module: {out.stdout.strip()[:200]}"
-
-
-def test_the_deep_learner_does_import_torch() -> None:
-    """The check above can fail: the learner module really pulls torch in."""
-    code = "import sys, beamrl.rl.deep.learner\nprint('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "True"
+    free, learner = out.stdout.strip().splitlines()
+    assert free == "[]", f"torch was imported by a torch-free module: {free}"
+    assert learner == "True"
