@@ -37,7 +37,7 @@ def test_train_kill_resume_and_eval(tmp_path: Path) -> None:
     for name in ("metrics.csv", "summary.json", "model.safetensors", "model.json", "curve.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 500 and summary["eval_episodes"] == 20
+    assert summary["steps"] == summary["env_steps"] == 500 and summary["eval_episodes"] == 20
     assert summary["hyper"]["hidden"] == [16] and summary["hyper"]["learning_starts"] == 100
     assert summary["restarts"]["learner"] == 1
     assert any(e["event"] == "killed" and e["name"] == "learner" for e in summary["events"])

@@ -56,3 +56,13 @@ def test_actor_critic_finds_the_best_action_of_a_one_step_problem(algo: str) -> 
     with torch.no_grad():
         chosen = learner.actor(torch.from_numpy(rng.uniform(-1, 1, (16, 2)).astype(np.float32))).numpy()
     np.testing.assert_allclose(chosen, 0.5, atol=0.15)
+
+
+@pytest.mark.parametrize(("algo", "total"), [("ppo", 100), ("reinforce", 150), ("dqn", 37)])
+def test_a_run_never_takes_more_steps_than_its_budget(algo: str, total: int) -> None:
+    overrides = {"dqn": {"learning_starts": 10, "batch_size": 8}, "ppo": {"num_envs": 2, "n_steps": 32}}
+    cfg = config_for(algo, "CartPole-v1", {"hidden": [8], **overrides.get(algo, {"n_steps": 100})})
+    agent = Agent(algo, "CartPole-v1", cfg, seed=0, total_steps=total)
+    sizes = []
+    agent.run(on_phase=lambda a: sizes.append(a.acting.steps))
+    assert agent.acting.steps == total and max(sizes) == total

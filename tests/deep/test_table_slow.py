@@ -22,6 +22,6 @@ def test_table_row_is_met(row: Target, tmp_path: Path) -> None:
     returns = []
     for seed in (0, 1, 2):
         summary = run(train_deep(row.algo, row.env_id, row.steps, seed, tmp_path / str(seed), progress=False))
-        assert summary["steps"] == row.steps and summary["eval_episodes"] == 20
+        assert summary["env_steps"] <= row.steps and summary["eval_episodes"] == 20
         returns.append(summary["eval_mean_return"])
     assert statistics.median(returns) >= row.target, f"returns over seeds 0, 1, 2: {returns}"

@@ -14,6 +14,8 @@ uniform random before ``learning_starts``), stores the transitions in a
 ``gradient_steps`` sampled batches. On-policy (a2c, ppo): a phase is a rollout of
 ``n_steps`` per env; REINFORCE's is ``n_steps`` steps of one env rounded up to whole
 episodes. Every batch carries ``progress`` (env steps done / budget) for the schedules.
+A run never takes more env steps than its budget: the last rollout is cut short (its
+last step bootstraps like a time limit) and the last off-policy phase stops early.
 
 Environments reset in the same step that ends an episode, so every stored transition
 is a real one and ``next_obs`` is the episode's last observation; a time limit
@@ -171,7 +173,8 @@ class Acting:
 
     @property
     def finished(self) -> bool:
-        return self.steps >= self.total
+        """True once another step of every env would go past the budget (a run never exceeds it)."""
+        return self.steps + self.envs.n > self.total
 
     @property
     def progress(self) -> float:
@@ -217,6 +220,8 @@ class Acting:
         cfg, replay = self.cfg, self.replay
         assert replay is not None
         for _ in range(cfg.train_freq):
+            if self.finished:
+                break
             actions = self.behaviour(self.envs.obs)
             obs, rewards, term, trunc, nxt = self.envs.step(actions)
             for i in range(self.envs.n):
@@ -257,6 +262,9 @@ class Acting:
                 cols[key].append(value)
             self.steps += self.envs.n
             t += 1
+            if self.finished:  # the budget ends here: the last step is cut like a time limit
+                cols["dones"][-1] = np.ones_like(cols["dones"][-1])
+                break
             if self.algo == "reinforce":
                 if t >= self.cfg.n_steps and bool((term | trunc).all()):
                     break

@@ -190,6 +190,7 @@ class Actor(GenServer):
                     "params": params,
                     "version": version,
                     "selected": "best periodic evaluation" if keep else "last",
+                    "env_steps": self.acting.steps,
                     "best_return": self.best_return,
                 }
         raise Rejected(f"actor: unknown request {request!r}")

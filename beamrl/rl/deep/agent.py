@@ -42,7 +42,7 @@ class Agent:
         """Act and learn until ``until`` env steps (default: the budget)."""
         stop = self.acting.total if until is None else min(until, self.acting.total)
         sync = self.cfg.param_sync_every
-        while self.acting.steps < stop:
+        while self.acting.steps < stop and not self.acting.finished:
             for batch in self.acting.next_batches():
                 self.last = self.algorithm.learn(batch)
                 self.acting.feedback(batch, self.last)

@@ -149,6 +149,7 @@ async def train_deep(
         "env_id": env_id,
         "seed": seed,
         "steps": budget,
+        "env_steps": final["env_steps"],
         "hyper": hyper,
         "eval_mean_return": float(np.mean(returns)),
         "eval_returns": returns,
