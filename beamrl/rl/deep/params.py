@@ -109,7 +109,7 @@ class NumpyPolicy:
     def load(self, params: Params) -> None:
         """Use these parameters from now on (arrays are converted to float32, not copied when already)."""
         self.params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
-        self._nets: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._nets = {}
 
     def _mlp(self, prefix: str, x: np.ndarray, final_activation: bool = False) -> np.ndarray:
         layers = self._nets.get(prefix)
