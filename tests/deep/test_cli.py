@@ -102,3 +102,10 @@ def test_a_listening_training_node_answers_the_shell(tmp_path: Path) -> None:
         proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_deep_runs_take_steps_on_one_node(tmp_path: Path) -> None:
+    nodes = _beamrl("train", "ppo", "CartPole-v1", "--nodes", "2", "--out", str(tmp_path / "a"))
+    assert nodes.returncode == 2 and "one node" in nodes.stderr
+    episodes = _beamrl("train", "ppo", "CartPole-v1", "--episodes", "10", "--out", str(tmp_path / "b"))
+    assert episodes.returncode == 2 and "--steps N" in episodes.stderr

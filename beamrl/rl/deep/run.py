@@ -277,6 +277,10 @@ def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
 
 def cli_main(args: Any) -> int:
     """``beamrl train`` for a deep algorithm (``args`` from the CLI's train parser)."""
+    if args.nodes != 1 or args.attach:
+        raise ValueError(f"{args.algo} trains on one node for now (--nodes 1); Ape-X across nodes is issue 13")
+    if args.episodes is not None:
+        raise ValueError(f"{args.algo} counts its budget in env steps: use --steps N, not --episodes")
     resume = args.resume is not None
     out = args.resume or args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
     summary = run(
