@@ -44,7 +44,7 @@ class Common:
     eval_every: int = 5_000  #: env steps between periodic evaluations (0: none)
     eval_episodes: int = 10  #: episodes of a periodic evaluation (greedy policy)
     keep_best: bool = True  #: the final model is the best periodic evaluation's, not the last
-    checkpoint_every: int = 2_000  #: learner updates between checkpoints
+    checkpoint_every: int = 2_000  #: learner updates (on-policy: rollouts) between checkpoints
     param_sync_every: int = 1  #: learner updates between an actor's parameter refreshes
     max_grad_norm: float = 10.0  #: gradients are clipped to this global norm
 
@@ -140,17 +140,32 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "reinforce": {
-        "": {"gae_lambda": 1.0, "epochs": 1, "n_steps": 2_000, "minibatch_size": 2_000, "lr_decay": False},
+        "": {
+            "gae_lambda": 1.0,
+            "epochs": 1,
+            "n_steps": 2_000,
+            "minibatch_size": 2_000,
+            "lr_decay": False,
+            "checkpoint_every": 10,
+        },
         "CartPole": {"lr": 2e-3, "activation": "tanh"},
         "Pendulum": {"gamma": 0.9, "n_steps": 4_000, "minibatch_size": 4_000, "lr": 1e-3},
     },
     "a2c": {
-        "": {"num_envs": 8, "n_steps": 5, "gae_lambda": 1.0, "epochs": 1, "minibatch_size": 40, "lr": 7e-4},
+        "": {
+            "num_envs": 8,
+            "n_steps": 5,
+            "gae_lambda": 1.0,
+            "epochs": 1,
+            "minibatch_size": 40,
+            "lr": 7e-4,
+            "checkpoint_every": 500,
+        },
         "CartPole": {"optimizer": "rmsprop", "activation": "tanh", "max_grad_norm": 0.5, "ent_coef": 0.0},
         "Pendulum": {"gamma": 0.9, "gae_lambda": 0.9, "n_steps": 8, "minibatch_size": 64, "log_std_init": -0.5},
     },
     "ppo": {
-        "": {"num_envs": 8, "activation": "tanh", "max_grad_norm": 0.5},
+        "": {"num_envs": 8, "activation": "tanh", "max_grad_norm": 0.5, "checkpoint_every": 25},
         "CartPole": {
             "n_steps": 32,
             "minibatch_size": 256,
