@@ -203,6 +203,8 @@ async def _drive(
                 writer.writerow(row)
                 if "episode_return" in row:
                     recent = [*recent[-19:], row["episode_return"]]
+            if p["rows"]:
+                f.flush()  # metrics.csv can be watched while the run goes on
             events.extend(p["events"])
             while kills and p["steps"] >= kills[0][0]:
                 at, name = kills.pop(0)
