@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from beamrl.cli import main
+
 pytest.importorskip("torch")
 
 SMALL = [
@@ -29,11 +31,18 @@ def _beamrl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "beamrl.cli", *args], capture_output=True, text=True, timeout=180)
 
 
-def test_train_kill_resume_and_eval(tmp_path: Path) -> None:
+def _in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``beamrl ARGS`` through ``beamrl.cli.main`` in this process (no interpreter and torch start-up)."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_kill_resume_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     args = ["train", "dqn", "CartPole-v1", "--steps", "500", "--out", str(out), "--quiet", "--kill-at", "300:learner"]
-    first = _beamrl(*args, *SMALL)
-    assert first.returncode == 0, first.stderr[-2000:]
+    code, _, err = _in_process(capsys, *args, *SMALL)
+    assert code == 0, err[-2000:]
     for name in ("metrics.csv", "summary.json", "model.safetensors", "model.json", "curve.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
@@ -45,15 +54,15 @@ def test_train_kill_resume_and_eval(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert rows and max(int(r["step"]) for r in rows) <= 500
 
-    again = _beamrl("train", "dqn", "CartPole-v1", "--resume", str(out), "--steps", "600", "--quiet")
-    assert again.returncode == 0, again.stderr[-2000:]
+    code, _, err = _in_process(capsys, "train", "dqn", "CartPole-v1", "--resume", str(out), "--steps", "600", "--quiet")
+    assert code == 0, err[-2000:]
     resumed = json.loads((out / "summary.json").read_text())
     assert resumed["resumed"] and resumed["steps"] == 600
     with (out / "metrics.csv").open() as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert max(steps) > 500 and len(steps) > len(rows)  # appended, continuing past the first budget
 
-    shown = _beamrl("eval", str(out), "--episodes", "3")
+    shown = _beamrl("eval", str(out), "--episodes", "3")  # a fresh process: evaluating needs no torch
     assert shown.returncode == 0, shown.stderr
     result = json.loads(shown.stdout)
     assert result["episodes"] == 3 and result["env_id"] == "CartPole-v1"

@@ -118,8 +118,6 @@ async def train_deep(
     events: list[dict[str, Any]] = []
     started = time.monotonic()
     async with Node("deep", listen=listen, keys=keys) as node:
-        if node.address is not None:
-            print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         children = [
             child(
                 "beamrl.rl.deep.learner:Learner", algo, env_id, hyper, seed, str(out_dir / "learner"), name="learner"
@@ -129,6 +127,8 @@ async def train_deep(
             ),
         ]
         await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
+        if node.address is not None:  # once learner and actor are up (torch imported): the shell finds both
+            print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         final = await _drive(node, out_dir, budget, kills, events, progress, resume, algo, env_id)
         restarts = {c.name: c.restarts for c in await node.which_children("deep")}
         await node.stop("deep", timeout=30.0)
