@@ -5,7 +5,7 @@
 Each (row, seed) trains a Learner + Actor tree with `train_deep` (the defaults of
 `beamrl.rl.deep.config.DEFAULTS`), judges 20 greedy episodes on gymnasium's env, and
 the row's verdict is the median over seeds. It prints a markdown table and writes
-`OUT/table.json`. `--quick` runs PPO on CartPole for 10,000 steps (the smoke test).
+`OUT/table.json`. `--quick` runs PPO on CartPole for 4,096 steps (the smoke test).
 
 Smoke test: --quick
 Smoke expect: | ppo | CartPole-v1
@@ -39,7 +39,7 @@ def main() -> int:
     if args.only:
         rows = [r for r in TABLE if f"{r.algo}:{r.env_id}" in args.only]
     if args.quick:
-        rows, args.seeds = [Target("ppo", "CartPole-v1", 475.0, 10_000)], [0]
+        rows, args.seeds = [Target("ppo", "CartPole-v1", 475.0, 4_096)], [0]
     out = Path(args.out)
     results = []
     seeds = ", ".join(map(str, args.seeds))
