@@ -5,7 +5,8 @@ with a tenth of the budget) it trains beamrl's process tree (``train_deep``: Lea
 Actor under a supervisor) and then Stable-Baselines3 with the same hyper-parameters
 and step budget, back to back on this machine, one torch thread each, and reports
 wall-clock, env steps/s and the final return (20 greedy episodes on the same
-gymnasium env and seeds). SB3 is the optional ``peers`` extra; without it the rows
+gymnasium env and seeds; neither side runs periodic evaluations, both are judged on
+their last policy). SB3 is the optional ``peers`` extra; without it the rows
 say so. SB3 has no REINFORCE; its DQN has no Double DQN and no n-step returns
 (the shared settings are the same: network, learning rate, buffer, batch, ε
 schedule, target interval, train frequency).
@@ -33,7 +34,11 @@ __all__ = ["run"]
 
 def _ours(row: Target, steps: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="beamrl-bench-learn-") as out:
-        summary: dict[str, Any] = run_on_uvloop(train_deep(row.algo, row.env_id, steps, seed, out, progress=False))
+        # like SB3's learn(): no periodic evaluations, the last policy is the one judged
+        no_evals = {"eval_every": 0}
+        summary: dict[str, Any] = run_on_uvloop(
+            train_deep(row.algo, row.env_id, steps, seed, out, overrides=no_evals, progress=False)
+        )
     return {"wall": summary["wall_seconds"], "return": summary["eval_mean_return"]}
 
 

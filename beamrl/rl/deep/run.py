@@ -218,7 +218,7 @@ async def _drive(
             if p["done"]:
                 f.flush()
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
     if bar is not None:
         bar.close()
     final: dict[str, Any] = await node.call("actor", ["final"], timeout=30.0)
