@@ -9,6 +9,7 @@ Inside a process (or inside ``async with Node(...)``)::
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from beamrl.errors import NotInProcess
@@ -20,12 +21,10 @@ from beamrl.proxy import Proxy
 
 def _node() -> Node:
     proc = current_process.get()
-    if proc is not None:
-        return proc.node
-    node = current_node.get()
+    node = proc.node if proc is not None else current_node.get()
     if node is None:
         raise NotInProcess("no beamrl node here: run this inside a process or inside `async with beamrl.Node(...)`")
-    return node
+    return typing.cast(Node, node)  # every node is a Node: LocalNode is only its core
 
 
 def current() -> Node:
@@ -38,13 +37,13 @@ def self_pid() -> Pid:
     return _node().self_pid
 
 
-async def start(cls: Any, *args: Any, name: str | None = None, link: bool = False, **kwargs: Any) -> Pid:
-    """``Node.start`` on the current node."""
+async def start(cls: Any, *args: Any, name: str | None = None, link: bool = False, **kwargs: Any) -> Pid | None:
+    """``Node.start`` on the current node (None when ``init`` answered ``Ignore``)."""
     return await _node().start(cls, *args, name=name, link=link, **kwargs)
 
 
-async def start_link(cls: Any, *args: Any, name: str | None = None, **kwargs: Any) -> Pid:
-    """Start a process linked to the caller."""
+async def start_link(cls: Any, *args: Any, name: str | None = None, **kwargs: Any) -> Pid | None:
+    """Start a process linked to the caller (None when ``init`` answered ``Ignore``)."""
     return await _node().start(cls, *args, name=name, link=True, **kwargs)
 
 

@@ -1,14 +1,31 @@
 """The errors a beamrl user can catch, all importable from ``beamrl``.
 
 They are data, too: the codec carries them between nodes by class name, so a
-``CallTimeout`` raised on a learner box is a ``CallTimeout`` at the caller.
+``CallTimeout`` raised on a learner box is a ``CallTimeout`` at the caller. Each is
+registered with the codec below; ``BeamError``, ``CodecError`` and ``RemoteError`` are
+the codec's own (``beamrl.codec.errors``) and re-exported here.
 """
 
 from __future__ import annotations
 
+from beamrl import codec
+from beamrl.codec import BeamError, CodecError, RemoteError
+from beamrl.pid import Pid
 
-class BeamError(Exception):
-    """Base class of every error beamrl raises on purpose."""
+__all__ = [
+    "AlreadyRegistered",
+    "Backpressure",
+    "BeamError",
+    "CallSelf",
+    "CallTimeout",
+    "CodecError",
+    "NoProc",
+    "NodeDown",
+    "NotInProcess",
+    "ProcessCrashed",
+    "Rejected",
+    "RemoteError",
+]
 
 
 class CallTimeout(BeamError, TimeoutError):
@@ -17,6 +34,21 @@ class CallTimeout(BeamError, TimeoutError):
 
 class NoProc(BeamError, LookupError):
     """No process answers to that pid or name (it never existed or it has exited)."""
+
+
+class StartRefused(NoProc):
+    """``init`` returned ``Stop(reason)``: the process exited with ``reason`` and ``start`` raises this.
+
+    OTP's ``{error, Reason}`` from ``start_link`` after ``{stop, Reason}``. ``reason``
+    is the exit reason ``init`` gave. A ``NoProc``: the process does not exist.
+    """
+
+    def __init__(self, message: str = "", reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.reason))
 
 
 class ProcessCrashed(BeamError):
@@ -66,19 +98,9 @@ class Backpressure(BeamError):
     """A peer's queue is full (its high-water mark was reached): slow down or retry."""
 
 
-class CodecError(BeamError, ValueError):
-    """A value cannot be encoded, or bytes cannot be decoded, by the wire codec."""
-
-
-class RemoteError(BeamError):
-    """An exception of a type the receiving side does not rebuild, carried as text.
-
-    ``exc_type`` is the qualified name of the original class (``"mylib.BadThing"``).
-    """
-
-    def __init__(self, message: str = "", exc_type: str = "") -> None:
-        super().__init__(message)
-        self.exc_type = exc_type
-
-    def __reduce__(self):
-        return (type(self), (str(self), self.exc_type))
+# every error above travels as itself: the codec rebuilds it by name, with its fields
+codec.register_exception(ProcessCrashed, {"exc_type": (str,), "exc_message": (str,)})
+codec.register_exception(AlreadyRegistered, {"pid": (Pid, str, type(None))})
+codec.register_exception(StartRefused, {"reason": (str, int, float, bool, type(None))})
+for _cls in (CallTimeout, NoProc, Rejected, NodeDown, CallSelf, NotInProcess, Backpressure):
+    codec.register_exception(_cls)

@@ -6,6 +6,9 @@
     keys = "keys/"                        # CURVE: own key pair + trusted peers' public keys
     insecure = false                      # allow a non-loopback listen without keys
     tree = "supervisors/learner.toml"     # the supervision tree to start
+    cookie_file = "/etc/beamrl/cookie"    # plaintext nodes' shared secret (default ~/.config/beamrl/cookie)
+    allow_modules = ["myproject.envs"]    # more modules peers may start classes from
+    data_dir = "/var/lib/beamrl/learner"  # where paths in peers' requests stay
     heartbeat_interval = 0.5
     heartbeat_timeout = 3.0
 
@@ -38,10 +41,16 @@ class NodeConfig:
     """Allow listening on a non-loopback address without keys."""
     tree: str | None = None
     """Supervision tree file to start."""
+    cookie_file: str | None = None
+    """The cookie (shared secret) of a plaintext node; None: ``~/.config/beamrl/cookie``."""
     heartbeat_interval: float = 0.5
     """Seconds between heartbeats."""
     heartbeat_timeout: float = 3.0
     """Seconds of silence after which a peer is declared down."""
+    allow_modules: list[str] = field(default_factory=list)
+    """Modules (and their submodules) peers may start classes from, beside beamrl's own and the tree's."""
+    data_dir: str | None = None
+    """Where paths named in peers' requests must stay; None: ``beamrl.trust.default_data_dir``."""
 
 
 _TYPES: dict[str, Any] = {
@@ -51,8 +60,11 @@ _TYPES: dict[str, Any] = {
     "keys": str,
     "insecure": bool,
     "tree": str,
+    "cookie_file": str,
     "heartbeat_interval": (int, float),
     "heartbeat_timeout": (int, float),
+    "allow_modules": list,
+    "data_dir": str,
 }
 
 
@@ -73,6 +85,9 @@ def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:
     join = data.get("join", [])
     if not all(isinstance(a, str) and a.startswith("tcp://") for a in join):
         raise TreeError(f"{where}: join: expected a list of 'tcp://host:port' addresses, got {join!r}")
+    allow = data.get("allow_modules", [])
+    if not all(isinstance(m, str) and m for m in allow):
+        raise TreeError(f"{where}: allow_modules: expected a list of module names, got {allow!r}")
     listen = data.get("listen", "tcp://127.0.0.1:0")
     if not listen.startswith("tcp://"):
         raise TreeError(f"{where}: listen: expected 'tcp://host:port', got {listen!r}")

@@ -6,6 +6,10 @@ import asyncio
 import logging
 import signal
 
+# imported for its wire types: spaces, Exp and the rl errors register with the codec there
+import beamrl.rl.errors
+import beamrl.rl.exp
+import beamrl.rl.spaces  # noqa: F401
 from beamrl.errors import NodeDown
 from beamrl.node import Node
 from beamrl.node_config import NodeConfig
@@ -46,6 +50,9 @@ async def serve(config: NodeConfig) -> int:
         insecure=config.insecure,
         heartbeat_interval=config.heartbeat_interval,
         heartbeat_timeout=config.heartbeat_timeout,
+        cookie_file=config.cookie_file,
+        allow_modules=config.allow_modules,
+        data_dir=config.data_dir,
     )
     async with node:
         print(f"node {node.name!r} listening on {node.address}", flush=True)

@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from beamrl.errors import Backpressure, NoProc
 from beamrl.pid import Pid, Ref
+from beamrl.ratelog import RateLimitedLog
+from beamrl.reprs import short_repr, short_text
 
 if TYPE_CHECKING:
-    from beamrl.node import Node
+    from beamrl.local_node import LocalNode
 
 # Mailbox entry kinds. Ints compare fastest in the receive loop.
 CALL = 0  # (CALL, request, From)
@@ -38,6 +42,8 @@ SYSTEM = 3  # (SYSTEM, request, From | None)  stop, introspection: never seen by
 NORMAL = "normal"
 
 current_process: contextvars.ContextVar[Process | None] = contextvars.ContextVar("beamrl_current_process", default=None)
+#: the node that code outside any process acts on (set by ``async with Node(...)``)
+current_node: contextvars.ContextVar[LocalNode | None] = contextvars.ContextVar("beamrl_current_node", default=None)
 
 
 class From(NamedTuple):
@@ -79,6 +85,11 @@ def format_reason(reason: Any) -> str:
 
 
 _TIMEOUT = object()  # what _receive returns when its timeout fired
+_full_log = RateLimitedLog(logging.getLogger("beamrl"))  # casts dropped at full mailboxes
+
+
+def _short_args(exc: BaseException) -> str:
+    return short_text(", ".join(short_repr(a, 200) for a in exc.args[:8]), 200)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -95,11 +106,19 @@ class Process:
     """
 
     trap_exit: bool = False
-    node: Node
+    max_mailbox: int | None = None
+    """Most messages waiting in the mailbox (None: unbounded). Beyond it, casts and sends are
+    dropped (logged at most once a second, counted in ``process_info``'s ``dropped``) and
+    calls fail at the caller with ``Backpressure``; signals (exits, DOWNs, stop) always
+    get in. Set it on the class, or per process with ``start(..., max_mailbox=N)``."""
+    _dropped: int = 0
+    is_supervisor: bool = False
+    """True for process classes that supervise others (the child spec's worker/supervisor type)."""
+    node: LocalNode
     pid: Pid
     name: str | None
 
-    def _attach(self, node: Node, pid: Pid, name: str | None, parent: Pid | None) -> None:
+    def _attach(self, node: LocalNode, pid: Pid, name: str | None, parent: Pid | None) -> None:
         self.node = node
         self.pid = pid
         self.name = name
@@ -143,6 +162,25 @@ class Process:
             self._waiter = None
         return mailbox.popleft() if mailbox else _TIMEOUT
 
+    def _full(self) -> Backpressure:
+        """The error a call to a full mailbox (``max_mailbox``) raises at its caller."""
+        return Backpressure(
+            f"{self.name or self.pid} has {len(self._mailbox)} messages waiting "
+            f"(max_mailbox={self.max_mailbox}): call refused, retry later"
+        )
+
+    def _overflow(self, what: str) -> None:
+        """A cast or message for a full mailbox: dropped, counted, logged once a second."""
+        self._dropped += 1
+        _full_log(
+            "mailbox-full",
+            "%s: mailbox full (max_mailbox=%d): %s dropped, %d so far",
+            self.name or self.pid,
+            self.max_mailbox,
+            what,
+            self._dropped,
+        )
+
     @property
     def mailbox_size(self) -> int:
         """Messages waiting in this process's mailbox."""
@@ -163,6 +201,14 @@ class Process:
         else:
             self._die(reason)
 
+    def _flush_exit(self, pid: Pid) -> None:
+        """Drop the ``Exit`` that ``pid``, which failed to start, sent here: ``start`` already said so."""
+        if self.trap_exit and self._mailbox:
+            kept = [m for m in self._mailbox if not (m[0] == INFO and type(m[1]) is Exit and m[1].pid == pid)]
+            if len(kept) != len(self._mailbox):
+                self._mailbox.clear()
+                self._mailbox.extend(kept)
+
     def _die(self, reason: Any) -> None:
         """End the process now, wherever it is: its ``terminate`` does not run."""
         if not self._alive or self._exit_reason is not None:
@@ -174,11 +220,13 @@ class Process:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
+    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]) -> Any:
         """The behaviour's loop: ack ``started`` once initialised, return the exit reason."""
         raise NotImplementedError
 
-    async def _lifecycle(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> None:
+    async def _lifecycle(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]
+    ) -> None:
         reason: Any = NORMAL
         cancelled_from_outside = False
         try:
@@ -192,13 +240,14 @@ class Process:
                 reason = self._exit_reason
         except Exception as exc:  # the process boundary: an error becomes the exit reason
             reason = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: they end the process, never the node
+            reason = RuntimeError(f"{type(exc).__name__}({_short_args(exc)}) raised in {self}")
+            reason.__cause__ = exc
         finally:
             if not started.done():
                 if isinstance(reason, BaseException):
                     started.set_exception(reason)
                 else:
-                    from beamrl.errors import NoProc
-
                     started.set_exception(NoProc(f"{self.pid} exited during init: {format_reason(reason)}"))
             self.node._process_exited(self, reason)
         if cancelled_from_outside:

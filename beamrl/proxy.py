@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from beamrl.node import Node
+    from beamrl.local_node import LocalNode
 
 
 def request_for(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
@@ -26,7 +26,7 @@ class Proxy:
 
     __slots__ = ("_node", "_target", "_timeout")
 
-    def __init__(self, node: Node, target: Any, timeout: float | None = 5.0) -> None:
+    def __init__(self, node: LocalNode, target: Any, timeout: float | None = 5.0) -> None:
         self._node = node
         self._target = target
         self._timeout = timeout

@@ -6,7 +6,9 @@ API call -> what the supervisor does::
     (a child exits)                               -> restart per strategy and restart type
     node.which_children(sup)                      -> ["which_children"]: ChildInfo list
     node.start_child(sup, child(...))             -> ["start_child", spec]: starts and adds a child
-    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it
+                                                     (None when its init answered Ignore)
+    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it (a dynamic
+                                                     supervisor answers None for a pid already dead)
     call(sup, ["restart_child", name])            -> starts a stopped static child again
     call(sup, ["delete_child", name])             -> forgets a stopped static child
     call(sup, ["count_children"])                 -> {"specs", "active", "supervisors", "workers"}
@@ -17,6 +19,14 @@ Strategies (which children restart when one exits and must be restarted):
 ``one_for_one``   only that child.
 ``one_for_all``   all children: the others are stopped in reverse order, then all start in order.
 ``rest_for_one``  that child and those started after it (stopped in reverse, started in order).
+
+A child that fails to start again counts as one more restart and is retried;
+under ``one_for_all`` the siblings already restarted are stopped again and the
+whole group restarts in order.
+
+A child whose ``init`` answers ``Ignore`` is not running but is no error: a
+static supervisor keeps its spec with ``pid`` None (``restart_child`` tries
+again), a dynamic supervisor does not add it, a temporary child is forgotten.
 
 Restart types: ``permanent`` always restarts; ``transient`` restarts only after an
 abnormal exit (not ``normal``/``shutdown``); ``temporary`` never restarts and is
@@ -30,124 +40,50 @@ supervisor stop all its children (reverse order) and exit with reason
 Stopping a child (shutdown, one_for_all, terminate_child) is graceful: the
 child's ``terminate("shutdown")`` runs; after ``shutdown`` seconds it is
 killed. ``shutdown=None`` waits as long as it takes (the default for
-supervisors, so nested trees wind down completely).
+supervisors, so nested trees wind down completely). ``shutdown="brutal_kill"``
+kills the child at once: its ``terminate`` does not run, its reason is
+``killed``. A static supervisor stops its children one at a time in reverse
+start order; a dynamic one stops them all at once, each within its own
+``shutdown``, as OTP does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
+from beamrl.child_spec import STRATEGIES, ChildInfo, ChildSpec, child, spec_from_mapping
 from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
-from beamrl.process import Exit, From, Process, format_reason, is_normal
+from beamrl.process import Exit, From, format_reason, is_normal
+from beamrl.reprs import short_repr
+from beamrl.trust import ModuleAllowList, for_a_peer
+
+__all__ = ["ChildInfo", "ChildSpec", "DynamicSupervisor", "Supervisor", "child"]
 
 log = logging.getLogger("beamrl")
 
-STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
-RESTARTS = ("permanent", "transient", "temporary")
-_DEFAULT: Any = object()
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """How a supervisor starts, restarts and stops one child."""
-
-    start: Any
-    """The process class, or ``"module:Class"``."""
-    args: tuple[Any, ...] = ()
-    """Positional arguments for the child's ``init``."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for the child's ``init``."""
-    name: str | None = None
-    """Registered name; also the child's id inside the supervisor."""
-    restart: str = "permanent"
-    """``permanent``, ``transient`` or ``temporary``."""
-    shutdown: float | None = 5.0
-    """Seconds a graceful stop may take before the child is killed; None: no limit."""
-
-    def __post_init__(self) -> None:
-        if self.restart not in RESTARTS:
-            raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
-        if self.shutdown is not None and (
-            isinstance(self.shutdown, bool) or not isinstance(self.shutdown, int | float) or self.shutdown < 0
-        ):
-            raise ValueError(f"shutdown must be a number of seconds >= 0 or None; got {self.shutdown!r}")
-        if self.name is not None and (not isinstance(self.name, str) or not self.name):
-            raise ValueError(f"name must be a non-empty string or None; got {self.name!r}")
-        if not (isinstance(self.start, str) or (isinstance(self.start, type) and issubclass(self.start, Process))):
-            raise TypeError(f"a child starts a Process subclass or a 'module:Class' string; got {self.start!r}")
-
-    @property
-    def is_supervisor(self) -> bool:
-        """True when the child is itself a supervisor."""
-        return isinstance(self.start, type) and issubclass(self.start, Supervisor)
-
-    def label(self) -> str:
-        """``module:Class`` of the child."""
-        if isinstance(self.start, str):
-            return self.start
-        return f"{self.start.__module__}:{self.start.__qualname__}"
-
-
-def child(
-    start: Any,
-    /,
-    *args: Any,
-    name: str | None = None,
-    restart: str = "permanent",
-    shutdown: float | None = _DEFAULT,
-    **kwargs: Any,
-) -> ChildSpec:
-    """A child spec: ``child(Counter, 0, name="c1", restart="transient")``.
-
-    ``args``/``kwargs`` go to the child's ``init``. ``shutdown`` defaults to 5 s
-    for workers and to no limit for supervisors.
-    """
-    if shutdown is _DEFAULT:
-        is_sup = isinstance(start, type) and issubclass(start, Supervisor)
-        shutdown = None if is_sup else 5.0
-    return ChildSpec(start, tuple(args), dict(kwargs), name, restart, shutdown)
-
-
-@dataclass(frozen=True)
-class ChildInfo:
-    """One row of ``which_children``."""
-
-    id: Any
-    """The child's id: its name, ``Class#index`` for unnamed static children, its pid for dynamic ones."""
-    name: str | None
-    """Registered name, if any."""
-    pid: Pid | None
-    """Current pid; None while the child is not running."""
-    restarts: int
-    """How many times this child was restarted."""
-    restart: str
-    """Restart type."""
-    kind: str
-    """``"worker"`` or ``"supervisor"``."""
-    module: str
-    """``module:Class`` of the child."""
-
 
 class _Child:
-    __slots__ = ("id", "pid", "restarts", "spec")
+    __slots__ = ("id", "pid", "restarts", "spec", "untrusted")
 
     def __init__(self, spec: ChildSpec, child_id: Any) -> None:
         self.spec = spec
         self.id = child_id
         self.pid: Pid | None = None
         self.restarts = 0
+        self.untrusted = False  # added by a remote start_child: its paths stay in the data dir
 
 
 class Supervisor(GenServer):
     """A static supervisor: ``init(children, strategy=..., max_restarts=3, max_seconds=5.0)``."""
 
     trap_exit = True
+    is_supervisor = True
     dynamic = False
 
     async def init(
@@ -173,16 +109,20 @@ class Supervisor(GenServer):
         self._children: list[_Child] = []
         self._restart_times: deque[float] = deque()
         self._serial = 0
+        if not isinstance(children, list | tuple):
+            raise TypeError(f"a supervisor's children are a list of child specs; got {type(children).__name__}")
         for spec in children:
-            self._add(_as_spec(spec))
-        for index, c in enumerate(self._children):
+            self._add(_as_spec(spec, self.node.allowed_modules))
+        started: list[_Child] = []
+        for c in list(self._children):  # a temporary child that answers Ignore leaves the list
             try:
                 await self._start(c)
             except Exception as exc:
-                for started in reversed(self._children[:index]):
-                    await self._stop(started)
+                for done in reversed(started):
+                    await self._stop(done)
                 exc.add_note(f"supervisor {self.name or self.pid}: child {c.id!r} failed to start")
                 raise
+            started.append(c)
 
     # -- child bookkeeping -------------------------------------------------------------
 
@@ -200,17 +140,30 @@ class Supervisor(GenServer):
         self._children.append(c)
         return c
 
+    def _is_dead(self, pid: Any) -> bool:
+        """True for the pid of a process of this node that is no longer alive."""
+        return type(pid) is Pid and pid.node == self.node.name and self.node.process_info(pid) is None
+
     def _find(self, child_id: Any) -> _Child:
         for c in self._children:
             if c.id == child_id or (c.pid is not None and c.pid == child_id) or (c.spec.name == child_id is not None):
                 return c
-        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
+        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r:.120}")
 
-    async def _start(self, c: _Child) -> Pid:
+    async def _start(self, c: _Child) -> Pid | None:
+        """Start the child; None when its ``init`` answered ``Ignore``.
+
+        An ignoring child is kept without a pid (OTP's ``undefined``), except a
+        dynamic or temporary one, which is forgotten.
+        """
         spec = c.spec
-        pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
+        with for_a_peer(c.untrusted):
+            pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
         c.pid = pid
-        if self.dynamic:
+        if pid is None:
+            if (self.dynamic or spec.restart == "temporary") and c in self._children:
+                self._children.remove(c)
+        elif self.dynamic:
             c.id = pid
         return pid
 
@@ -220,14 +173,24 @@ class Supervisor(GenServer):
         if pid is None:
             return
         self.node.unlink(pid)
+        timeout = c.spec.shutdown
+        if isinstance(timeout, str):  # BRUTAL_KILL, the only text ChildSpec lets through
+            self.node.kill(pid)  # untrappable; the stop below only waits for the exit
+            timeout = None
         try:
-            await self.node.stop(pid, "shutdown", timeout=c.spec.shutdown)
+            await self.node.stop(pid, "shutdown", timeout=timeout)
         except NoProc:
             pass  # it exited on its own meanwhile
 
     async def _stop_all(self) -> None:
-        for c in reversed(self._children):
-            await self._stop(c)
+        """Static children stop one by one in reverse start order; dynamic ones all at once, as OTP does."""
+        if not self.dynamic:
+            for c in reversed(self._children):
+                await self._stop(c)
+            return
+        async with asyncio.TaskGroup() as group:
+            for c in self._children:
+                group.create_task(self._stop(c))
 
     # -- restarts ----------------------------------------------------------------------------
 
@@ -249,6 +212,13 @@ class Supervisor(GenServer):
         return len(times) <= self.max_restarts
 
     async def _restart(self, failed: _Child) -> Stop | None:
+        """Restart ``failed`` and the siblings its strategy takes along.
+
+        When a child fails to start again, the attempt counts as a restart and
+        is retried: ``one_for_all`` stops the siblings it already restarted
+        (reverse order) and starts the whole group again in order, as OTP does;
+        the other strategies retry from the child that failed.
+        """
         if self.strategy == "one_for_one" or self.dynamic:
             group = [failed]
         elif self.strategy == "one_for_all":
@@ -258,19 +228,25 @@ class Supervisor(GenServer):
         for c in reversed(group):
             if c is not failed:
                 await self._stop(c)
-        for c in group:
-            if c is not failed and c.spec.restart == "temporary":
-                self._children.remove(c)
+        for c in [c for c in group if c is not failed and c.spec.restart == "temporary"]:
+            self._children.remove(c)
+            group.remove(c)
+        index = 0
+        while index < len(group):
+            c = group[index]
+            try:
+                await self._start(c)
+            except Exception as exc:
+                log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
+                if not self._count_restart():
+                    return await self._give_up()
+                if self.strategy == "one_for_all":
+                    for started in reversed(group[:index]):
+                        await self._stop(started)
+                    index = 0
                 continue
-            while True:
-                try:
-                    await self._start(c)
-                    c.restarts += 1
-                    break
-                except Exception as exc:
-                    log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
-                    if not self._count_restart():
-                        return await self._give_up()
+            c.restarts += 1
+            index += 1
         return None
 
     async def _give_up(self) -> Stop:
@@ -331,9 +307,10 @@ class Supervisor(GenServer):
                 if self.max_children is not None and len(self._children) >= self.max_children:
                     raise Rejected(f"supervisor {self.name or self.pid} already has max_children={self.max_children}")
                 try:
-                    c = self._add(_as_spec(spec))
+                    c = self._add(_as_spec(spec, self.node.allowed_modules))
                 except (TypeError, ValueError) as exc:
                     raise Rejected(str(exc)) from exc
+                c.untrusted = from_.pid.node != self.node.name
                 try:
                     return await self._start(c)
                 except Exception as exc:
@@ -341,7 +318,12 @@ class Supervisor(GenServer):
                     label = c.spec.name or c.spec.label()
                     raise Rejected(f"child {label!r} failed to start: {format_reason(exc)}") from exc
             case ["terminate_child", child_id]:
-                c = self._find(child_id)
+                try:
+                    c = self._find(child_id)
+                except Rejected:
+                    if self.dynamic and self._is_dead(child_id):
+                        return None  # OTP: a pid no longer alive is terminated already
+                    raise
                 await self._stop(c)
                 if self.dynamic or c.spec.restart == "temporary":
                     self._children.remove(c)
@@ -357,7 +339,7 @@ class Supervisor(GenServer):
                     raise Rejected(f"child {c.id!r} is running: terminate_child it first")
                 self._children.remove(c)
                 return None
-        raise Rejected(f"supervisor does not understand {request!r}")
+        raise Rejected(f"supervisor does not understand {short_repr(request)}")
 
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()
@@ -385,11 +367,14 @@ class DynamicSupervisor(Supervisor):
         await super().init(children, strategy, max_restarts, max_seconds, max_children)
 
 
-def _as_spec(spec: Any) -> ChildSpec:
+def _is_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
+
+
+def _as_spec(spec: Any, allow: ModuleAllowList) -> ChildSpec:
+    """A ``ChildSpec``; a mapping (a spec that may have travelled) may name only allowed modules."""
     if isinstance(spec, ChildSpec):
         return spec
     if isinstance(spec, dict):
-        from beamrl.tree import spec_from_mapping
-
-        return spec_from_mapping(spec, where="child spec")
-    raise TypeError(f"a child spec is child(...) or a mapping with 'start'; got {spec!r}")
+        return spec_from_mapping(spec, "child spec", Supervisor, allow)
+    raise TypeError(f"a child spec is child(...) or a mapping with 'start'; got {type(spec).__name__}")

@@ -16,15 +16,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from beamrl.errors import CallTimeout
+from beamrl.errors import CallTimeout, NotInProcess
 from beamrl.pid import Pid
-from beamrl.process import _TIMEOUT, NORMAL, Process, current_process
+from beamrl.process import _TIMEOUT, NORMAL, Process, current_node, current_process
 
 
 class FunctionProcess(Process):
     """A process whose body is ``await fn(*args)``."""
 
-    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
+    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]) -> Any:
         fn: Callable[..., Any] = args[0]
         fn_args: tuple[Any, ...] = args[1]
         if started.done():  # the starter gave up: see Node.start
@@ -39,11 +39,12 @@ async def receive(timeout: float | None = None) -> Any:
 
     Raises ``CallTimeout`` if nothing arrives within ``timeout`` seconds.
     """
-    from beamrl.api import _node
-
     proc = current_process.get()
     if proc is None:
-        return await _node().receive(timeout)
+        node = current_node.get()
+        if node is None:
+            raise NotInProcess("no beamrl node here: run this inside a process or inside `async with beamrl.Node(...)`")
+        return await node.receive(timeout)
     item = await proc._receive(timeout)
     if item is _TIMEOUT:
         raise CallTimeout(f"{proc.pid} received nothing within {timeout} s")

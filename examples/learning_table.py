@@ -2,7 +2,7 @@
 
     python examples/learning_table.py [--nodes 3] [--quick]
 
-Each row trains with `beamrl.rl.train.train` (QServer, workers, recorder) and is
+Each row trains with `beamrl.rl.training.train` (QServer, workers, recorder) and is
 judged on gymnasium's own env, as the table states; it prints a markdown table.
 `--quick` runs a short FrozenLake row only (the smoke test).
 
@@ -23,8 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import beamrl
-from beamrl.rl.train import train
-from beamrl.rl.trainer import RunSpec
+from beamrl.rl.training import RunSpec, train
 
 # (algo, env id, episodes, what the target is, its threshold)
 ROWS = [

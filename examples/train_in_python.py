@@ -19,8 +19,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import beamrl
-from beamrl.rl.train import train
-from beamrl.rl.trainer import RunSpec
+from beamrl.rl.training import RunSpec, train
 
 
 def main() -> None:

@@ -1,63 +1,28 @@
-"""The runtime's behaviours, once with the peer process on the same node and once on another OS process.
+"""Messages, signals and data between a caller and processes on its own node or on another OS process.
 
-The remote peer is a real ``beamrl node start`` process running ``tests/trees/peer.toml``;
-processes are started there through its ``dyn`` DynamicSupervisor, with child specs
-that travel as plain data.
+``host`` (tests/conftest.py) is the test's own node or a real ``beamrl node start`` peer;
+the caller is always the test's node, so links, monitors and exits here cross the wire
+in the remote case.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 import beamrl
-from beamrl import CallTimeout, Down, Exit, GenServer, Node, NoProc, ProcessCrashed, Rejected
-from beamrl.tree import resolve_class
-from tests.peers import PeerNode
+from beamrl import CallTimeout, Down, Exit, GenServer, NoProc, ProcessCrashed, Rejected
+from beamrl.testing import Host
 
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def peer_node() -> Iterator[PeerNode]:
-    peer = PeerNode("peer", tree="tests/trees/peer.toml")
-    yield peer
-    assert peer.terminate() == 0, "".join(peer.output)
-
-
-class Where:
-    """Starts test processes locally or on the peer node and names them accordingly."""
-
-    def __init__(self, node: Node, remote: str | None) -> None:
-        self.node = node
-        self.remote = remote
-
-    def unique(self, base: str) -> str:
-        return f"{base}{next(_names)}"
-
-    async def start(self, path: str, *args: Any, name: str | None = None) -> Any:
-        if self.remote is None:
-            return await self.node.start(resolve_class(path), *args, name=name)
-        spec = {"start": path, "args": list(args), "name": name, "restart": "temporary"}
-        return await self.node.start_child(("dyn", self.remote), spec)
-
-    def at(self, name: str) -> Any:
-        return name if self.remote is None else (name, self.remote)
-
-
-@pytest.fixture(params=["local", "remote"])
-async def where(request: pytest.FixtureRequest) -> AsyncIterator[Where]:
-    async with Node(f"tester{next(_names)}") as node:
-        remote = None
-        if request.param == "remote":
-            peer: PeerNode = request.getfixturevalue("peer_node")
-            remote = await node.connect(peer.address)
-        yield Where(node, remote)
+def unique(base: str) -> str:
+    return f"{base}{next(_names)}"
 
 
 class Trapper(GenServer):
@@ -79,70 +44,70 @@ class Trapper(GenServer):
         beamrl.send(self.notify, message)
 
 
-async def test_call_cast_send_and_order(where: Where) -> None:
-    node = where.node
-    name = where.unique("counter")
-    pid = await where.start("tests.support:Counter", 1, name=name)
-    assert pid.node == (where.remote or node.name)
-    assert await node.call(where.at(name), ["add", 2]) == 3
+async def test_call_cast_send_and_order(host: Host) -> None:
+    node = host.node
+    name = unique("counter")
+    pid = await host.start("beamrl.testing:Counter", 1, name=name)
+    assert pid.node == (host.peer or node.name)
+    assert await node.call(host.at(name), ["add", 2]) == 3
     for i in range(200):
         node.cast(pid, ["record", i])
     node.send(pid, "info after casts")
     seen = await node.call(pid, ["seen"])
     assert seen[:200] == list(range(200))
     assert seen[200] == "info after casts"
-    assert await node.proxy(where.at(name)).add(1) == 4
+    assert await node.proxy(host.at(name)).add(1) == 4
 
 
-async def test_unknown_names_and_dead_pids_raise_noproc(where: Where) -> None:
+async def test_unknown_names_and_dead_pids_raise_noproc(host: Host) -> None:
     with pytest.raises(NoProc):
-        await where.node.call(where.at("nobody-here"), ["get"])
-    pid = await where.start("tests.support:Counter", 0)
-    await where.node.stop(pid)
+        await host.node.call(host.at("nobody-here"), ["get"])
+    pid = await host.start("beamrl.testing:Counter", 0)
+    await host.node.stop(pid)
     with pytest.raises(NoProc):
-        await where.node.call(pid, ["get"])
-    where.node.cast(pid, ["add", 1])  # never raises
+        await host.node.call(pid, ["get"])
+    host.node.cast(pid, ["add", 1])  # never raises
 
 
-async def test_a_crash_reaches_the_caller_as_process_crashed(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+async def test_a_crash_reaches_the_caller_as_process_crashed(host: Host) -> None:
+    pid = await host.start("beamrl.testing:Counter", 0)
     with pytest.raises(ProcessCrashed, match="far away") as info:
-        await where.node.call(pid, ["crash", "far away"])
+        await host.node.call(pid, ["crash", "far away"])
     assert info.value.exc_type == "RuntimeError"
     assert info.value.exc_message == "far away"
 
 
-async def test_rejected_is_reraised_and_the_server_lives(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 9)
+async def test_rejected_is_reraised_and_the_server_lives(host: Host) -> None:
+    pid = await host.start("beamrl.testing:Counter", 9)
     with pytest.raises(Rejected, match="no thanks"):
-        await where.node.call(pid, ["reject", "no thanks"])
-    assert await where.node.call(pid, ["get"]) == 9
+        await host.node.call(pid, ["reject", "no thanks"])
+    assert await host.node.call(pid, ["get"]) == 9
 
 
-async def test_timeouts_and_late_replies(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+async def test_timeouts_and_late_replies(host: Host) -> None:
+    pid = await host.start("beamrl.testing:Counter", 0)
     with pytest.raises(CallTimeout):
-        await where.node.call(pid, ["defer"], timeout=0.1)
-    assert await where.node.call(pid, ["release", "too late"]) == 1
-    assert await where.node.call(pid, ["get"]) == 0
+        await host.node.call(pid, ["defer"], timeout=0.1)
+    assert await host.node.call(pid, ["release", "too late"]) == 1
+    assert await host.node.call(pid, ["get"]) == 0
 
 
-async def test_deferred_replies(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
-    waiting = asyncio.ensure_future(where.node.call(pid, ["defer"]))
+async def test_deferred_replies(host: Host) -> None:
+    pid = await host.start("beamrl.testing:Counter", 0)
+    waiting = asyncio.ensure_future(host.node.call(pid, ["defer"]))
     released = 0
     for _ in range(1000):  # until the deferred call has arrived and been released
-        released = await where.node.call(pid, ["release", "later"])
+        released = await host.node.call(pid, ["release", "later"])
         if released:
             break
     assert released == 1
     assert await waiting == "later"
 
 
-async def test_monitor_sees_the_exit_reason(where: Where) -> None:
-    node = where.node
-    a = await where.start("tests.support:Counter", 0)
-    b = await where.start("tests.support:Counter", 0)
+async def test_monitor_sees_the_exit_reason(host: Host) -> None:
+    node = host.node
+    a = await host.start("beamrl.testing:Counter", 0)
+    b = await host.start("beamrl.testing:Counter", 0)
     ra = node.monitor(a)
     rb = node.monitor(b)
     node.cast(a, ["crash", "monitored"])
@@ -156,24 +121,24 @@ async def test_monitor_sees_the_exit_reason(where: Where) -> None:
     assert await node.receive(timeout=5) == Down(dead, b, "noproc")
 
 
-async def test_links_deliver_exits_to_trapping_processes(where: Where) -> None:
-    node = where.node
+async def test_links_deliver_exits_to_trapping_processes(host: Host) -> None:
+    node = host.node
     trapper = await node.start(Trapper, node.self_pid)
-    target = await where.start("tests.support:Counter", 0)
+    target = await host.start("beamrl.testing:Counter", 0)
     await node.call(trapper, ["link", target])
     await node.stop(target, "shutdown")
     assert await node.receive(timeout=5) == Exit(target, "shutdown")
 
 
-async def test_a_linked_crash_kills_a_local_non_trapping_process(where: Where) -> None:
-    node = where.node
+async def test_a_linked_crash_kills_a_local_non_trapping_process(host: Host) -> None:
+    node = host.node
 
     class Follower(GenServer):
         async def handle_call(self, request: Any, from_: Any) -> Any:
             beamrl.link(request[1])
 
     follower = await node.start(Follower)
-    leader = await where.start("tests.support:Counter", 0)
+    leader = await host.start("beamrl.testing:Counter", 0)
     await node.call(follower, ["link", leader])
     ref = node.monitor(follower)
     node.cast(leader, ["crash", "together"])
@@ -181,21 +146,21 @@ async def test_a_linked_crash_kills_a_local_non_trapping_process(where: Where) -
     assert down.ref == ref and isinstance(down.reason, RuntimeError)
 
 
-async def test_graceful_stop_runs_terminate(where: Where) -> None:
-    node = where.node
-    journal = where.unique("journal")
-    await where.start("tests.support:Journal", name=journal)
-    name = where.unique("stoppable")
-    pid = await where.start("tests.support:Counter", 0, journal, name=name)
+async def test_graceful_stop_runs_terminate(host: Host) -> None:
+    node = host.node
+    journal = unique("journal")
+    await host.start("beamrl.testing:Journal", name=journal)
+    name = unique("stoppable")
+    pid = await host.start("beamrl.testing:Counter", 0, journal, name=name)
     await node.stop(pid, "shutdown")
-    assert (name, "terminate:shutdown") in await node.call(where.at(journal), ["entries"])
+    assert (name, "terminate:shutdown") in await node.call(host.at(journal), ["entries"])
 
 
-async def test_numpy_arrays_travel_whole(where: Where) -> None:
-    pid = await where.start("tests.support:Counter", 0)
+async def test_numpy_arrays_travel_whole(host: Host) -> None:
+    pid = await host.start("beamrl.testing:Counter", 0)
     array = np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000)
-    where.node.send(pid, {"obs": array, "step": np.int64(3)})
-    [got] = await where.node.call(pid, ["seen"])
+    host.node.send(pid, {"obs": array, "step": np.int64(3)})
+    [got] = await host.node.call(pid, ["seen"])
     assert got["step"] == 3 and isinstance(got["step"], np.integer)
     np.testing.assert_array_equal(got["obs"], array)
     assert got["obs"].dtype == np.float32

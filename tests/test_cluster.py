@@ -17,11 +17,9 @@ import zmq
 
 import beamrl
 from beamrl import GenServer, Node, NodeDown, NoProc, child, codec
+from beamrl.testing import eventually
 from beamrl.transport.keys import generate_keys
-from tests.peers import ROOT, PeerNode
-from tests.support import eventually
-
-HEARTBEAT_TIMEOUT = 1.5  # what PeerNode passes with --heartbeat-timeout
+from tests import HEARTBEAT_TIMEOUT, ROOT, start_peer
 
 
 class RemoteWatcher(GenServer):
@@ -41,7 +39,7 @@ class RemoteWatcher(GenServer):
 
 
 async def test_a_killed_node_is_detected_and_a_restarted_one_rejoins() -> None:
-    peer = PeerNode("victim", tree="tests/trees/peer.toml")
+    peer = start_peer("victim", tree="tests/trees/peer.toml")
     address = peer.address
     try:
         async with Node("survivor", heartbeat_timeout=HEARTBEAT_TIMEOUT) as node:
@@ -75,7 +73,7 @@ async def test_a_killed_node_is_detected_and_a_restarted_one_rejoins() -> None:
             # the link killed the watcher; its supervisor restarted it (degraded, the node is away)
             [watcher] = await node.which_children(sup)
             assert watcher.restarts == 1 and watcher.pid == got["degraded"]
-            peer = PeerNode("victim", listen=address, tree="tests/trees/peer.toml")
+            peer = start_peer("victim", listen=address, tree="tests/trees/peer.toml")
             await eventually(lambda: "victim" in node.nodes(), timeout=15, what="the restarted node to rejoin")
             assert await node.call(("counter", "victim"), ["get"]) == 5
             with pytest.raises(NoProc):  # a pid of the old incarnation means nothing now
@@ -176,8 +174,8 @@ def _cli(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.Complet
 
 
 def test_two_nodes_from_the_cli_call_each_other_and_the_shell_drives_a_remote_process() -> None:
-    first = PeerNode("first", tree="tests/trees/peer.toml")
-    second = PeerNode("second", "--join", first.address)
+    first = start_peer("first", tree="tests/trees/peer.toml")
+    second = start_peer("second", "--join", first.address)
     try:
         via_second = (
             'print("nodes:", s.call(("$node", "second"), ["nodes"]))\n'
@@ -222,7 +220,7 @@ def test_the_readme_multi_machine_recipe_on_loopback(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     (actor_keys / "learner.key").write_bytes((learner_keys / "learner.key").read_bytes())
     (learner_keys / "pi-actor-1.key").write_bytes((actor_keys / "pi-actor-1.key").read_bytes())
-    actor = PeerNode("pi-actor-1", "nodes/actor.toml", "--keys", str(actor_keys), tree="supervisors/actor_node.toml")
+    actor = start_peer("pi-actor-1", "nodes/actor.toml", "--keys", str(actor_keys), tree="supervisors/actor_node.toml")
     try:
         out = tmp_path / "run"
         result = _cli(

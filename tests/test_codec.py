@@ -4,7 +4,6 @@ CodecError on hostile input."""
 from __future__ import annotations
 
 import enum
-import math
 import struct
 import threading
 from collections import OrderedDict
@@ -317,10 +316,8 @@ def _point_from(data: Any) -> Point:
 
 
 @pytest.fixture
-def point_codec():
-    codec.register(100, Point, lambda p: (p.x, p.y), _point_from)
-    yield
-    codec._unregister(100)
+def point_codec() -> None:
+    codec.register(100, Point, lambda p: (p.x, p.y), _point_from)  # idempotent: same class again
 
 
 @pytest.mark.usefixtures("point_codec")
@@ -358,13 +355,10 @@ def test_to_data_may_use_the_codec_itself() -> None:
     class Blob:
         pass
 
-    codec.register(101, Blob, lambda b: codec.packb(["inner", (1,)]), lambda d: Blob())
-    try:
-        out = codec.decode(codec.encode([Blob(), (2,)]))
-        assert isinstance(out[0], Blob)
-        assert out[1] == (2,)
-    finally:
-        codec._unregister(101)
+    codec.register(103, Blob, lambda b: codec.packb(["inner", (1,)]), lambda d: Blob())
+    out = codec.decode(codec.encode([Blob(), (2,)]))
+    assert isinstance(out[0], Blob)
+    assert out[1] == (2,)
 
 
 def test_encode_is_thread_safe() -> None:
@@ -561,20 +555,6 @@ def test_unhashable_decoded_keys_are_refused() -> None:
 def test_unknown_extension_codes_are_refused() -> None:
     with pytest.raises(CodecError, match="unknown extension type code 99"):
         codec.unpackb(msgpack.packb(msgpack.ExtType(99, b"")))
-
-
-def test_small_message_speed_is_sane() -> None:
-    """A loose guard only (loaded CI); the real figures come from ``beamrl bench``."""
-    import time
-
-    msg = ["step", 1]
-    n = 2000
-    t0 = time.perf_counter()
-    for _ in range(n):
-        codec.decode(codec.encode(msg))
-    per_call = (time.perf_counter() - t0) / n
-    assert per_call < 100e-6
-    assert math.isfinite(per_call)
 
 
 def test_hash_flooding_keys_are_refused() -> None:

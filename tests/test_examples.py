@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import ROOT
+from tests import ROOT
 
 EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))

@@ -9,7 +9,7 @@ import pytest
 
 import beamrl
 from beamrl import AlreadyRegistered, CallTimeout, Down, Exit, GenServer, Node, NotInProcess, Pid
-from tests.support import Counter, Journal, eventually
+from beamrl.testing import Counter, Journal, eventually
 
 
 class Trapper(GenServer):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from beamrl import Down, Node, NoProc, child
-from tests.support import Counter
+from beamrl.testing import Counter
 
 
 @dataclass

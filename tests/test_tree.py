@@ -15,7 +15,7 @@ max_restarts = 2
 max_seconds = 10
 
 [[children]]
-start = "tests.support:Counter"
+start = "beamrl.testing:Counter"
 name = "counter"
 args = [5]
 restart = "permanent"
@@ -26,7 +26,7 @@ name = "inner"
 strategy = "rest_for_one"
 shutdown = "infinity"
 [[children.children]]
-start = "tests.support:Counter"
+start = "beamrl.testing:Counter"
 name = "leaf"
 kwargs = { start = 7 }
 restart = "transient"
@@ -62,19 +62,19 @@ def test_the_shipped_trees_load() -> None:
     [
         ("children = [", r"not valid TOML"),
         ("name = 'x'", r"missing key 'children'"),
-        ("strategy = 'best'\n[[children]]\nstart = 'tests.support:Counter'", r"tree\.strategy: expected one_for_one"),
-        ("[[children]]\nstart = 'tests.support:Nope'", r"tree\.children\[0\]\.start: module 'tests.support' has no"),
+        ("strategy = 'best'\n[[children]]\nstart = 'beamrl.testing:Counter'", r"tree\.strategy: expected one_for_one"),
+        ("[[children]]\nstart = 'beamrl.testing:Nope'", r"tree\.children\[0\]\.start: module .beamrl.testing. has no"),
         ("[[children]]\nstart = 'no_such_module:X'", r"tree\.children\[0\]\.start: cannot import module"),
-        ("[[children]]\nstart = 'tests.support'", r"expected 'module:Class'"),
+        ("[[children]]\nstart = 'beamrl.testing'", r"expected 'module:Class'"),
         ("[[children]]\nstart = 'pathlib:Path'", r"is not a process class"),
-        ("[[children]]\nstart = 'tests.support:Counter'\nrestrat = 'permanent'", r"unknown key\(s\) restrat"),
-        ("[[children]]\nstart = 'tests.support:Counter'\nrestart = 'often'", r"children\[0\]\.restart: expected"),
-        ("[[children]]\nstart = 'tests.support:Counter'\nshutdown = -1", r"shutdown must be seconds"),
-        ("[[children]]\nstart = 'tests.support:Counter'\nargs = 5", r"children\[0\]\.args: expected an array"),
+        ("[[children]]\nstart = 'beamrl.testing:Counter'\nrestrat = 'permanent'", r"unknown key\(s\) restrat"),
+        ("[[children]]\nstart = 'beamrl.testing:Counter'\nrestart = 'often'", r"children\[0\]\.restart: expected"),
+        ("[[children]]\nstart = 'beamrl.testing:Counter'\nshutdown = -1", r"shutdown must be seconds"),
+        ("[[children]]\nstart = 'beamrl.testing:Counter'\nargs = 5", r"children\[0\]\.args: expected an array"),
         ("[[children]]\nname = 'only a name'", r"children\[0\]: missing key 'start'"),
-        ("max_restarts = -1\n[[children]]\nstart = 'tests.support:Counter'", r"max_restarts: expected an integer"),
+        ("max_restarts = -1\n[[children]]\nstart = 'beamrl.testing:Counter'", r"max_restarts: expected an integer"),
         (
-            "[[children]]\nname='s'\n[[children.children]]\nstart='tests.support:Counter'\nrestart='x'",
+            "[[children]]\nname='s'\n[[children.children]]\nstart='beamrl.testing:Counter'\nrestart='x'",
             r"tree\.children\[0\]\.children\[0\]\.restart",
         ),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from beamrl.bench._peer import NodeProcess
+from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
 from beamrl.rl.env_server import EnvServer
@@ -44,7 +44,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     """EnvServer steps/s through a local call (target >= 30,000/s) and through a remote call."""
     steps = 5_000 if quick else 30_000
     local = run_on_uvloop(_local(steps))
-    with NodeProcess("bench-env-server", ENV_TREE) as server:
+    with NodeProcess("bench-env-server", tree_text=ENV_TREE) as server:
         remote = run_on_uvloop(_remote(server.address, steps // 5))
     return [
         {

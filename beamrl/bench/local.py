@@ -16,6 +16,7 @@ from typing import Any
 
 from beamrl.gen_server import GenServer
 from beamrl.node import Node
+from beamrl.node import run as run_on_uvloop
 from beamrl.supervisor import child
 
 Row = dict[str, Any]
@@ -94,6 +95,7 @@ async def beamrl_rates(n_calls: int, n_casts: int) -> tuple[float, float]:
     async with Node("bench") as node:
         echo = await node.start(_Echo)
         client = await node.start(_Client)
+        assert echo is not None and client is not None
         calls = await node.call(client, ("call", echo, n_calls), timeout=120)
         casts = await node.call(client, ("cast", echo, n_casts), timeout=120)
         return calls, casts
@@ -182,7 +184,5 @@ async def _measure(quick: bool) -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Measure everything on uvloop (when installed) and return the rows."""
-    from beamrl.node import run as run_on_uvloop
-
     rows: list[Row] = run_on_uvloop(_measure(quick))
     return rows

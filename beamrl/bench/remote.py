@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from beamrl.bench import zmq_floor
-from beamrl.bench._peer import NodeProcess
 from beamrl.gen_server import GenServer
+from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
 
@@ -93,7 +93,7 @@ def run(quick: bool = False) -> list[Row]:
     """Start the server node in a child process, measure, and return the rows."""
     raw_echo = zmq_floor.measure_raw_echo(2_000 if quick else 5_000)
     raw_push = zmq_floor.measure_raw_push_pull(100_000 if quick else 300_000)
-    with NodeProcess("bench-server", SERVER_TREE) as server:
+    with NodeProcess("bench-server", tree_text=SERVER_TREE) as server:
         got: dict[str, float] = run_on_uvloop(_measure(server.address, quick))
     return [
         {"name": "raw pyzmq ROUTER/DEALER msgpack echo (floor)", "value": raw_echo, "unit": "round trips/s"},
@@ -128,6 +128,6 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    from beamrl.cli import format_rows
+    from beamrl.bench.report import format_rows  # the script form only
 
     print(format_rows(run(quick="--quick" in sys.argv)))

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.bench._peer import NodeProcess
 from beamrl.bench.replay_bench import _columns
+from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
 from beamrl.rl.replay import ReplayMemory
@@ -143,7 +143,7 @@ def run(quick: bool = False) -> list[Row]:
     calls = 400 if quick else 2_000
     direct = _direct(capacity, calls)
     local = run_on_uvloop(_local(capacity, calls))
-    with NodeProcess("bench-replay-server", SERVER_TREE.format(capacity=capacity)) as server:
+    with NodeProcess("bench-replay-server", tree_text=SERVER_TREE.format(capacity=capacity)) as server:
         remote = run_on_uvloop(_remote(server.address, capacity, calls))
     shape = f"capacity {capacity:,}, CartPole float32[4]"
     tps = "transitions/s"

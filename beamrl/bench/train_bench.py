@@ -13,8 +13,7 @@ from typing import Any
 
 from beamrl.bench.env_bench import gym_frozen_lake_rate
 from beamrl.node import run as run_on_uvloop
-from beamrl.rl.train import train
-from beamrl.rl.trainer import RunSpec
+from beamrl.rl.training import RunSpec, train
 
 
 def _time_to_target(nodes: int, seed: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from beamrl import codec
 from beamrl.errors import Rejected
 
 
@@ -23,3 +24,17 @@ class ReplayError(Rejected, ValueError):
 
 class StaleIndex(ReplayError):
     """An index names a transition that was evicted (its slot was overwritten) or never added."""
+
+
+class QTableError(Rejected, ValueError):
+    """A Q-table was given a state, action, shape or file it cannot use; the table is unchanged.
+
+    A ``Rejected``: a QServer raises it from a handler, keeps running, and the caller (on any
+    node) gets a ``QTableError`` with the same message.
+    """
+
+
+# every error defined above travels as itself (the codec rebuilds it by name)
+for _obj in list(globals().values()):
+    if isinstance(_obj, type) and issubclass(_obj, Exception) and _obj.__module__ == __name__:
+        codec.register_exception(_obj)

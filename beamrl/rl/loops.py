@@ -7,14 +7,9 @@
     result.returns, result.successes, result.evals      # per-episode arrays, eval records
     evaluate(agent, judge_env, episodes=2_000, seed=1)  # {"mean_return": ..., "success_rate": ...}
 
-Success (``success_rate``) is decided on the last transition of an episode:
-
-================= ==========================================================
-FrozenLake, Taxi  terminated with a positive reward (the goal; a delivery, +20)
-Blackjack         terminated with a positive reward (a win)
-CliffWalking      terminated (only the goal terminates; falling restarts)
-anything else     terminated with a positive reward, unless ``success_fn`` given
-================= ==========================================================
+Success (``success_rate``) is decided on the last transition of an episode, by the rule
+the env registry keeps for the env's id (``beamrl.rl.envs.registry.facts``), unless a
+``success_fn`` is given.
 
 A time-limit truncation is never a success. The Trainer process calls these, so the
 step loop does nothing per step beyond ``act``, ``step``, ``observe`` and a sum.
@@ -31,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from beamrl.rl.agents.base import Agent
-from beamrl.rl.exp import Exp
+from beamrl.rl.envs.registry import SuccessFn, facts, goal_reached, positive_terminal
 
 __all__ = [
     "EpisodeResult",
@@ -44,35 +39,19 @@ __all__ = [
     "train",
 ]
 
-SuccessFn = Callable[[Exp], bool]
 PolicyLike = Agent | np.ndarray | Callable[[Any], Any]
 
 #: cap on an evaluation episode when the env has no time limit of its own
 DEFAULT_EVAL_MAX_STEPS = 10_000
 
 
-def positive_terminal(exp: Exp) -> bool:
-    """Success = the episode terminated on a positive reward (FrozenLake, Taxi, Blackjack)."""
-    return bool(exp.terminated and exp.reward > 0)
-
-
-def goal_reached(exp: Exp) -> bool:
-    """Success = the episode terminated at all (CliffWalking: only the goal terminates)."""
-    return bool(exp.terminated)
-
-
 def success_fn_for(env: Any) -> SuccessFn:
-    """The success rule for ``env`` (by its ``env_id`` or gymnasium ``spec.id``)."""
+    """The success rule the registry keeps for ``env``'s id (its ``env_id`` or gymnasium ``spec.id``)."""
     env_id = getattr(env, "env_id", "") or ""
     if not env_id:
         spec = getattr(env, "spec", None)
         env_id = getattr(spec, "id", "") or ""
-    return success_fn_for_id(env_id)
-
-
-def success_fn_for_id(env_id: str) -> SuccessFn:
-    """The success rule for an environment id (see the module table)."""
-    return goal_reached if env_id.startswith("CliffWalking") else positive_terminal
+    return facts(env_id).success
 
 
 class EpisodeResult(NamedTuple):

@@ -35,8 +35,9 @@ Requests (casts never answer; a call answers with the value shown):
 
 Bad input. In a call, bad input (wrong shape or dtype for what the memory holds,
 sampling more than it holds or from an empty memory, NaN or negative priorities,
-stale ids, unknown requests) raises ``ReplayError`` (a ``Rejected``) at the
-caller (on another node too: the codec rebuilds the rl errors as their class);
+stale ids, unknown requests) raises ``beamrl.rl.errors.ReplayError`` (a ``Rejected``)
+at the caller (on another node too: ``rl/errors.py`` registers its errors with the
+codec, so they arrive as their own class);
 the memory is unchanged and the server keeps running. In a cast the same
 errors are logged as a warning naming the request, counted in
 ``stats["rejected_casts"]``, and the memory is unchanged.
@@ -55,7 +56,8 @@ server traps exits so that ``exit(pid, reason)`` still saves). Checkpoints are
 written from a worker thread so the node's other processes keep running. Beside
 them, every ``ledger_every`` seconds, it writes ``ledger.json``: the memory's
 total-added counter (``ReplayMemory.count``), a few bytes replaced atomically
-(rename, no fsync: it guards against the process dying, not the machine).
+(``beamrl.persist.atomic_write_bytes(..., durable=False)``: rename, no fsync; it guards
+against the process dying, not the machine).
 
 A server started with a ``checkpoint_dir`` that holds a checkpoint restores it
 (ignoring ``seed``: the sampler continues where it was) and compares the
@@ -73,7 +75,12 @@ with a ``ReplayError`` instead of mixing two configurations. Under a supervisor,
 give the child a ``shutdown`` long enough to write a checkpoint of the memory's
 changes (the default 5 s is plenty for incremental ones). A ``kill`` that lands
 while a checkpoint is being written cannot stop its thread: the restarted server
-may restore the checkpoint before it (and count the difference as lost).
+may restore the checkpoint before it (and count the difference as lost), and it
+takes the directory's writer fence over (``beamrl.fencing``), so the old thread can
+no longer rename or delete anything there. A second live server on the same
+directory fails to start (``CheckpointInUse``). Started for a peer (a remote
+``start_child``), ``checkpoint_dir`` must lie inside the node's data directory
+(``beamrl.trust``).
 
 ``stats`` keys: ``len``, ``capacity``, ``total_added`` (ids handed out so far,
 including restored history), ``added`` (transitions stored by this incarnation),
@@ -88,7 +95,7 @@ restore), ``restored_total`` and ``lost``.
 from __future__ import annotations
 
 import asyncio
-import json
+import itertools
 import logging
 import os
 import time
@@ -98,23 +105,25 @@ from typing import Any
 
 import numpy as np
 
-import beamrl
+from beamrl.api import cancel_timer, send_after
+from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer, Stop
 from beamrl.process import NORMAL, Exit
+from beamrl.reprs import short_repr, short_text
+from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
-from beamrl.rl.replay import MANIFEST, ReplayError, ReplayMemory
+from beamrl.rl.replay import ReplayMemory
+from beamrl.rl.replay.ledger import LEDGER, check_config, read_ledger, write_ledger
+from beamrl.rl.replay.segments import has_checkpoint
 
 __all__ = ["LEDGER", "ReplayServer"]
 
 log = logging.getLogger("beamrl.replay")
 
-LEDGER = "ledger.json"
 """The file beside the checkpoint that records the total-added counter."""
-LEDGER_FORMAT = "beamrl.replay-ledger/1"
 
 _CHECKPOINT_TICK = "beamrl.replay:checkpoint"
 _LEDGER_TICK = "beamrl.replay:ledger"
-_MATCHED_CONFIG = ("capacity", "prioritized", "alpha", "n_step", "gamma")
 
 # The codec rebuilds only the errors of beamrl.rl.errors as their class; these live in replay.py.
 
@@ -141,7 +150,8 @@ class ReplayServer(GenServer):
                 raise ReplayError(f"{label} must be a positive number of seconds, got {value!r}")
         self.trap_exit = True  # exit(pid, reason) runs terminate, which saves; kill still cannot be trapped
         self.memory = ReplayMemory(capacity, **memory_kwargs)
-        self.dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        # started for a peer: the directory must stay inside the node's data dir (beamrl.trust)
+        self.dir = None if checkpoint_dir is None else self.node.data_path(checkpoint_dir, "checkpoint_dir")
         self.checkpoint_every = checkpoint_every
         self.ledger_every = float(ledger_every)
         self.samples = 0
@@ -157,20 +167,31 @@ class ReplayServer(GenServer):
         self.ledger_total = 0
         self._changed = False
         self._timers: dict[str, Any] = {}
+        self._fence: WriterFence | None = None
         if self.dir is not None:
-            await self._restore(self.dir)
+            # one writer per checkpoint directory: a server killed mid-checkpoint cannot write over ours
+            self._fence = WriterFence.acquire(self.dir, lambda: self._alive, self.dir / ".writer.lock", ".*.tmp")
+            try:
+                await self._restore(self.dir)
+            except BaseException:
+                self._fence.release()
+                raise
             self._arm(_LEDGER_TICK, self.ledger_every)
             if self.checkpoint_every is not None:
                 self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
 
     async def terminate(self, reason: Any) -> None:
         for ref in self._timers.values():
-            beamrl.cancel_timer(ref)
+            cancel_timer(ref)
         self._timers.clear()
         if self.dir is not None:
-            if self._changed:
-                await self._checkpoint()
-            self._write_ledger()
+            try:
+                if self._changed:
+                    await self._checkpoint()
+                self._write_ledger()
+            finally:
+                if self._fence is not None:
+                    self._fence.release()
 
     # -- requests -----------------------------------------------------------------------
     async def handle_call(self, request: Any, from_: Any) -> Any:
@@ -190,7 +211,10 @@ class ReplayServer(GenServer):
             case ["checkpoint"]:
                 if self.dir is None:
                     raise ReplayError("this ReplayServer has no checkpoint_dir: start it with checkpoint_dir=DIR")
-                return await self._checkpoint()
+                try:
+                    return await self._checkpoint()
+                except OSError as exc:  # the memory is intact; the caller learns why nothing was written
+                    raise ReplayError(f"checkpoint to {self.dir} failed: {exc}") from exc
         return self._add(request)
 
     async def handle_cast(self, request: Any) -> None:
@@ -199,7 +223,7 @@ class ReplayServer(GenServer):
                 case ["update_priorities", indices, priorities]:
                     self._update(indices, priorities, "skip")
                 case ["sample", *_] | ["len"] | ["stats"] | ["checkpoint"]:
-                    raise ReplayError(f"{request[0]!r} is a call, not a cast: nothing to answer to")
+                    raise ReplayError(f"{short_repr(request[0], 40)} is a call, not a cast: nothing to answer to")
                 case _:
                     self._add(request)
         except ReplayError as exc:
@@ -213,7 +237,10 @@ class ReplayServer(GenServer):
             self._arm(_LEDGER_TICK, self.ledger_every)
         elif message == _CHECKPOINT_TICK:
             if self._changed:
-                await self._checkpoint()
+                try:
+                    await self._checkpoint()
+                except OSError as exc:  # a full disk must not crash the memory: retried next tick
+                    log.warning("%s: checkpoint to %s failed: %s", self, self.dir, exc)
             assert self.checkpoint_every is not None
             self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
         elif isinstance(message, Exit):
@@ -221,7 +248,7 @@ class ReplayServer(GenServer):
             if message.reason != NORMAL:
                 return Stop(message.reason)
         else:
-            log.debug("%s ignored message %r", self, message)
+            log.debug("%s ignored message %s", self, short_repr(message))
         return None
 
     # -- the work -----------------------------------------------------------------------
@@ -303,10 +330,10 @@ class ReplayServer(GenServer):
 
     # -- persistence ----------------------------------------------------------------------
     async def _restore(self, d: Path) -> None:
-        ledger = _read_ledger(d)
-        if (d / MANIFEST).exists():
+        ledger = read_ledger(d)
+        if has_checkpoint(d):  # a lost manifest.json: the newest complete segment set
             memory = await asyncio.to_thread(ReplayMemory.restore, d)
-            _check_config(memory, self.memory, d)
+            check_config(memory, self.memory, d)
             self.memory = memory
             self.restored = len(memory)
             self.restored_total = memory.count
@@ -340,7 +367,7 @@ class ReplayServer(GenServer):
         assert self.dir is not None
         t0 = time.perf_counter()
         # The server handles nothing else while it waits, so the memory cannot change under the thread.
-        written = await asyncio.to_thread(self.memory.checkpoint, self.dir)
+        written = await asyncio.to_thread(self.memory.checkpoint, self.dir, fence=self._fence)
         self.last_checkpoint_seconds = time.perf_counter() - t0
         self.last_checkpoint_bytes = written
         self.last_checkpoint = time.time()
@@ -352,16 +379,10 @@ class ReplayServer(GenServer):
     def _write_ledger(self) -> None:
         assert self.dir is not None
         self.dir.mkdir(parents=True, exist_ok=True)
-        total = self.memory.count
-        doc = {"format": LEDGER_FORMAT, "total_added": total, "time": time.time()}
-        path = self.dir / LEDGER
-        tmp = path.with_name(LEDGER + ".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
-        self.ledger_total = total
+        self.ledger_total = write_ledger(self.dir, self.memory.count)
 
     def _arm(self, tick: str, seconds: float) -> None:
-        self._timers[tick] = beamrl.send_after(seconds, self.pid, tick)
+        self._timers[tick] = send_after(seconds, self.pid, tick)
 
 
 # ---------------------------------------------------------------------------------------
@@ -385,42 +406,15 @@ def _describe(request: Any) -> str:
     if isinstance(request, list | tuple) and request and isinstance(request[0], str):
         rest = request[1:]
         parts = []
-        for item in rest:
+        for item in rest[:8]:
             if isinstance(item, np.ndarray):
                 parts.append(f"array{item.shape}")
             elif isinstance(item, Mapping):
-                parts.append(f"{{{', '.join(map(str, item))}}}")
+                keys = [short_repr(k, 20) if not isinstance(k, str) else k[:20] for k in itertools.islice(item, 8)]
+                parts.append(f"{{{', '.join(keys)}{', ...' if len(item) > 8 else ''}}}")
             elif isinstance(item, list | tuple):
                 parts.append(f"<{len(item)} items>")
             else:
-                parts.append(repr(item)[:40])
-        return f"[{', '.join([repr(request[0]), *parts])}]"
-    return repr(request)[:80]
-
-
-def _read_ledger(d: Path) -> int | None:
-    try:
-        doc = json.loads((d / LEDGER).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("cannot read the replay ledger %s: %s; losses are unknown", d / LEDGER, exc)
-        return None
-    total = doc.get("total_added") if isinstance(doc, dict) else None
-    if not isinstance(total, int) or doc.get("format") != LEDGER_FORMAT:
-        log.warning("%s is not a %s ledger; losses are unknown", d / LEDGER, LEDGER_FORMAT)
-        return None
-    return total
-
-
-def _check_config(restored: ReplayMemory, wanted: ReplayMemory, d: Path) -> None:
-    diff = [
-        f"{key}={getattr(restored, key)!r} (asked for {getattr(wanted, key)!r})"
-        for key in _MATCHED_CONFIG
-        if getattr(restored, key) != getattr(wanted, key)
-    ]
-    if diff:
-        raise ReplayError(
-            f"the checkpoint in {d} holds a memory with {', '.join(diff)}: "
-            "start the server with the same settings, or point it at another checkpoint_dir"
-        )
+                parts.append(short_repr(item, 40))
+        return short_text(f"[{', '.join([short_repr(request[0], 40), *parts])}{', ...' if len(rest) > 8 else ''}]")
+    return short_repr(request, 80)

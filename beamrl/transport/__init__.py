@@ -4,7 +4,7 @@
 ``keys`` manages CURVE key directories.
 """
 
-from beamrl.transport.base import PeerInfo, Transport, TransportHandler
+from beamrl.transport.base import PeerInfo, Transport, TransportHandler, TransportOptions
 from beamrl.transport.keys import KeyFileError, generate_keys, load_keypair, trusted_keys
 from beamrl.transport.zmq_transport import PROTOCOL_VERSION, ZmqTransport
 
@@ -14,6 +14,7 @@ __all__ = [
     "PeerInfo",
     "Transport",
     "TransportHandler",
+    "TransportOptions",
     "ZmqTransport",
     "generate_keys",
     "load_keypair",

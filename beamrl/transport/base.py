@@ -29,6 +29,38 @@ Frame = bytes | memoryview
 
 
 @dataclass(frozen=True)
+class TransportOptions:
+    """How a node reaches and is reached by others; ``Node(...)``'s keyword arguments."""
+
+    listen: str | None = None
+    """Address to bind (``tcp://127.0.0.1:0`` picks a port); None: client-only, reachable by nobody."""
+    keys: str | None = None
+    """Directory with this node's CURVE key pair and the trusted peers' public keys; None: plaintext."""
+    insecure: bool = False
+    """Allow plaintext on a non-loopback address (only on a trusted network)."""
+    heartbeat_interval: float = 0.5
+    """Seconds between heartbeats to each peer."""
+    heartbeat_timeout: float = 3.0
+    """Seconds of silence after which a peer is declared down (``noconnection``)."""
+    hwm: int = 10_000
+    """ZeroMQ high-water mark per peer (messages; a batch counts as one): beyond it, Backpressure."""
+    max_send_bytes: int = 64 << 20
+    """Bytes sent to a peer and not yet acknowledged by it (a batch counts its bytes): beyond it, Backpressure."""
+    max_message_bytes: int = 256 << 20
+    """Largest message accepted from a peer (``ZMQ_MAXMSGSIZE``)."""
+    hidden: bool = False
+    """A hidden node is not announced to others and does not join the full mesh."""
+    cookie: bytes | None = None
+    """The shared secret of plaintext nodes; None: read ``cookie_file`` (ignored with ``keys``)."""
+    cookie_file: str | None = None
+    """Where the cookie is; None: ``$XDG_CONFIG_HOME/beamrl/cookie``, created on first use."""
+    handshake_timeout: float = 5.0
+    """Seconds a connection may take to authenticate (its hello) before it is dropped."""
+    max_pending: int = 64
+    """Most connections waiting for their hello at once; beyond it the oldest is dropped."""
+
+
+@dataclass(frozen=True)
 class PeerInfo:
     """What a peer told us about itself in the handshake."""
 

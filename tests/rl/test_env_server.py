@@ -22,7 +22,8 @@ import pytest
 from beamrl import Node, Rejected
 from beamrl.rl import EnvServer, Exp, InvalidAction, make, make_vec
 from beamrl.rl.spaces import Box, Discrete
-from tests.peers import ROOT, PeerNode
+from beamrl.testing import NodeProcess
+from tests import ROOT, start_peer
 
 _names = itertools.count()
 
@@ -30,8 +31,8 @@ FIELDS = ("state", "action", "reward", "next_state", "terminated", "truncated", 
 
 
 @pytest.fixture(scope="module")
-def env_peer() -> Iterator[PeerNode]:
-    peer = PeerNode("envpeer", tree="tests/trees/env_peer.toml")
+def env_peer() -> Iterator[NodeProcess]:
+    peer = start_peer("envpeer", tree="tests/trees/env_peer.toml")
     yield peer
     assert peer.terminate() == 0, "".join(peer.output)
 
@@ -58,7 +59,7 @@ async def servers(request: pytest.FixtureRequest) -> AsyncIterator[Servers]:
     async with Node(f"envtester{next(_names)}") as node:
         remote = None
         if request.param == "remote":
-            peer: PeerNode = request.getfixturevalue("env_peer")
+            peer: NodeProcess = request.getfixturevalue("env_peer")
             remote = await node.connect(peer.address)
         yield Servers(node, remote)
 
@@ -285,7 +286,7 @@ async def test_a_gymnasium_env_through_the_server(servers: Servers) -> None:
     reference.close()
 
 
-def test_a_shell_drives_the_env_on_a_remote_node(env_peer: PeerNode) -> None:
+def test_a_shell_drives_the_env_on_a_remote_node(env_peer: NodeProcess) -> None:
     lines = [
         "env.reset(0)",
         "env.step(1)",

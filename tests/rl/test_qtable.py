@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beamrl.rl.qtable import DictQTable, QTable, QTableError, state_index
+from beamrl import Node
+from beamrl.rl.errors import QTableError
+from beamrl.rl.qtable import DictQTable, QTable
+from beamrl.rl.spaces import state_index
+from tests import start_peer
 
 
 def test_get_set_values_defaults() -> None:
@@ -178,3 +184,29 @@ def test_state_index_blackjack() -> None:
         idx((32, 0, 0))
     with pytest.raises(QTableError, match="Tuple of Discrete"):
         state_index(object())
+
+
+async def test_a_remote_caller_gets_qtable_error_as_itself_and_the_server_lives_on() -> None:
+    peer = start_peer("qserver_peer", tree="tests/trees/qserver_peer.toml")
+    try:
+        async with Node("qtable_tester") as node:
+            qserver = ("qserver", await node.connect(peer.address))
+            with pytest.raises(QTableError, match=r"refused 'get'.*outside \[0, 4\)") as caught:
+                await node.call(qserver, ["get", 99, 0])
+            assert type(caught.value) is QTableError  # not a Rejected standing in for it
+            await node.call(qserver, ["set", 3, 1, 2.5])
+            assert await node.call(qserver, ["get", 3, 1]) == 2.5
+    finally:
+        assert peer.terminate() == 0, "".join(peer.output)
+
+
+async def test_a_qserver_refuses_to_start_from_a_checkpoint_of_another_shape(tmp_path: Path) -> None:
+    from beamrl.rl.qserver import QServer
+
+    path = tmp_path / "q.npz"
+    QTable(3, 2).save(path)
+    async with Node("qtable_shapes") as node:
+        with pytest.raises(QTableError, match=r"holds a \(3, 2\) table, expected \(5, 2\)"):
+            await node.start(QServer, 5, 2, checkpoint=str(path))
+        await node.start(QServer, 3, 2, checkpoint=str(path), name="q")
+        assert (await node.call("q", ["info"]))["resumed"] is True

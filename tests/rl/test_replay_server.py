@@ -13,11 +13,12 @@ import pytest
 
 import beamrl
 from beamrl import Down, Node, child
+from beamrl.fencing import CheckpointInUse
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import COLUMNS, ReplayError, StaleIndex
 from beamrl.rl.replay_server import LEDGER, ReplayServer
-from tests.peers import PeerNode
-from tests.support import eventually
+from beamrl.testing import eventually
+from tests import start_peer
 
 GAMMA = 0.99
 
@@ -282,6 +283,10 @@ async def test_an_exit_signal_and_a_graceful_stop_lose_nothing(node: Node, tmp_p
     batch = await node.call("solo", ["sample", 77, "latest"])
     check_rows(batch, 77, actors=1, steps=77)
 
+    # a second live writer of the same directory is refused (one writer per checkpoint)
+    with pytest.raises(CheckpointInUse, match="already writes this checkpoint"):
+        await node.start(ReplayServer, 500, checkpoint_dir=str(tmp_path / "solo"))
+    await node.stop("solo")
     # another configuration on the same directory is refused instead of mixing the two
     with pytest.raises(ReplayError, match=r"capacity=500 \(asked for 400\)"):
         await node.start(ReplayServer, 400, checkpoint_dir=str(tmp_path / "solo"))
@@ -323,7 +328,7 @@ STEPS = BATCHES * ROWS
 
 
 async def test_a_remote_learner_samples_while_remote_actors_add() -> None:
-    peer = PeerNode("replay_peer", tree="tests/trees/replay_peer.toml")
+    peer = start_peer("replay_peer", tree="tests/trees/replay_peer.toml")
     try:
         async with Node("replay_tester") as node:
             remote = await node.connect(peer.address)

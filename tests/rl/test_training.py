@@ -20,8 +20,7 @@ import pytest
 
 from beamrl import Node, Rejected
 from beamrl.rl.qserver import QServer
-from beamrl.rl.train import train
-from beamrl.rl.trainer import RunSpec
+from beamrl.rl.training import RunSpec, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -242,8 +241,7 @@ async def test_a_seed_makes_a_single_node_run_reproducible(tmp_path: Path) -> No
 async def test_a_run_whose_workers_always_fail_ends_with_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from beamrl.rl.train import TrainingFailed
-    from beamrl.rl.trainer import Worker
+    from beamrl.rl.training import TrainingFailed, Worker
 
     async def broken_episode(self: Worker) -> tuple[float, int, bool]:
         raise RuntimeError("the env's sensor is unplugged")

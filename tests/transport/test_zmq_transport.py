@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import signal
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -14,11 +13,13 @@ import msgpack
 import pytest
 import zmq
 
+from beamrl import Pid, codec
 from beamrl.errors import Backpressure, NodeDown
-from beamrl.transport import PeerInfo, ZmqTransport, generate_keys
-from beamrl.transport.zmq_transport import PROTOCOL_VERSION
+from beamrl.testing import NodeProcess, eventually
+from beamrl.transport import PeerInfo, ZmqTransport, generate_keys, handshake
+from beamrl.transport.cookie import load_cookie, new_nonce
+from tests import start_peer
 
-PEER = Path(__file__).with_name("_peer.py")
 LOCAL = "tcp://127.0.0.1:*"
 
 
@@ -40,12 +41,8 @@ class Rec:
         self.down.append((peer, reason))
 
 
-async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+# peers in other OS processes take a while to start on a loaded machine
+until = functools.partial(eventually, timeout=10.0)
 
 
 async def started(name: str, creation: int = 1, **kw) -> tuple[ZmqTransport, Rec]:
@@ -149,70 +146,66 @@ async def test_simultaneous_connect_keeps_one_path() -> None:
         await a.close()
 
 
-async def _spawn_peer(name: str, listen: str, creation: int, keys: str | None = None, join: str | None = None):
-    args = [sys.executable, str(PEER), name, listen, str(creation), keys or "-"] + ([join] if join else [])
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    if not line:
-        await proc.wait()
-        raise AssertionError(f"peer process {name} failed to start")
-    return proc, line.decode().strip()
+def _ask(t: ZmqTransport, peer: str, ref: int) -> None:
+    """Ask a node's ``$node`` server which nodes it sees, as a real call message would."""
+    t.send(peer, codec.encode(["call", ref, Pid(t.name, 0, t.creation), "$node", ["nodes"]]))
+
+
+def _answered(rec: Rec, peer: str) -> list[int]:
+    """The refs of the calls ``peer`` answered."""
+    return [m[1] for m in map(codec.decode, rec.msgs[peer]) if m[0] == "reply" and m[2] is True]
+
+
+def _node_process(name: str, *args: str, listen: str = "tcp://127.0.0.1:0") -> NodeProcess:
+    return start_peer(name, *args, listen=listen, heartbeat_timeout=1.0)
 
 
 async def test_peer_killed_then_restarted() -> None:
     a, ra = await started("a", heartbeat_interval=0.2, heartbeat_timeout=1.0)
-    proc, addr = await _spawn_peer("p", LOCAL, creation=11)
-    proc2 = None
+    peer = await asyncio.to_thread(_node_process, "p")
+    peer2 = None
     try:
-        assert await a.connect(addr) == "p"
-        a.send("p", [b"ping"])
-        await until(lambda: ra.msgs["p"] == [[b"ping"]], what="echo")
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        assert await a.connect(peer.address) == "p"
+        _ask(a, "p", 1)
+        await until(lambda: _answered(ra, "p") == [1], what="an answer")
+        peer.kill()
         t0 = time.monotonic()
         await until(lambda: ("p", "noconnection") in ra.down, timeout=1.0 + 2.0, what="peer down")
         assert time.monotonic() - t0 < 1.0 + 1.5
         with pytest.raises(NodeDown):
             a.send("p", [b"lost"])
-        proc2, addr2 = await _spawn_peer("p", addr, creation=12)  # same port
-        assert addr2 == addr
+        peer2 = await asyncio.to_thread(_node_process, "p", listen=peer.address)  # same port
+        assert peer2.address == peer.address
         await until(lambda: len(ra.up) == 2, timeout=15, what="peer up again")
-        assert ra.up[1][1].creation == 12
-        a.send("p", [b"again"])
-        await until(lambda: ra.msgs["p"][-1:] == [[b"again"]], what="echo after restart")
+        assert ra.up[1][1].creation != ra.up[0][1].creation  # a new incarnation
+        _ask(a, "p", 2)
+        await until(lambda: _answered(ra, "p") == [1, 2], what="an answer after the restart")
     finally:
         await a.close()
-        for p in (proc, proc2):
-            if p is not None and p.returncode is None:
+        for p in (peer, peer2):
+            if p is not None:
                 p.kill()
-                await p.wait()
 
 
 async def test_restarted_peer_that_dials_us_comes_back() -> None:
     a, ra = await started("a", heartbeat_interval=0.2, heartbeat_timeout=1.0)
     assert a.address is not None
-    proc, _ = await _spawn_peer("p", LOCAL, creation=21, join=a.address)
-    proc2 = None
+    peer = await asyncio.to_thread(_node_process, "p", "--join", a.address)
+    peer2 = None
     try:
         await until(lambda: "p" in a.peers(), what="p joined")
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-        t0 = time.monotonic()
-        proc2, _ = await _spawn_peer("p", LOCAL, creation=22, join=a.address)
-        await until(lambda: len(ra.up) == 2, timeout=5, what="p up again")
-        assert time.monotonic() - t0 < 1.0 + 1.5
+        peer.kill()
+        peer2 = await asyncio.to_thread(_node_process, "p", "--join", a.address)
+        await until(lambda: len(ra.up) == 2, timeout=15, what="p up again")
         assert ("p", "noconnection") in ra.down
-        assert ra.up[1][1].creation == 22
-        a.send("p", [b"again"])
-        await until(lambda: ra.msgs["p"] == [[b"again"]], what="echo from the new p")
+        assert ra.up[1][1].creation != ra.up[0][1].creation
+        _ask(a, "p", 3)
+        await until(lambda: _answered(ra, "p") == [3], what="an answer from the new p")
     finally:
         await a.close()
-        for p in (proc, proc2):
-            if p is not None and p.returncode is None:
+        for p in (peer, peer2):
+            if p is not None:
                 p.kill()
-                await p.wait()
 
 
 async def test_backpressure_instead_of_hang() -> None:
@@ -421,18 +414,21 @@ async def test_raw_dealer_with_a_live_peers_routing_id_cannot_hijack_it() -> Non
         await until(lambda: "b" in a.peers())
         live_rid = a._peers["b"].rid  # white box: the id the ROUTER gave b's connection
         assert live_rid is not None and live_rid != b"b"
-        hello = {"t": "hello", "v": PROTOCOL_VERSION, "name": "b", "address": None, "hidden": False}
+        cookie = load_cookie()  # an impostor that knows the cookie, the worst case
+
+        def hello(creation: int) -> bytes:
+            return handshake.hello("b", creation, None, False, cookie, new_nonce())
+
         # the routing id b used to have (its name) and the one it has now
         raws += [_raw_dealer(ctx, a.address, rid) for rid in (b"b", live_rid, None)]
         for raw in raws:
             raw.send_multipart([b"pretend to be b"])
-            raw.send_multipart([b"", b"C", msgpack.packb({**hello, "creation": 1})])
-            raw.send_multipart([b"", b"C", msgpack.packb({**hello, "creation": 99})])
+            raw.send_multipart([b"", b"C", hello(1)])
+            raw.send_multipart([b"", b"C", hello(99)])
         for raw in (raws[0], raws[2]):  # the live-id one is ignored by ZeroMQ: no reply
-            replies = await _replies(raw, 3)
-            assert replies[0] == {"t": "reset"}
-            assert [r["t"] for r in replies[1:]] == ["reject", "reject"]
-            assert all("already connected" in r["reason"] for r in replies[1:])
+            replies = await _replies(raw, 2)  # data before a hello: nothing (a stranger)
+            assert [r["t"] for r in replies] == ["reject", "reject"]
+            assert all("already connected" in r["reason"] for r in replies)
         for i in range(100):
             a.send("b", [b"a%d" % i])
             b.send("a", [b"b%d" % i])

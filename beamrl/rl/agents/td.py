@@ -16,9 +16,12 @@ Distributed use (an actor with a local copy of a shared table)::
 
     agent = QLearning(n_states, n_actions, QLearningConfig(record_updates=True))
     ... run episodes ...
-    batch = agent.take_updates()            # [(s, a, target), ...] since the last take
-    qserver.apply_batch(batch, agent.alpha) # shared QTable.apply_batch, same semantics
-    agent.q.assign(shared_array)            # refresh the local copy now and then
+    batch = agent.take_updates()                     # [(s, a, target), ...] since the last take
+    states, actions, targets = as_update_arrays(batch)  # beamrl.rl.qserver's helper
+    cast(qserver, ["td_update", states, actions, targets, agent.alpha])  # QTable.td_update semantics
+    agent.q.assign(await call(qserver, ["table"]))   # refresh the local copy now and then
+
+(``beamrl.rl.training.worker`` does exactly this.)
 
 or pass ``updates_sink=callable`` to get each batch pushed when ``flush_every`` updates
 are pending and at every episode end. With ``apply_locally=False`` the local table only

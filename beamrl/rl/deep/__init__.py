@@ -4,7 +4,7 @@ Layout (torch-free modules marked *; importing this package never imports torch)
 
     config*     hyper-parameter dataclasses and the table of defaults per (algorithm, env)
     params*     parameters as dicts of numpy arrays, the numpy policy, safetensors files
-    files*      atomic writes;  checkpoint*  checkpoint folders (safetensors + JSON)
+    files*      JSON files via beamrl.persist;  checkpoint*  checkpoint folders (safetensors + JSON)
     acting*     environments + numpy policy + replay/rollouts: the acting half
     evaluate*   greedy evaluation and ``beamrl eval``
     nets, algo  torch networks and the ``Algorithm`` base;  dqn, pg, ddpg  the update math

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-import beamrl
+from beamrl.api import call, cast, send_after
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
@@ -61,9 +61,9 @@ class Actor(GenServer):
     ) -> None:
         self.algo, self.env_id, self.learner = algo, env_id, learner
         self.cfg = config_for(algo, env_id, config)
-        spec = await beamrl.call(learner, ["spec"])
+        spec = await call(learner, ["spec"])
         self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)
-        self.version, params = await beamrl.call(learner, ["get_params", None])
+        self.version, params = await call(learner, ["get_params", None])
         self.acting.set_params(params)
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.rows: list[dict[str, Any]] = []
@@ -77,7 +77,7 @@ class Actor(GenServer):
         self.done = False
         if self.dir is not None and (found := read_checkpoint(self.dir)) is not None:
             self._restore(*found)
-        beamrl.cast(self.pid, ["tick"])
+        cast(self.pid, ["tick"])
 
     # -- the loop -------------------------------------------------------------------------
     async def handle_cast(self, request: Any) -> None:
@@ -94,10 +94,10 @@ class Actor(GenServer):
         while not acting.finished and time.monotonic() < deadline:
             for batch in acting.next_batches():
                 try:
-                    reply = await beamrl.call(self.learner, ["learn", batch], timeout=60.0)
+                    reply = await call(self.learner, ["learn", batch], timeout=60.0)
                 except _LEARNER_DOWN as e:
                     self._event("learner_unavailable", error=f"{type(e).__name__}: {e}")
-                    beamrl.send_after(0.05, self.pid, "tick")
+                    send_after(0.05, self.pid, "tick")
                     return
                 acting.feedback(batch, reply)
                 self.loss = reply["stats"].get("loss", math.nan)
@@ -111,14 +111,14 @@ class Actor(GenServer):
                 self._record_episodes()
                 self._checkpoint()
             return
-        beamrl.cast(self.pid, ["tick"])
+        cast(self.pid, ["tick"])
 
     async def _maybe_refresh(self, version: int) -> None:
         if version < self.version:  # the learner restarted from an older checkpoint
             self._event("learner_version_went_back", seen=self.version, now=version)
-            got = await beamrl.call(self.learner, ["get_params", None])
+            got = await call(self.learner, ["get_params", None])
         elif version - self.version >= self.cfg.param_sync_every:
-            got = await beamrl.call(self.learner, ["get_params", self.version])
+            got = await call(self.learner, ["get_params", self.version])
         else:
             return
         if got is not None:

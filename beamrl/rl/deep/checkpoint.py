@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.rl.deep.files import atomic_write, atomic_write_json
+from beamrl.persist import atomic_write_bytes
+from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.params import Params, params_from_bytes, params_to_bytes
 
 __all__ = [
@@ -80,9 +81,9 @@ def write_checkpoint(directory: Path, files: dict[str, bytes], meta: dict[str, A
     for name, data in files.items():
         if "/" in name or name.startswith("."):
             raise CheckpointError(f"checkpoint file names are plain names, got {name!r}")
-        atomic_write(folder / name, data)
-    atomic_write_json(folder / META, meta)
-    atomic_write_json(directory / LATEST, {"folder": folder.name})
+        atomic_write_bytes(folder / name, data)
+    write_json(folder / META, meta)
+    write_json(directory / LATEST, {"folder": folder.name})
     for old in directory.glob("ckpt-*"):
         if old.is_dir() and old.name != folder.name:
             shutil.rmtree(old, ignore_errors=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.rl.deep.files import atomic_write
+from beamrl.persist import atomic_write_bytes
 
 __all__ = [
     "NumpyPolicy",
@@ -251,7 +251,7 @@ def _read_header(data: bytes) -> dict[str, Any]:
 
 def save_params(path: str | os.PathLike[str], params: Params, meta: dict[str, Any] | None = None) -> None:
     """Write ``params`` (+ ``meta``) to a safetensors file atomically."""
-    atomic_write(Path(path), params_to_bytes(params, meta))
+    atomic_write_bytes(path, params_to_bytes(params, meta))
 
 
 def load_params(path: str | os.PathLike[str]) -> tuple[Params, dict[str, Any]]:

@@ -35,9 +35,9 @@ from beamrl.errors import BeamError, CallTimeout, NoProc
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
-from beamrl.rl.deep.files import atomic_write_json
+from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
-from beamrl.rl.train import judge_env
+from beamrl.rl.training import judge_env
 from beamrl.supervisor import child
 
 __all__ = ["FINAL_EVAL_EPISODES", "train_deep"]
@@ -81,7 +81,7 @@ def _prepare(
     budget = int(steps or 100_000)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "hyper": dataclasses.asdict(cfg)}
-    atomic_write_json(out_dir / RUN_FILE, run_info)
+    write_json(out_dir / RUN_FILE, run_info)
     return algo, env_id, seed, cfg, budget
 
 
@@ -141,7 +141,7 @@ async def train_deep(
         "selected": final["selected"],
     }
     save_params(out_dir / "model.safetensors", final["params"], meta)
-    atomic_write_json(out_dir / "model.json", meta)
+    write_json(out_dir / "model.json", meta)
     policy = NumpyPolicy(final["spec"], final["params"])
     returns = evaluate(policy, env_id, FINAL_EVAL_EPISODES)
     summary = {
@@ -165,7 +165,7 @@ async def train_deep(
         "resumed": resume,
         "curve": _plot(out_dir),
     }
-    atomic_write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary)
     return summary
 
 

@@ -1,0 +1,49 @@
+"""``beamrl bench SUITE``: which benchmark modules each suite runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from beamrl.bench import (
+    codec_bench,
+    env_bench,
+    env_server_bench,
+    local,
+    remote,
+    replay_bench,
+    replay_server_bench,
+    train_bench,
+)
+from beamrl.bench.report import Row
+
+
+def _env(quick: bool) -> list[Row]:
+    rows: list[Row] = env_bench.run()
+    return rows + env_server_bench.run(quick=quick)
+
+
+def _replay(quick: bool) -> list[Row]:
+    rows: list[Row] = replay_bench.run(capacity=100_000 if quick else 1_000_000)
+    return rows + replay_server_bench.run(quick=quick)
+
+
+SUITES: dict[str, Callable[[bool], list[Row]]] = {
+    "local": lambda quick: local.run(quick=quick),
+    "remote": lambda quick: remote.run(quick=quick),
+    "env": _env,
+    "replay": _replay,
+    "train": lambda quick: train_bench.run(quick=quick),
+    "codec": lambda quick: codec_bench.run(quick=quick),
+}
+"""Suite name -> ``run(quick)`` returning its rows; ``all`` runs them in this order."""
+
+
+def _learn(quick: bool) -> list[Row]:
+    from beamrl.bench import learn_bench  # deferred: it trains deep agents (torch) and SB3
+
+    rows: list[Row] = learn_bench.run(quick=quick)
+    return rows
+
+
+OPT_IN: dict[str, Callable[[bool], list[Row]]] = {"learn": _learn}
+"""Suites run only when named (``beamrl bench learn``): not part of ``all``, they take minutes."""

@@ -1,0 +1,24 @@
+"""``beamrl keys generate DIR --name NODE``: a CURVE key pair for a secure node."""
+
+from __future__ import annotations
+
+import argparse
+
+from beamrl.transport.keys import generate_keys
+
+
+def generate(args: argparse.Namespace) -> int:
+    public, secret = generate_keys(args.dir, args.name, overwrite=args.force)
+    print(f"wrote {public} (public: copy it to every node that should trust {args.name!r})")
+    print(f"wrote {secret} (secret: keep it on this machine only)")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keys", help="CURVE key pairs for secure nodes")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    g = ksub.add_parser("generate", help="create DIR/NODE.key (public) and DIR/NODE.key_secret")
+    g.add_argument("dir")
+    g.add_argument("--name", required=True, help="the node name the keys belong to")
+    g.add_argument("--force", action="store_true", help="overwrite an existing key pair")
+    g.set_defaults(handler=generate)

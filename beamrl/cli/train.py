@@ -1,0 +1,145 @@
+"""``beamrl train ALGO ENV_ID [...]``: train an agent as a supervised tree of processes.
+
+Option defaults come from ``RunSpec`` (seed, evaluation cadence), from ``train`` (nodes)
+and from the env registry (the episode budget when neither ``--episodes`` nor ``--steps``
+is given, the final evaluation's episodes), so each is stated once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from typing import Any
+
+from beamrl.node import run
+from beamrl.node_config import load_node_file
+from beamrl.rl.deep import ALGOS as DEEP_ALGOS
+from beamrl.rl.envs.registry import facts
+from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, train
+from beamrl.rl.training.spec import default
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f'{what} expects KEY=VALUE (JSON values: 0.1, true, "8x8", {{...}}), got {item!r}')
+        result[key] = _parse_value(value)
+    return result
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _chaos(args: argparse.Namespace) -> list[dict[str, Any]]:
+    chaos: list[dict[str, Any]] = []
+    if args.crash_at is not None:
+        chaos.append({"at": args.crash_at, "fault": args.crash_worker})
+    for item in args.kill_at or []:
+        at, sep, name = item.partition(":")
+        if not sep or not at.isdigit() or not name:
+            raise ValueError(f"--kill-at expects EPISODE:NAME (e.g. 1000:qserver), got {item!r}")
+        chaos.append({"at": int(at), "kill": name})
+    return chaos
+
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """The run the options describe (the registry's episode budget when none is given)."""
+    if args.algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {args.algo!r}: choose one of {', '.join(ALGOS)}")
+    episodes, steps = args.episodes, args.steps
+    if episodes is None and steps is None and args.algo not in PLANNING_ALGOS:
+        episodes = facts(args.env_id).episodes
+    return RunSpec(
+        algo=args.algo,
+        env_id=args.env_id,
+        env_kwargs=_pairs(args.env_kwarg, "--env"),
+        episodes=episodes,
+        steps=steps,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        hyper=_pairs(args.hyper, "--set"),
+        stop_at_success=args.stop_at_success,
+        chaos=_chaos(args),
+    )
+
+
+def train_command(args: argparse.Namespace) -> int:
+    if args.algo in DEEP_ALGOS:
+        from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
+
+        return cli_main(args)
+    spec = spec_from_args(args)
+    listen, keys, name = None, args.keys, "learner"
+    if args.node is not None:
+        config = load_node_file(args.node)
+        listen, keys, name = config.listen, keys or config.keys, config.name or name
+    out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
+    summary = run(
+        train(
+            spec,
+            out,
+            nodes=args.nodes,
+            attach=args.attach,
+            progress=not args.quiet,
+            listen=args.listen or listen,
+            keys=keys,
+            name=name,
+            final_episodes=args.final_eval_episodes,
+        )
+    )
+    shown = {k: summary[k] for k in ("episodes", "steps", "wall_seconds", "eval_mean_return", "eval_success_rate")}
+    print(json.dumps(shown, indent=None, default=str))
+    success = summary.get("eval_success_rate")
+    verdict = f"greedy success {success:.3f}, " if success is not None else ""
+    print(
+        f"evaluated over {summary['eval_episodes']} episodes on {summary['judge']}: {verdict}"
+        f"mean return {summary['eval_mean_return']:.3f}"
+    )
+    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/qtable.npz and the plot {summary.get('curve')}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an agent as a supervised tree of processes")
+    p.add_argument("algo", help=", ".join([*ALGOS, *DEEP_ALGOS]))
+    p.add_argument("env_id")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--episodes", type=_positive, help="episode budget (default: the env's, from the registry)")
+    budget.add_argument("--steps", type=_positive)
+    p.add_argument("--seed", type=int, default=default("seed"))
+    p.add_argument("--out", help="output directory (default runs/ALGO-ENV-seedS)")
+    nodes = inspect.signature(train).parameters["nodes"].default
+    p.add_argument("--nodes", type=_positive, default=nodes, help="nodes to train on; K-1 start as local OS processes")
+    p.add_argument("--attach", action="append", default=[], help="address of an already running actor node")
+    p.add_argument("--node", help="a node role file for the learner (name, listen, keys)")
+    p.add_argument("--listen", help="learner listen address (default: loopback when distributed)")
+    p.add_argument("--keys", help="CURVE key directory for the learner")
+    p.add_argument("--env", dest="env_kwarg", action="append", help="env keyword, e.g. --env is_slippery=false")
+    p.add_argument("--set", dest="hyper", action="append", help="hyper-parameter, e.g. --set gamma=0.95")
+    p.add_argument("--eval-every", type=_positive, default=default("eval_every"))
+    p.add_argument("--eval-episodes", type=_positive, default=default("eval_episodes"))
+    p.add_argument(
+        "--final-eval-episodes", type=_positive, help="episodes of the final judged evaluation (default: the env's)"
+    )
+    p.add_argument("--stop-at-success", type=float, help="stop once a periodic evaluation reaches this success rate")
+    p.add_argument("--crash-at", type=_positive, help="inject a fault into a worker at this episode (demo)")
+    p.add_argument("--crash-worker", type=int, default=0)
+    p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
+    p.set_defaults(handler=train_command)

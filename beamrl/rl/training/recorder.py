@@ -1,0 +1,233 @@
+"""``Recorder``: counts episodes, evaluates the greedy policy, fires the chaos plan, ends the run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+
+from beamrl.api import call, cast, monitor
+from beamrl.errors import Rejected
+from beamrl.gen_server import GenServer, NoReply
+from beamrl.process import Down, format_reason
+from beamrl.reprs import short_repr
+from beamrl.rl.envs.registry import make
+from beamrl.rl.training.chaos import inject
+from beamrl.rl.training.progress import Progress, say
+from beamrl.rl.training.spec import RunSpec
+from beamrl.rl.training.tabular import TableShape, greedy_eval, table_shape
+
+#: the columns of ``["metrics"]``, one row per reported episode
+METRICS = ("episode", "worker", "return", "length", "success", "epsilon", "wall")
+
+
+class Recorder(GenServer):
+    """Counts episodes, evaluates the greedy policy, injects the demo's faults, ends the run.
+
+    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index]`` (may it
+    play another episode: exactly the budget is granted), ``["wait"]`` (replies with
+    the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
+    ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
+    once every granted episode had reported).
+    Casts: ``["episode", index, ret, length, success, epsilon]``, ``["event", text]`` (recorded
+    in the summary's ``events``). A worker whose node is lost for good (its ``DOWN`` says
+    ``noconnection``) is recorded as an event; the others finish the budget.
+
+    ``eval_env`` (an env object, so only for a recorder started on its own node) and
+    ``table`` (a ``TableShape`` as data) spare it building them again; without them it
+    makes the env from the spec.
+    """
+
+    async def init(
+        self,
+        spec: dict[str, Any],
+        n_workers: int,
+        qserver: Any = "qserver",
+        progress: bool = False,
+        *,
+        table: Any = None,
+        eval_env: Any = None,
+    ) -> None:
+        self.spec = RunSpec.from_data(spec)
+        self.qserver = qserver
+        self.n_workers = n_workers
+        self.per_worker = [0] * n_workers
+        self.workers: dict[int, Any] = {}
+        self.restarts = [0] * n_workers
+        self.rows: list[tuple[int, int, float, int, bool, float, float]] = []
+        self.evals: list[dict[str, float]] = []
+        self.steps = 0
+        self.finished = False
+        self.waiting: list[Any] = []
+        self.events: list[dict[str, Any]] = []
+        self.granted = 0
+        self.in_flight = [0] * n_workers  # granted episodes not reported yet, per worker
+        self.final_table: Any = None
+        self.t0 = time.monotonic()
+        self.time_to_success: float | None = None
+        if eval_env is None:
+            eval_env = make(self.spec.env_id, **self.spec.env_kwargs)
+        self.eval_env = eval_env
+        self.table = (
+            TableShape.from_data(table)
+            if table is not None
+            else table_shape(eval_env.observation_space, eval_env.action_space)
+        )
+        self.progress = Progress(self.spec) if progress else None
+
+    async def terminate(self, reason: Any) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        match request:
+            case ["hello", index, pid]:
+                if not 0 <= index < self.n_workers:
+                    raise Rejected(f"worker index {index} outside 0..{self.n_workers - 1}")
+                if index in self.workers:
+                    self.restarts[index] += 1
+                    self.events.append({"episode": len(self.rows), "event": f"worker {index} restarted"})
+                    say(f"  worker {index} is back as {pid} on node {pid.node!r}: it resumes from the shared table")
+                self.workers[index] = pid
+                monitor(pid)
+                return {"episodes": self.per_worker[index], "stop": self.finished}
+            case ["next", index]:
+                granted = self._grant()
+                if granted:
+                    self.in_flight[index] += 1
+                return granted
+            case ["wait"]:
+                if self.finished:
+                    return self.summary()
+                self.waiting.append(from_)
+                return NoReply
+            case ["summary"]:
+                return self.summary()
+            case ["metrics"]:
+                return self.metrics()
+            case ["evals"]:
+                return list(self.evals)
+            case ["final_table"]:
+                return self.final_table
+        raise Rejected(f"Recorder does not understand {short_repr(request)}")
+
+    async def handle_cast(self, request: Any) -> None:
+        match request:
+            case ["episode", index, ret, length, success, epsilon]:
+                await self._episode(int(index), float(ret), int(length), bool(success), float(epsilon))
+            case ["event", str(text)]:  # something the run's driver saw (a node lost at start-up)
+                self.events.append({"episode": len(self.rows), "event": text[:300]})
+
+    async def handle_info(self, message: Any) -> None:
+        if isinstance(message, Down):
+            index = next((i for i, p in self.workers.items() if p == message.pid), None)
+            if index is not None:  # its unfinished episode will never report: grant it again
+                self.granted -= self.in_flight[index]
+                self.in_flight[index] = 0
+            if index is None or self.finished:
+                return
+            if message.reason == "noconnection":  # its node is gone, and its supervisor with it
+                del self.workers[index]
+                left = len(self.workers)
+                self.events.append(
+                    {"episode": len(self.rows), "event": f"worker {index} lost: node {message.pid.node!r} is gone"}
+                )
+                say(
+                    f"! worker {index} is lost: its node {message.pid.node!r} is gone (with the supervisor that "
+                    f"would restart it); the run goes on with {left} worker{'s' if left != 1 else ''}"
+                )
+            else:
+                say(
+                    f"! worker {index} ({message.pid} on node {message.pid.node!r}) crashed: "
+                    f"{format_reason(message.reason)}; its supervisor restarts it"
+                )
+
+    async def _episode(self, index: int, ret: float, length: int, success: bool, epsilon: float) -> None:
+        if self.finished:
+            return
+        self.per_worker[index] += 1
+        self.in_flight[index] = max(0, self.in_flight[index] - 1)
+        self.steps += length
+        n = len(self.rows) + 1
+        self.rows.append((n, index, ret, length, success, epsilon, time.monotonic() - self.t0))
+        if self.progress is not None:
+            self.progress.episode(n, ret, length, epsilon)
+        spec = self.spec
+        for chaos in spec.chaos:
+            if chaos.get("at") == n:
+                self.events += await inject(self.node, self.workers, n, chaos)
+        if n % spec.eval_every == 0:
+            await self._evaluate(n)
+        done = (spec.episodes is not None and n >= spec.episodes) or (
+            spec.steps is not None and self.steps >= spec.steps
+        )
+        if done:
+            await self._finish()
+
+    async def _evaluate(self, episode: int) -> None:
+        table = await call(self.qserver, ["table"])
+        spec = self.spec
+        result = await asyncio.to_thread(
+            greedy_eval,
+            np.argmax(table, axis=1),
+            self.eval_env,
+            self.table,
+            spec.env_id,
+            spec.eval_episodes,
+            spec.seed + episode,
+            spec.max_steps,
+        )
+        result.update(episode=float(episode), wall=time.monotonic() - self.t0)
+        self.evals.append(result)
+        target = spec.stop_at_success
+        if target is not None and result["success_rate"] >= target:
+            if self.time_to_success is None:
+                self.time_to_success = result["wall"]
+                self.final_table = table  # the run's result is the table that passed
+            say(f"  episode {episode}: greedy success {result['success_rate']:.3f} >= {target}: stopping")
+            await self._finish()
+
+    def _grant(self) -> bool:
+        """May a worker start another episode? Exactly ``episodes`` are granted in all."""
+        spec = self.spec
+        if self.finished or (spec.episodes is not None and self.granted >= spec.episodes):
+            return False
+        if spec.steps is not None and self.steps >= spec.steps:
+            return False
+        self.granted += 1
+        return True
+
+    async def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.final_table is None:
+            # every granted episode has reported, and each worker cast its updates before
+            # its report: the table now holds exactly the run's episodes
+            self.final_table = await call(self.qserver, ["table"])
+        for pid in self.workers.values():
+            cast(pid, ["stop"])
+        summary = self.summary()
+        for waiting in self.waiting:
+            self.node.reply(waiting, summary)
+        self.waiting.clear()
+
+    def summary(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        return {
+            "episodes": len(self.rows),
+            "steps": self.steps,
+            "wall_seconds": wall,
+            "steps_per_second": self.steps / wall if wall > 0 else 0.0,
+            "worker_restarts": list(self.restarts),
+            "last_eval": self.evals[-1] if self.evals else None,
+            "time_to_success": self.time_to_success,
+            "events": list(self.events),
+            "finished": self.finished,
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        cols: list[tuple[Any, ...]] = list(zip(*self.rows, strict=True)) if self.rows else [()] * 7
+        return {name: list(col) for name, col in zip(METRICS, cols, strict=True)}

@@ -1,0 +1,246 @@
+"""``train``: build the training tree, spread its workers over nodes, judge and write the results.
+
+    summary = beamrl.run(train(RunSpec("q-learning", "FrozenLake-v1", episodes=2000), "runs/fl", nodes=3))
+
+The learner node runs::
+
+    training (Supervisor, one_for_one)
+      qserver   QServer        the shared Q-table (checkpointed)
+      recorder  Recorder       counts episodes, evaluates the greedy policy, stops the run
+      workers   DynamicSupervisor
+        worker-i-sup (Supervisor, rest_for_one)     one per worker, on its own node
+          env-i     EnvServer  the worker's environment
+          worker-i  Worker     the agent: acts, learns, ships (s, a, target) batches
+
+The env id goes through ``make`` once on the learner (its spaces give the ``TableShape``
+every process shares, and it is the recorder's evaluation env); the final evaluation
+plays on the judge (gymnasium's env when installed). Outputs: see ``outputs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beamrl.errors import BeamError, CallTimeout, NodeDown, NoProc, ProcessCrashed
+from beamrl.node import Node
+from beamrl.rl.agents import PolicyIteration, PolicyIterationConfig, ValueIteration, ValueIterationConfig
+from beamrl.rl.envs.gym_adapter import GymEnv
+from beamrl.rl.envs.registry import canonical_id, facts, make
+from beamrl.rl.qserver import QServer
+from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees, worker_spec
+from beamrl.rl.training.outputs import write_outputs
+from beamrl.rl.training.progress import say
+from beamrl.rl.training.recorder import Recorder
+from beamrl.rl.training.spec import PLANNING_ALGOS, RunSpec
+from beamrl.rl.training.tabular import TableShape, greedy_eval, table_shape
+from beamrl.supervisor import DynamicSupervisor, child
+
+log = logging.getLogger("beamrl.rl")
+
+#: the seed offset of the final evaluation (apart from the periodic ones)
+FINAL_EVAL_SALT = 7919
+
+
+class TrainingFailed(BeamError, RuntimeError):
+    """A training run could not go on: its tree went down or no episode finished for too long."""
+
+
+def judge_env(env_id: str, env_kwargs: dict[str, Any]) -> tuple[Any, str]:
+    """gymnasium's own env when installed (the judge the targets name), else the native one."""
+    try:
+        import gymnasium  # deferred: an optional extra, only the judge needs it
+    except ImportError:
+        return make(env_id, **env_kwargs), "beamrl native (gymnasium not installed)"
+    canonical = canonical_id(env_id)
+    return GymEnv(gymnasium.make(canonical, **env_kwargs), canonical), f"gymnasium {gymnasium.__version__}"
+
+
+async def train(
+    spec: RunSpec,
+    out: str | os.PathLike[str],
+    *,
+    nodes: int = 1,
+    attach: list[str] | None = None,
+    progress: bool = True,
+    listen: str | None = None,
+    keys: str | None = None,
+    name: str = "learner",
+    final_episodes: int | None = None,
+    stall_seconds: float = 60.0,
+) -> dict[str, Any]:
+    """Run training as a supervised tree and write metrics, plot, summary and table to ``out``.
+
+    Raises ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
+    """
+    out_dir = Path(out)
+    await asyncio.to_thread(_prepare, out_dir)
+    started = time.monotonic()
+    env = make(spec.env_id, **spec.env_kwargs)
+    table = table_shape(env.observation_space, env.action_space)
+    if spec.algo in PLANNING_ALGOS:
+        summary, q = await _plan(spec, env)
+        rows: dict[str, list[Any]] = {}
+        evals: list[dict[str, float]] = []
+    else:
+        summary, q, rows, evals = await _learn(
+            spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
+        )
+    judge, judge_name = judge_env(spec.env_id, spec.env_kwargs)
+    env_facts = facts(spec.env_id)
+    n_final = final_episodes or env_facts.eval_episodes
+    result = await asyncio.to_thread(
+        greedy_eval,
+        np.argmax(q, axis=1),
+        judge,
+        table,
+        spec.env_id,
+        n_final,
+        spec.seed + FINAL_EVAL_SALT,
+        spec.max_steps,
+    )
+    summary.update(
+        algo=spec.algo,
+        env_id=spec.env_id,
+        env_kwargs=spec.env_kwargs,
+        seed=spec.seed,
+        nodes=max(nodes, 1) + len(attach or []),
+        hyper_parameters=spec.hyper,
+        eval_mean_return=result["mean_return"],
+        eval_success_rate=result["success_rate"] if env_facts.has_goal else None,
+        eval_episodes=n_final,
+        judge=judge_name,
+        total_wall_seconds=time.monotonic() - started,
+    )
+    await asyncio.to_thread(write_outputs, out_dir, spec, summary, q, rows, evals)
+    return summary
+
+
+def _prepare(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / "qserver.npz"
+    if checkpoint.exists():
+        checkpoint.unlink()  # a new run starts from scratch; restarts within the run resume
+
+
+async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray]:
+    hyper = dict(spec.hyper)
+    if spec.algo == "value-iteration":
+        planner: Any = ValueIteration(ValueIterationConfig(**hyper))
+    else:
+        planner = PolicyIteration(PolicyIterationConfig(**hyper))
+    t0 = time.monotonic()
+    await asyncio.to_thread(planner.plan_env, env)
+    wall = time.monotonic() - t0
+    return {"episodes": 0, "steps": 0, "wall_seconds": wall, "iterations": planner.iterations}, planner.Q
+
+
+async def _learn(
+    spec: RunSpec,
+    env: Any,
+    table: TableShape,
+    out_dir: Path,
+    nodes: int,
+    attach: list[str],
+    progress: bool,
+    listen: str | None,
+    keys: str | None,
+    name: str,
+    stall_seconds: float = 60.0,
+) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]:
+    distributed = nodes > 1 or bool(attach)
+    if distributed and listen is None:
+        listen = "tcp://127.0.0.1:0"
+    n_workers = max(nodes, 1) + len(attach)
+    spec = spec.replace(workers=n_workers)
+    checkpoint = out_dir / "qserver.npz"
+    async with Node(name, listen=listen, keys=keys) as node:
+        await node.start_supervisor(
+            [
+                child(
+                    QServer,
+                    table.n_states,
+                    table.n_actions,
+                    checkpoint=str(checkpoint),
+                    checkpoint_every=spec.checkpoint_every,
+                    name="qserver",
+                ),
+                child(
+                    Recorder,
+                    spec.to_data(),
+                    n_workers,
+                    progress=progress,
+                    table=table.to_data(),
+                    eval_env=env,
+                    name="recorder",
+                ),
+                child(DynamicSupervisor, name="workers", max_restarts=50, max_seconds=10),
+            ],
+            name="training",
+        )
+        address = node.address or ""
+        actors = ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
+        try:
+            remote_names = list(actors.names) if actors is not None else []
+            for address in attach:
+                try:
+                    remote_names.append(await node.connect(address))
+                except NodeDown as exc:
+                    raise TrainingFailed(f"cannot reach the actor node at {address}: {exc}") from None
+            try:
+                await wait_for_actor_trees(node, remote_names, actors)
+            except (RuntimeError, TimeoutError) as exc:  # an actor node died or hung while starting
+                raise TrainingFailed(f"the actor nodes did not come up: {exc}") from None
+            await node.start_child("workers", worker_spec(spec, 0, name, table))
+            for i, remote in enumerate(remote_names, start=1):
+                await _start_remote_worker(node, remote, worker_spec(spec, i, name, table), i)
+            summary = await _wait_for_the_run(node, stall_seconds)
+            q = await node.call("recorder", ["final_table"])
+            rows = await node.call("recorder", ["metrics"])
+            evals = await node.call("recorder", ["evals"])
+            for i, remote in enumerate(remote_names, start=1):
+                try:
+                    await node.terminate_child(("workers", remote), f"worker-{i}-sup", timeout=10)
+                except BeamError as exc:  # the node may be gone already; the run is over anyway
+                    log.info("leaving worker %d on %r: %s", i, remote, exc)
+        finally:
+            if actors is not None:
+                await asyncio.to_thread(actors.close)
+    return summary, q, rows, evals
+
+
+async def _start_remote_worker(node: Node, remote: str, spec: dict[str, Any], index: int) -> None:
+    """Start worker ``index`` on ``remote``; a node lost meanwhile leaves the run to the other workers."""
+    try:
+        await node.start_child(("workers", remote), spec)
+    except (NodeDown, NoProc, CallTimeout) as exc:
+        text = f"worker {index} lost: node {remote!r} went away while it started ({type(exc).__name__})"
+        say(f"! {text}; the run goes on with the other workers")
+        node.cast("recorder", ["event", text])
+
+
+async def _wait_for_the_run(node: Node, stall_seconds: float) -> dict[str, Any]:
+    """The recorder's summary once the run is over; an error if no episode ends for ``stall_seconds``."""
+    last_progress, last_count = time.monotonic(), -1
+    while True:
+        try:
+            try:
+                summary: dict[str, Any] = await node.call("recorder", ["wait"], timeout=1.0)
+                return summary
+            except CallTimeout:
+                count = (await node.call("recorder", ["summary"]))["episodes"]
+        except (NoProc, ProcessCrashed) as exc:
+            raise TrainingFailed(f"the training tree went down: {exc}") from exc
+        if count != last_count:
+            last_progress, last_count = time.monotonic(), count
+        elif time.monotonic() - last_progress > stall_seconds:
+            raise TrainingFailed(
+                f"no episode finished in {stall_seconds:.0f} s (after {count}): the workers keep failing "
+                "or their nodes are gone; the log above says why"
+            )

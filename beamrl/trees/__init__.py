@@ -1,0 +1,18 @@
+"""Supervision trees the library itself starts (package data, found with ``importlib.resources``).
+
+``actor_node.toml``: an actor node's empty ``workers`` DynamicSupervisor, which
+``beamrl train --nodes K`` starts on each extra node and fills with worker subtrees.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def tree_path(name: str) -> Path:
+    """The file of the packaged tree ``name`` (e.g. ``"actor_node.toml"``) on disk."""
+    resource = resources.files(__package__).joinpath(name)
+    if not resource.is_file():
+        raise FileNotFoundError(f"beamrl ships no tree named {name!r}")
+    return Path(str(resource))
