@@ -15,6 +15,7 @@ from typing import Any
 from beamrl.cli.dashboard import add_dashboard_args, observers
 from beamrl.node import run
 from beamrl.node_config import load_node_file
+from beamrl.rl.deep import ALGOS as DEEP_ALGOS
 from beamrl.rl.envs.registry import facts
 from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, train
 from beamrl.rl.training.spec import default
@@ -79,6 +80,15 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    if args.algo in DEEP_ALGOS:
+        if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
+            raise ValueError(
+                f"--dashboard and --tensorboard watch tabular runs so far; {args.algo} is a deep run: "
+                "drop the option (its curves are in the run's output directory)"
+            )
+        from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
+
+        return cli_main(args)
     spec = spec_from_args(args)
     listen, keys, name = None, args.keys, "learner"
     if args.node is not None:
@@ -114,7 +124,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an agent as a supervised tree of processes")
-    p.add_argument("algo", help=", ".join(ALGOS))
+    p.add_argument("algo", help=", ".join([*ALGOS, *DEEP_ALGOS]))
     p.add_argument("env_id")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--episodes", type=_positive, help="episode budget (default: the env's, from the registry)")
@@ -139,5 +149,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crash-worker", type=int, default=0)
     p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
     add_dashboard_args(p, train=True)  # [dashboard]
     p.set_defaults(handler=train_command)
