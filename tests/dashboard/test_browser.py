@@ -99,8 +99,8 @@ class Served:
             raise AssertionError(f"`beamrl {' '.join(args)}` printed no dashboard URL:\n{''.join(self.output)}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if self.proc.poll() is None:  # SIGINT: a training run then closes the actor nodes it started
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
