@@ -3,14 +3,16 @@
     name = "learner"                      # node name, unique in the cluster
     listen = "tcp://0.0.0.0:7001"         # where peers reach it (loopback unless told otherwise)
     join = ["tcp://10.0.0.5:7001"]        # nodes to connect to at start (retried until they answer)
-    keys = "keys/"                        # CURVE: own key pair + trusted peers' public keys
+    keys = "../keys/"                     # CURVE: own key pair + trusted peers' public keys
     insecure = false                      # allow a non-loopback listen without keys
-    tree = "supervisors/learner.toml"     # the supervision tree to start
+    tree = "../supervisors/learner.toml"  # the supervision tree to start (or a packaged one: "actor_node")
     heartbeat_interval = 0.5
     heartbeat_timeout = 3.0
 
-Relative paths are resolved from the current directory (run ``beamrl node start``
-from the project root). A bad file is refused whole, naming file, key and problem.
+Relative paths (``keys``, ``tree``) are resolved from the role file's folder, so
+``beamrl node start path/to/role.toml`` works from any directory; a ``tree`` that is
+no file there names a tree beamrl ships (``"actor_node"``). A bad file is refused
+whole, naming file, key and problem.
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ _TYPES: dict[str, Any] = {
 def load_node_file(path: str | Path) -> NodeConfig:
     """Read and check a node role file."""
     path = Path(path)
-    return config_from_mapping(read_toml(path), str(path))
+    config = config_from_mapping(read_toml(path), str(path))
+    here = path.resolve().parent
+    if config.keys is not None:
+        config.keys = str(here / config.keys)
+    if config.tree is not None and (here / config.tree).is_file():
+        config.tree = str(here / config.tree)
+    return config
 
 
 def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
+from typing import Any
 
 # imported for its wire types: spaces, Exp and the rl errors register with the codec there
 import beamrl.rl.errors
@@ -36,6 +39,49 @@ async def _join(node: Node, address: str, stop: asyncio.Event) -> None:
         return
 
 
+class _HoldBack(logging.Filter):
+    """Holds log records back; ``release`` emits them, else they are dropped."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.held.append(record)
+        return False
+
+    def release(self) -> None:
+        self.handler.removeFilter(self)
+        for record in self.held:
+            self.handler.handle(record)
+        self.held.clear()
+
+
+@contextlib.contextmanager
+def _held_back_log() -> Iterator[Any]:
+    """While a tree starts, hold its log back: shown if it starts, dropped if it fails (the
+    error says why once, without the crash reports of the children that failed)."""
+    holds = [_HoldBack(handler) for handler in logging.getLogger().handlers]
+    for hold in holds:
+        hold.handler.addFilter(hold)
+    group = _Holds(holds)
+    try:
+        yield group
+    finally:
+        for hold in holds:
+            hold.handler.removeFilter(hold)
+
+
+class _Holds:
+    def __init__(self, holds: list[_HoldBack]) -> None:
+        self.holds = holds
+
+    def release(self) -> None:
+        for hold in self.holds:
+            hold.release()
+
+
 async def serve(config: NodeConfig) -> int:
     """Run the node described by ``config`` until SIGINT/SIGTERM; 0 on a clean stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,7 +102,9 @@ async def serve(config: NodeConfig) -> int:
         joins = [asyncio.ensure_future(_join(node, address, stop)) for address in config.join]
         try:
             if config.tree is not None:
-                pid = await start_tree(node, config.tree)
+                with _held_back_log() as held:
+                    pid = await start_tree(node, config.tree)  # a failure: its message alone, no crash reports
+                    held.release()
                 print(f"tree {config.tree} started: {pid}", flush=True)
             await stop.wait()
         finally:

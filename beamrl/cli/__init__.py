@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from beamrl.cli import bench, keys, node, ps, shell, train
+from beamrl.cli.options import HelpFormatter, cli_wording, help_of
 from beamrl.errors import BeamError
 
 COMMANDS = (bench, keys, node, shell, ps, train)
@@ -25,8 +26,13 @@ COMMANDS = (bench, keys, node, shell, ps, train)
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``beamrl`` parser."""
-    parser = argparse.ArgumentParser(prog="beamrl", description="Erlang/OTP's process model for reinforcement learning")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="beamrl",
+        description="Erlang/OTP's process model for reinforcement learning",
+        formatter_class=HelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(handler=help_of(parser))
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
@@ -35,11 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``beamrl`` console script."""
     args = build_parser().parse_args(argv)
+    command = f"beamrl {args.command}" if args.command else "beamrl"
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
     except (ValueError, OSError, BeamError) as exc:
-        print(f"beamrl {args.command}: {exc}", file=sys.stderr)
+        print(f"{command}: {cli_wording(str(exc))}", file=sys.stderr)
         return 2
     return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from beamrl.cli.options import help_of
 from beamrl.transport.keys import generate_keys
 
 
@@ -16,7 +17,8 @@ def generate(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="CURVE key pairs for secure nodes")
-    ksub = p.add_subparsers(dest="keys_command", required=True)
+    p.set_defaults(handler=help_of(p))
+    ksub = p.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
     g = ksub.add_parser("generate", help="create DIR/NODE.key (public) and DIR/NODE.key_secret")
     g.add_argument("dir")
     g.add_argument("--name", required=True, help="the node name the keys belong to")

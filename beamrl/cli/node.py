@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from beamrl.cli.options import HelpFormatter, address, help_of
 from beamrl.node import run
 from beamrl.node_config import NodeConfig, load_node_file
 from beamrl.node_runner import serve
@@ -31,15 +32,25 @@ def start(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("node", help="run a node")
-    nsub = p.add_subparsers(dest="node_command", required=True)
-    s = nsub.add_parser("start", help="start a node (and its tree); Ctrl-C or SIGTERM stops it cleanly")
-    s.add_argument("config", nargs="?", help="a node role file (nodes/*.toml)")
-    s.add_argument("--name")
-    s.add_argument("--listen", help="tcp://HOST:PORT (default tcp://127.0.0.1:0: a free loopback port)")
-    s.add_argument("--join", action="append", help="address of a node to connect to (repeatable)")
-    s.add_argument("--tree", help="supervision tree file to start (supervisors/*.toml)")
-    s.add_argument("--keys", help="CURVE key directory")
+    p = sub.add_parser("node", help="run a node", formatter_class=HelpFormatter)
+    p.set_defaults(handler=help_of(p))
+    nsub = p.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
+    s = nsub.add_parser(
+        "start", help="start a node (and its tree); Ctrl-C or SIGTERM stops it cleanly", formatter_class=HelpFormatter
+    )
+    s.add_argument("config", nargs="?", help="a node role file (nodes/*.toml); its paths are relative to it")
+    s.add_argument("--name", help="node name, unique in the cluster (default: the role file's, else a unique one)")
+    s.add_argument("--listen", type=address, help="tcp://HOST:PORT (default tcp://127.0.0.1:0: a free loopback port)")
+    s.add_argument("--join", type=address, action="append", help="address of a node to connect to (repeatable)")
+    s.add_argument(
+        "--tree", help="supervision tree to start: a file (supervisors/*.toml) or a packaged tree's name (actor_node)"
+    )
+    s.add_argument("--keys", help="CURVE key directory (this node's key pair and the public keys it trusts)")
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without keys")
-    s.add_argument("--heartbeat-timeout", type=float, dest="heartbeat_timeout")
+    s.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        dest="heartbeat_timeout",
+        help="seconds of silence before a peer counts as down (default 3)",
+    )
     s.set_defaults(handler=start)

@@ -15,7 +15,8 @@ Requests (what ``handle_call`` answers):
                                 ``InvalidAction`` (a ``Rejected``) and leaves the env as it was;
                                 stepping a finished episode without ``reset`` is ``Rejected``
 ``["step_many", actions]``      vector env (``num_envs=N``): one action per copy ->
-                                ``{"obs", "reward", "terminated", "truncated"}`` arrays
+                                ``{"obs", "reward", "terminated", "truncated"}`` arrays;
+                                before the first ``reset`` it is ``Rejected``
 ``["observe"]``                 the current observation (``None`` before the first reset)
 ``["render"]``                  text rendering
 ``["spaces"]``                  ``{"action_space": ..., "observation_space": ...}``
@@ -50,6 +51,7 @@ class EnvServer(GenServer):
         self.episodes = 0
         self.steps = 0
         self.last: Exp | None = None
+        self.vector_started = False  # a vector env steps only after its first reset
 
     async def terminate(self, reason: Any) -> None:
         self.env.close()
@@ -104,6 +106,7 @@ class EnvServer(GenServer):
         self.episodes += 1
         if self.vector:
             obs, info = self.env.reset(seed=None if seed is None else int(seed))
+            self.vector_started = True
             return {"obs": obs, "info": info}
         self.last = self.env.reset(seed=None if seed is None else int(seed), options=options)
         return self.last
@@ -125,6 +128,8 @@ class EnvServer(GenServer):
     def _step_many(self, actions: Any) -> dict[str, Any]:
         if not self.vector:
             raise Rejected("step_many needs a vector env: start the EnvServer with num_envs=N")
+        if not self.vector_started:
+            raise Rejected(f"{self.env_id}: reset the vector env before the first step_many")
         actions = np.asarray(actions)
         space = self._space("action")
         n = self.env.num_envs

@@ -12,7 +12,7 @@ from beamrl.api import call, cast, monitor
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer, NoReply
 from beamrl.process import Down, format_reason
-from beamrl.rl.envs.registry import make
+from beamrl.rl.envs.registry import facts, make
 from beamrl.rl.training.chaos import inject
 from beamrl.rl.training.progress import Progress, say
 from beamrl.rl.training.spec import RunSpec
@@ -29,7 +29,8 @@ class Recorder(GenServer):
     play another episode: exactly the budget is granted), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
-    once every granted episode had reported).
+    once every granted episode had reported), ``["interrupt"]`` (Ctrl-C: end the run now, keep what
+    was learnt, reply with the summary marked ``interrupted``).
     Casts: ``["episode", index, ret, length, success, epsilon]``.
 
     ``eval_env`` (an env object, so only for a recorder started on its own node) and
@@ -64,6 +65,10 @@ class Recorder(GenServer):
         self.final_table: Any = None
         self.t0 = time.monotonic()
         self.time_to_success: float | None = None
+        self.episodes_to_success: int | None = None
+        self.interrupted = False
+        #: a greedy success rate that counts as solved: the run's stop target, else the env's
+        self.success_target = self.spec.stop_at_success or facts(self.spec.env_id).success_target
         if eval_env is None:
             eval_env = make(self.spec.env_id, **self.spec.env_kwargs)
         self.eval_env = eval_env
@@ -108,6 +113,10 @@ class Recorder(GenServer):
                 return list(self.evals)
             case ["final_table"]:
                 return self.final_table
+            case ["interrupt"]:
+                self.interrupted = not self.finished
+                await self._finish()
+                return self.summary()
         raise Rejected(f"Recorder does not understand {request!r}")
 
     async def handle_cast(self, request: Any) -> None:
@@ -164,11 +173,12 @@ class Recorder(GenServer):
         )
         result.update(episode=float(episode), wall=time.monotonic() - self.t0)
         self.evals.append(result)
+        passed = self.success_target is not None and result["success_rate"] >= self.success_target
+        if passed and self.time_to_success is None:
+            self.time_to_success, self.episodes_to_success = result["wall"], episode
         target = spec.stop_at_success
         if target is not None and result["success_rate"] >= target:
-            if self.time_to_success is None:
-                self.time_to_success = result["wall"]
-                self.final_table = table  # the run's result is the table that passed
+            self.final_table = table  # the run's result is the table that passed
             say(f"  episode {episode}: greedy success {result['success_rate']:.3f} >= {target}: stopping")
             await self._finish()
 
@@ -206,9 +216,12 @@ class Recorder(GenServer):
             "steps_per_second": self.steps / wall if wall > 0 else 0.0,
             "worker_restarts": list(self.restarts),
             "last_eval": self.evals[-1] if self.evals else None,
+            "success_target": self.success_target,
             "time_to_success": self.time_to_success,
+            "episodes_to_success": self.episodes_to_success,
             "events": list(self.events),
             "finished": self.finished,
+            "interrupted": self.interrupted,
         }
 
     def metrics(self) -> dict[str, Any]:

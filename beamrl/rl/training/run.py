@@ -15,6 +15,10 @@ The learner node runs::
 The env id goes through ``make`` once on the learner (its spaces give the ``TableShape``
 every process shares, and it is the recorder's evaluation env); the final evaluation
 plays on the judge (gymnasium's env when installed). Outputs: see ``outputs``.
+
+``preflight`` refuses a run that cannot do what it says before anything starts. When the
+run is cancelled (Ctrl-C), the recorder ends it at once; what was learnt so far is judged
+and written, with ``"interrupted": true`` in ``summary.json``, and the cancellation goes on.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from beamrl.rl.envs.registry import canonical_id, facts, make
 from beamrl.rl.qserver import QServer
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees, worker_spec
 from beamrl.rl.training.outputs import write_outputs
+from beamrl.rl.training.preflight import preflight
 from beamrl.rl.training.recorder import Recorder
 from beamrl.rl.training.spec import PLANNING_ALGOS, RunSpec
-from beamrl.rl.training.tabular import TableShape, greedy_eval, table_shape
+from beamrl.rl.training.tabular import TableShape, greedy_eval
 from beamrl.supervisor import DynamicSupervisor, child
 
 log = logging.getLogger("beamrl.rl")
@@ -76,21 +81,52 @@ async def train(
 ) -> dict[str, Any]:
     """Run training as a supervised tree and write metrics, plot, summary and table to ``out``.
 
-    Raises ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
+    Raises ``ValueError`` (before anything starts) for a run that cannot work, and
+    ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
     """
+    env, table = preflight(spec, nodes, attach or [])
     out_dir = Path(out)
     await asyncio.to_thread(_prepare, out_dir)
     started = time.monotonic()
-    env = make(spec.env_id, **spec.env_kwargs)
-    table = table_shape(env.observation_space, env.action_space)
     if spec.algo in PLANNING_ALGOS:
-        summary, q = await _plan(spec, env)
-        rows: dict[str, list[Any]] = {}
+        summary, q, rows = await _plan(spec, env)
         evals: list[dict[str, float]] = []
     else:
-        summary, q, rows, evals = await _learn(
-            spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
-        )
+        try:
+            summary, q, rows, evals = await _learn(
+                spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
+            )
+        except Interrupted as stop:
+            summary, q, rows, evals = stop.partial
+            await _judge_and_write(
+                spec, out_dir, table, summary, q, rows, evals, nodes, attach, final_episodes, started
+            )
+            raise asyncio.CancelledError from None  # the cancellation goes on, the partial outputs written
+    await _judge_and_write(spec, out_dir, table, summary, q, rows, evals, nodes, attach, final_episodes, started)
+    return summary
+
+
+class Interrupted(Exception):
+    """The run was cancelled; ``partial`` is what the recorder had: summary, table, rows, evals."""
+
+    def __init__(self, partial: tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]):
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+async def _judge_and_write(
+    spec: RunSpec,
+    out_dir: Path,
+    table: TableShape,
+    summary: dict[str, Any],
+    q: np.ndarray,
+    rows: dict[str, list[Any]],
+    evals: list[dict[str, float]],
+    nodes: int,
+    attach: list[str] | None,
+    final_episodes: int | None,
+    started: float,
+) -> None:
     judge, judge_name = judge_env(spec.env_id, spec.env_kwargs)
     env_facts = facts(spec.env_id)
     n_final = final_episodes or env_facts.eval_episodes
@@ -109,7 +145,7 @@ async def train(
         env_id=spec.env_id,
         env_kwargs=spec.env_kwargs,
         seed=spec.seed,
-        nodes=max(nodes, 1) + len(attach or []),
+        nodes=max(nodes, 1) + len(attach or []),  # preflight refused what would not run on all of them
         hyper_parameters=spec.hyper,
         eval_mean_return=result["mean_return"],
         eval_success_rate=result["success_rate"] if env_facts.has_goal else None,
@@ -118,7 +154,6 @@ async def train(
         total_wall_seconds=time.monotonic() - started,
     )
     await asyncio.to_thread(write_outputs, out_dir, spec, summary, q, rows, evals)
-    return summary
 
 
 def _prepare(out_dir: Path) -> None:
@@ -128,7 +163,7 @@ def _prepare(out_dir: Path) -> None:
         checkpoint.unlink()  # a new run starts from scratch; restarts within the run resume
 
 
-async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray]:
+async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]]]:
     hyper = dict(spec.hyper)
     if spec.algo == "value-iteration":
         planner: Any = ValueIteration(ValueIterationConfig(**hyper))
@@ -137,7 +172,9 @@ async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray]:
     t0 = time.monotonic()
     await asyncio.to_thread(planner.plan_env, env)
     wall = time.monotonic() - t0
-    return {"episodes": 0, "steps": 0, "wall_seconds": wall, "iterations": planner.iterations}, planner.Q
+    rows = {"iteration": list(range(1, len(planner.deltas) + 1)), "value_change": list(planner.deltas)}
+    summary = {"episodes": 0, "steps": 0, "wall_seconds": wall, "iterations": planner.iterations}
+    return summary, planner.Q, rows
 
 
 async def _learn(
@@ -185,15 +222,24 @@ async def _learn(
         )
         address = node.address or ""
         actors = ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
+
         try:
             remote_names = list(actors.names) if actors is not None else []
+            attached = {}
             for address in attach:
-                remote_names.append(await node.connect(address))
-            await wait_for_actor_trees(node, remote_names, actors)
+                attached[await node.connect(address)] = address
+            remote_names += list(attached)
+            await wait_for_actor_trees(node, remote_names, actors, attached=attached)
             await node.start_child("workers", worker_spec(spec, 0, name, table))
             for i, remote in enumerate(remote_names, start=1):
                 await node.start_child(("workers", remote), worker_spec(spec, i, name, table))
-            summary = await _wait_for_the_run(node, stall_seconds)
+            try:
+                summary = await _wait_for_the_run(node, stall_seconds)
+            except asyncio.CancelledError:
+                summary = await node.call("recorder", ["interrupt"])  # quiet from here on: no false crashes
+                partial = (summary, await node.call("recorder", ["final_table"]))
+                partial_rows = await node.call("recorder", ["metrics"])
+                raise Interrupted((*partial, partial_rows, await node.call("recorder", ["evals"]))) from None
             q = await node.call("recorder", ["final_table"])
             rows = await node.call("recorder", ["metrics"])
             evals = await node.call("recorder", ["evals"])
