@@ -16,7 +16,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS):
+        default = action.default
+        if "%(default)" in text or default is None or default is False or default == [] or default == argparse.SUPPRESS:
             return text
         if action.option_strings or action.nargs in ("?", "*"):
             return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"

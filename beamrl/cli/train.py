@@ -131,41 +131,86 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("env_id", metavar="ENV_ID", help=f"an env id: {', '.join(NATIVE)}, or any gymnasium id")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--episodes", type=positive_int, help="episode budget over all workers (default: the env's, listed below)"
+        "--episodes",
+        metavar="N",
+        type=positive_int,
+        help="episode budget over all workers (default: the env's, listed below)",
     )
-    budget.add_argument("--steps", type=positive_int, help="env-step budget over all workers, instead of --episodes")
-    p.add_argument("--seed", type=int, default=default("seed"), help="seeds the envs, agents and evaluations")
-    p.add_argument("--out", help="output directory (default runs/ALGO-ENV_ID-seedSEED)")
+    budget.add_argument(
+        "--steps", metavar="N", type=positive_int, help="env-step budget over all workers, instead of --episodes"
+    )
+    p.add_argument(
+        "--seed", metavar="S", type=int, default=default("seed"), help="seeds the envs, agents and evaluations"
+    )
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/ALGO-ENV_ID-seedSEED)")
     nodes = inspect.signature(train).parameters["nodes"].default
     p.add_argument(
-        "--nodes", type=positive_int, default=nodes, help="nodes to train on; K-1 start as local OS processes"
+        "--nodes",
+        metavar="K",
+        type=positive_int,
+        default=nodes,
+        help="nodes to train on; K-1 start as local OS processes",
     )
     p.add_argument(
         "--attach",
+        metavar="ADDR",
         type=address,
         action="append",
         default=[],
         help="tcp://HOST:PORT[#NAME] of an actor node already running (repeatable)",
     )
-    p.add_argument("--node", help="a node role file for the learner (name, listen, keys)")
-    p.add_argument("--listen", type=address, help="learner listen address (default: loopback when distributed)")
-    p.add_argument("--keys", help="CURVE key directory for the learner")
-    p.add_argument("--env", dest="env_kwarg", action="append", help="env keyword, e.g. --env is_slippery=false")
-    p.add_argument("--set", dest="hyper", action="append", help="hyper-parameter, e.g. --set gamma=0.95 (keys below)")
+    p.add_argument("--node", metavar="ROLE.toml", help="a node role file for the learner (name, listen, keys)")
     p.add_argument(
-        "--eval-every", type=positive_int, default=default("eval_every"), help="episodes between evaluations"
+        "--listen", metavar="ADDR", type=address, help="learner listen address (default: loopback when distributed)"
+    )
+    p.add_argument("--keys", metavar="DIR", help="CURVE key directory for the learner")
+    p.add_argument(
+        "--env",
+        metavar="KEY=VALUE",
+        dest="env_kwarg",
+        action="append",
+        help="env keyword, e.g. --env is_slippery=false",
     )
     p.add_argument(
-        "--eval-episodes", type=positive_int, default=default("eval_episodes"), help="episodes per evaluation"
+        "--set",
+        metavar="KEY=VALUE",
+        dest="hyper",
+        action="append",
+        help="hyper-parameter, e.g. --set gamma=0.95 (keys below)",
     )
     p.add_argument(
-        "--final-eval-episodes", type=positive_int, help="episodes of the final judged evaluation (default: the env's)"
+        "--eval-every",
+        metavar="N",
+        type=positive_int,
+        default=default("eval_every"),
+        help="episodes between evaluations",
     )
-    p.add_argument("--stop-at-success", type=float, help="stop once a periodic evaluation reaches this success rate")
-    p.add_argument("--crash-at", type=positive_int, help="inject a fault into a worker at this episode (demo)")
-    p.add_argument("--crash-worker", type=int, help="which worker --crash-at crashes, 0..K-1 (default 0)")
+    p.add_argument(
+        "--eval-episodes",
+        metavar="N",
+        type=positive_int,
+        default=default("eval_episodes"),
+        help="episodes per evaluation",
+    )
+    p.add_argument(
+        "--final-eval-episodes",
+        metavar="N",
+        type=positive_int,
+        help="episodes of the final judged evaluation (default: the env's)",
+    )
+    p.add_argument(
+        "--stop-at-success",
+        metavar="RATE",
+        type=float,
+        help="stop once a periodic evaluation reaches this success rate",
+    )
+    p.add_argument(
+        "--crash-at", metavar="EPISODE", type=positive_int, help="inject a fault into a worker at this episode (demo)"
+    )
+    p.add_argument("--crash-worker", metavar="I", type=int, help="which worker --crash-at crashes, 0..K-1 (default 0)")
     p.add_argument(
         "--kill-at",
+        metavar="EPISODE:NAME",
         action="append",
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver",
     )

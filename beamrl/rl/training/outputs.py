@@ -136,7 +136,7 @@ def curve_figure(
     fig.suptitle(f"beamrl {spec.algo} on {spec.env_id}")
     fig.tight_layout(rect=(0, 0.04 * len(notes), 1, 1))
     for i, note in enumerate(notes):
-        fig.text(0.01, 0.04 * (len(notes) - i) - 0.03, note, fontsize="small", color="red")
+        fig.text(0.01, 0.04 * (len(notes) - i) - 0.03, note, fontsize="small", color="red", gid="event-note")
     return fig
 
 
