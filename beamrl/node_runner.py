@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 # imported for its wire types: spaces, Exp and the rl errors register with the codec there
 import beamrl.rl.errors
@@ -59,27 +58,25 @@ class _HoldBack(logging.Filter):
 
 
 @contextlib.contextmanager
-def _held_back_log() -> Iterator[Any]:
-    """While a tree starts, hold its log back: shown if it starts, dropped if it fails (the
-    error says why once, without the crash reports of the children that failed)."""
+def _log_held_back() -> Iterator[Callable[[], None]]:
+    """Hold the log back; the ``release`` it yields shows what was held, else it is dropped.
+
+    While a tree starts: shown if it starts, dropped if it fails, so the error says why
+    once, without the crash reports of the children that failed to start.
+    """
     holds = [_HoldBack(handler) for handler in logging.getLogger().handlers]
     for hold in holds:
         hold.handler.addFilter(hold)
-    group = _Holds(holds)
+
+    def release() -> None:
+        for hold in holds:
+            hold.release()
+
     try:
-        yield group
+        yield release
     finally:
         for hold in holds:
             hold.handler.removeFilter(hold)
-
-
-class _Holds:
-    def __init__(self, holds: list[_HoldBack]) -> None:
-        self.holds = holds
-
-    def release(self) -> None:
-        for hold in self.holds:
-            hold.release()
 
 
 async def serve(config: NodeConfig) -> int:
@@ -102,9 +99,9 @@ async def serve(config: NodeConfig) -> int:
         joins = [asyncio.ensure_future(_join(node, address, stop)) for address in config.join]
         try:
             if config.tree is not None:
-                with _held_back_log() as held:
+                with _log_held_back() as release:
                     pid = await start_tree(node, config.tree)  # a failure: its message alone, no crash reports
-                    held.release()
+                    release()
                 print(f"tree {config.tree} started: {pid}", flush=True)
             await stop.wait()
         finally:

@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 from beamrl.cli.options import HelpFormatter, address, positive_int
+from beamrl.cli.session_args import nothing_answered
+from beamrl.errors import NodeDown
 from beamrl.node import run
 from beamrl.node_config import load_node_file
 from beamrl.rl.envs.registry import GYM_FACTS, NATIVE, facts
@@ -81,19 +83,24 @@ def train_command(args: argparse.Namespace) -> int:
         config = load_node_file(args.node)
         listen, keys, name = config.listen, keys or config.keys, config.name or name
     out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
-    summary = run(
-        train(
-            spec,
-            out,
-            nodes=args.nodes,
-            attach=args.attach,
-            progress=not args.quiet,
-            listen=args.listen or listen,
-            keys=keys,
-            name=name,
-            final_episodes=args.final_eval_episodes,
-        )
+    run_it = train(
+        spec,
+        out,
+        nodes=args.nodes,
+        attach=args.attach,
+        progress=not args.quiet,
+        listen=args.listen or listen,
+        keys=keys,
+        name=name,
+        final_episodes=args.final_eval_episodes,
     )
+    try:
+        summary = run(run_it)
+    except NodeDown as exc:  # an --attach address where nothing answers: say so in one sentence
+        where = next((a for a in args.attach if a.partition("#")[0] in str(exc)), None)
+        if where is None:
+            raise
+        raise NodeDown(nothing_answered(where, 5.0, str(exc))) from None
     shown = {k: summary[k] for k in ("episodes", "steps", "wall_seconds", "eval_mean_return", "eval_success_rate")}
     print(json.dumps(shown, indent=None, default=str))
     success = summary.get("eval_success_rate")
