@@ -61,6 +61,8 @@ def test_a_planner_on_several_nodes_is_refused(tmp_path: Path) -> None:
     refused(result, "value-iteration plans on one node from the env's model: leave out --nodes and --attach")
     result = beamrl("train", "policy-iteration", "FrozenLake-v1", "--crash-at", "10", cwd=tmp_path)
     refused(result, "policy-iteration plays no episodes, so a fault (--crash-at, --kill-at) would never fire")
+    result = beamrl("train", "value-iteration", "FrozenLake-v1", "--episodes", "100", cwd=tmp_path)
+    refused(result, "value-iteration solves the env's model and plays no episodes: leave out --episodes")
 
 
 def test_a_tabular_algorithm_on_cartpole_says_what_to_use(tmp_path: Path) -> None:

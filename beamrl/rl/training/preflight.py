@@ -62,6 +62,11 @@ def preflight(spec: RunSpec, nodes: int, attach: list[str]) -> tuple[Any, TableS
             raise ValueError(f"{spec.algo} plans on one node from the env's model: leave out --nodes and --attach")
         if spec.chaos:
             raise ValueError(f"{spec.algo} plays no episodes, so a fault (--crash-at, --kill-at) would never fire")
+        if spec.episodes is not None or spec.steps is not None or spec.stop_at_success is not None:
+            raise ValueError(
+                f"{spec.algo} solves the env's model and plays no episodes: leave out --episodes, --steps"
+                " and --stop-at-success"
+            )
     unknown = sorted(set(spec.hyper) - set(hyper_keys(spec.algo)))
     if unknown:
         raise ValueError(f"--set {unknown[0]}: {spec.algo} takes {', '.join(hyper_keys(spec.algo))}")
