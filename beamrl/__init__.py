@@ -41,8 +41,9 @@ from beamrl.errors import (
     ProcessCrashed,
     Rejected,
     RemoteError,
+    StartRefused,
 )
-from beamrl.gen_server import GenServer, NoReply, Reply, Stop
+from beamrl.gen_server import GenServer, Ignore, NoReply, Reply, Stop
 from beamrl.node import Node, run
 from beamrl.pid import Pid, Ref
 from beamrl.process import Down, Exit, From
@@ -68,6 +69,7 @@ __all__ = [
     "Exit",
     "From",
     "GenServer",
+    "Ignore",
     "NoProc",
     "NoReply",
     "Node",
@@ -81,6 +83,7 @@ __all__ = [
     "RemoteError",
     "Reply",
     "Session",
+    "StartRefused",
     "Stop",
     "Supervisor",
     "SyncProxy",

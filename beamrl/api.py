@@ -37,13 +37,13 @@ def self_pid() -> Pid:
     return _node().self_pid
 
 
-async def start(cls: Any, *args: Any, name: str | None = None, link: bool = False, **kwargs: Any) -> Pid:
-    """``Node.start`` on the current node."""
+async def start(cls: Any, *args: Any, name: str | None = None, link: bool = False, **kwargs: Any) -> Pid | None:
+    """``Node.start`` on the current node (None when ``init`` answered ``Ignore``)."""
     return await _node().start(cls, *args, name=name, link=link, **kwargs)
 
 
-async def start_link(cls: Any, *args: Any, name: str | None = None, **kwargs: Any) -> Pid:
-    """Start a process linked to the caller."""
+async def start_link(cls: Any, *args: Any, name: str | None = None, **kwargs: Any) -> Pid | None:
+    """Start a process linked to the caller (None when ``init`` answered ``Ignore``)."""
     return await _node().start(cls, *args, name=name, link=True, **kwargs)
 
 

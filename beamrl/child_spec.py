@@ -18,6 +18,7 @@ from beamrl.process import Process
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTARTS = ("permanent", "transient", "temporary")
+BRUTAL_KILL = "brutal_kill"
 _DEFAULT: Any = object()
 
 
@@ -35,16 +36,17 @@ class ChildSpec:
     """Registered name; also the child's id inside the supervisor."""
     restart: str = "permanent"
     """``permanent``, ``transient`` or ``temporary``."""
-    shutdown: float | None = 5.0
-    """Seconds a graceful stop may take before the child is killed; None: no limit."""
+    shutdown: float | str | None = 5.0
+    """Seconds a graceful stop may take before the child is killed; None: no limit;
+    ``"brutal_kill"``: killed at once (its ``terminate`` does not run, the reason is ``killed``)."""
 
     def __post_init__(self) -> None:
         if self.restart not in RESTARTS:
             raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
-        if self.shutdown is not None and (
-            isinstance(self.shutdown, bool) or not isinstance(self.shutdown, int | float) or self.shutdown < 0
-        ):
-            raise ValueError(f"shutdown must be a number of seconds >= 0 or None; got {self.shutdown!r}")
+        if not (self.shutdown is None or self.shutdown == BRUTAL_KILL or _is_seconds(self.shutdown)):
+            raise ValueError(
+                f"shutdown must be a number of seconds >= 0, None or {BRUTAL_KILL!r}; got {self.shutdown!r}"
+            )
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise ValueError(f"name must be a non-empty string or None; got {self.name!r}")
         if not (isinstance(self.start, str) or (isinstance(self.start, type) and issubclass(self.start, Process))):
@@ -68,13 +70,13 @@ def child(
     *args: Any,
     name: str | None = None,
     restart: str = "permanent",
-    shutdown: float | None = _DEFAULT,
+    shutdown: float | str | None = _DEFAULT,
     **kwargs: Any,
 ) -> ChildSpec:
     """A child spec: ``child(Counter, 0, name="c1", restart="transient")``.
 
     ``args``/``kwargs`` go to the child's ``init``. ``shutdown`` defaults to 5 s
-    for workers and to no limit for supervisors.
+    for workers and to no limit for supervisors; ``"brutal_kill"`` kills at once.
     """
     if shutdown is _DEFAULT:
         is_sup = isinstance(start, type) and issubclass(start, Process) and start.is_supervisor
@@ -136,11 +138,13 @@ def resolve_class(ref: str) -> type[Process]:
     return obj
 
 
-def _shutdown(value: Any, where: str) -> float | None:
+def _shutdown(value: Any, where: str) -> float | str | None:
     if value == "infinity":
         return None
+    if value == BRUTAL_KILL:
+        return BRUTAL_KILL
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f'{where}: shutdown must be seconds >= 0 or "infinity", got {value!r}')
+        raise ValueError(f'{where}: shutdown must be seconds >= 0, "infinity" or "brutal_kill", got {value!r}')
     return float(value)
 
 
@@ -216,3 +220,7 @@ def _check_flags(flags: dict[str, Any], where: str) -> None:
     ms = flags.get("max_seconds", 5.0)
     if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
         raise ValueError(f"{where}.max_seconds: expected a number > 0, got {ms!r}")
+
+
+def _is_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0

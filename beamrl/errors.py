@@ -36,6 +36,21 @@ class NoProc(BeamError, LookupError):
     """No process answers to that pid or name (it never existed or it has exited)."""
 
 
+class StartRefused(NoProc):
+    """``init`` returned ``Stop(reason)``: the process exited with ``reason`` and ``start`` raises this.
+
+    OTP's ``{error, Reason}`` from ``start_link`` after ``{stop, Reason}``. ``reason``
+    is the exit reason ``init`` gave. A ``NoProc``: the process does not exist.
+    """
+
+    def __init__(self, message: str = "", reason: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.reason))
+
+
 class ProcessCrashed(BeamError):
     """The target crashed (or was killed) before replying to a call.
 
@@ -86,5 +101,6 @@ class Backpressure(BeamError):
 # every error above travels as itself: the codec rebuilds it by name, with its fields
 codec.register_exception(ProcessCrashed, {"exc_type": (str,), "exc_message": (str,)})
 codec.register_exception(AlreadyRegistered, {"pid": (Pid, str, type(None))})
+codec.register_exception(StartRefused, {"reason": (str, int, float, bool, type(None))})
 for _cls in (CallTimeout, NoProc, Rejected, NodeDown, CallSelf, NotInProcess, Backpressure):
     codec.register_exception(_cls)

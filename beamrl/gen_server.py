@@ -6,14 +6,20 @@ API call -> callback it triggers::
     node.call(pid, request)        -> handle_call(request, from_)
     node.cast(pid, request)        -> handle_cast(request)
     node.send(pid, message)        -> handle_info(message)      also Down, Exit, timers, "timeout"
-    self.continue_with(arg)        -> handle_continue(arg)      before the next message
+    self.continue_with(arg)        -> handle_continue(arg)      before the next message (chains too)
     node.stop(pid, reason)         -> terminate(reason)         also after a crash, never after kill
 
 What each callback may return:
 
 ``init``
-    ``None``: started. Raising fails ``start`` with that error. ``Stop(reason)``:
-    do not start; ``start`` raises ``NoProc`` naming the reason.
+    ``None``: started; ``start`` returns the pid. Raising fails ``start`` with
+    that error. ``Stop(reason)``: do not start (``terminate`` does not run);
+    the process exits with ``reason`` and ``start`` raises ``StartRefused``
+    (a ``NoProc``) whose ``.reason`` is ``reason``; as in OTP, a linked
+    starter that does not trap exits is taken along unless ``reason`` is
+    ``"normal"``. ``Ignore``: nothing to run; the process exits ``normal``,
+    ``start`` returns None, no crash report, linked processes are unaffected
+    and a supervisor keeps no running child for it.
 ``handle_call``
     any value: the reply. ``Reply(value)``: the same, spelled out.
     ``NoReply`` (or ``NoReply()``): no reply now; someone answers later with
@@ -41,7 +47,7 @@ import asyncio
 import logging
 from typing import Any
 
-from beamrl.errors import NoProc, Rejected
+from beamrl.errors import Rejected, StartRefused
 from beamrl.pid import Pid
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, Exit, From, Process, format_reason
 
@@ -59,6 +65,12 @@ class Reply:
 
 class NoReply:
     """``handle_call`` answers later with ``beamrl.reply(from_, value)``: ``return NoReply``."""
+
+    __slots__ = ()
+
+
+class Ignore:
+    """``init`` has nothing to run: ``return Ignore``. The process exits ``normal``; ``start`` returns None."""
 
     __slots__ = ()
 
@@ -82,9 +94,9 @@ class GenServer(Process):
 
     The loop that drives it, in short::
 
-        await init(*args)
+        await init(*args)                # Stop(reason) / Ignore: start fails / returns None
         while running:
-            if continue pending: await handle_continue(arg)
+            while continue pending: await handle_continue(arg)   # may ask for the next one
             message = next in mailbox (or "timeout" after idle_timeout)
             dispatch to handle_call / handle_cast / handle_info
         await terminate(reason)      # graceful stop or crash, not kill
@@ -130,12 +142,18 @@ class GenServer(Process):
 
     # -- the loop -----------------------------------------------------------------------
 
-    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
+    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]) -> Any:
         result = await self.init(*args, **kwargs)
-        if isinstance(result, Stop):
-            raise NoProc(f"{type(self).__name__}.init refused to start: {format_reason(result.reason)}")
         if started.done():  # the starter gave up: see Node.start
             return NORMAL
+        if result is Ignore or type(result) is Ignore:
+            started.set_result(None)
+            return NORMAL
+        if type(result) is Stop:
+            reason = result.reason
+            message = f"{type(self).__name__}.init refused to start: {format_reason(reason)}"
+            started.set_exception(StartRefused(message, reason))
+            return reason  # the exit reason, for links and monitors, as OTP's {stop, Reason}
         started.set_result(self.pid)
         return await self._serve()
 
@@ -163,7 +181,7 @@ class GenServer(Process):
         node = self.node
         mailbox = self._mailbox
         while True:
-            if self._continue is not _NOTHING:
+            while self._continue is not _NOTHING:  # a continue may ask for the next one
                 arg = self._continue
                 self._continue = _NOTHING
                 result = await self.handle_continue(arg)

@@ -138,11 +138,16 @@ class LocalNode(Registry, Signals):
         name: str | None = None,
         link: bool = False,
         **kwargs: Any,
-    ) -> Pid:
-        """Start a process of ``cls``; returns once its ``init`` succeeded.
+    ) -> Pid | None:
+        """Start a process of ``cls``; returns its pid once its ``init`` succeeded.
 
         ``args``/``kwargs`` go to ``init``. An ``init`` that raises makes ``start``
-        raise the same error. ``link=True`` links it to the calling process.
+        raise the same error; one that returns ``Stop(reason)`` makes it raise
+        ``StartRefused`` (``.reason``); one that returns ``Ignore`` makes it
+        return None. ``link=True`` links it to the calling process; when the
+        start fails, a starter that traps exits finds no ``Exit`` from it in
+        its mailbox (as OTP's ``start_link``), one that does not is taken
+        along by an abnormal exit reason.
         """
         self._check_started()
         if self._closing:
@@ -161,14 +166,22 @@ class LocalNode(Registry, Signals):
             caller._links.add(pid)
         if caller is self._root:
             self._top.append(pid)  # stopped gracefully, in reverse order, by shutdown()
-        started: asyncio.Future[Pid] = self._loop.create_future()
+        started: asyncio.Future[Pid | None] = self._loop.create_future()
         ctx = contextvars.copy_context()
         ctx.run(current_process.set, proc)
         ctx.run(current_node.set, self)
         proc._task = self._loop.create_task(proc._lifecycle(args, kwargs, started), context=ctx)
         # a starter that gives up (cancelled, timed out) takes the half-started process with it
         started.add_done_callback(lambda fut: proc._die("shutdown") if fut.cancelled() else None)
-        return await started
+        try:
+            result = await started
+        except Exception:
+            if link:  # init failed: the process has exited, and start's error already tells the starter
+                caller._flush_exit(pid)
+            raise
+        if result is None and link:  # init answered Ignore
+            caller._flush_exit(pid)
+        return result
 
     async def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None, link: bool = False) -> Pid:
         """Run ``async fn(*args)`` as a process (a Task-like one-shot process).
@@ -176,7 +189,9 @@ class LocalNode(Registry, Signals):
         Inside it, ``await beamrl.receive(timeout)`` reads its mailbox. It exits
         ``normal`` when ``fn`` returns and with the error when it raises.
         """
-        return await self.start(FunctionProcess, fn, args, name=name, link=link)
+        pid = await self.start(FunctionProcess, fn, args, name=name, link=link)
+        assert pid is not None  # only a GenServer's init can answer Ignore
+        return pid
 
     # -- messaging -------------------------------------------------------------------
 
@@ -272,8 +287,13 @@ class LocalNode(Registry, Signals):
     async def stop(self, target: Target, reason: Any = NORMAL, timeout: float | None = 5.0) -> None:
         """Stop a process gracefully: its ``terminate(reason)`` runs; killed after ``timeout``.
 
-        Returns once it has exited. Raises ``NoProc`` if it is not alive.
+        Returns once it has exited. Raises ``NoProc`` if it is not alive, and
+        ``TypeError``/``ValueError`` for a bad ``timeout`` (before anything is stopped).
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+            raise TypeError(f"stop: timeout must be seconds (a number >= 0) or None, got {timeout!r}")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"stop: timeout must be >= 0 seconds or None, got {timeout!r}")
         proc = self._local(target)
         if proc is None:
             await self._stop_remote(target, reason, timeout)

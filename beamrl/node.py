@@ -109,11 +109,16 @@ class Node(LocalNode):
         name: str | None = None,
         link: bool = False,
         **kwargs: Any,
-    ) -> Pid:
-        """Start a process of ``cls`` (or ``"module:Class"``); returns once its ``init`` succeeded.
+    ) -> Pid | None:
+        """Start a process of ``cls`` (or ``"module:Class"``); returns its pid once ``init`` succeeded.
 
         ``args``/``kwargs`` go to ``init``. An ``init`` that raises makes ``start``
-        raise the same error. ``link=True`` links it to the calling process.
+        raise the same error; one that returns ``Stop(reason)`` makes it raise
+        ``StartRefused`` (``.reason``); one that returns ``Ignore`` makes it
+        return None. ``link=True`` links it to the calling process; when the
+        start fails, a starter that traps exits finds no ``Exit`` from it in
+        its mailbox (as OTP's ``start_link``), one that does not is taken
+        along by an abnormal exit reason.
         """
         if isinstance(cls, str):
             self._check_started()
@@ -133,7 +138,7 @@ class Node(LocalNode):
         link: bool = False,
     ) -> Pid:
         """Start a ``Supervisor`` over ``children`` (``child(...)`` specs), in order."""
-        return await self.start(
+        pid = await self.start(
             Supervisor,
             children,
             strategy=strategy,
@@ -142,10 +147,12 @@ class Node(LocalNode):
             name=name,
             link=link,
         )
+        assert pid is not None  # Supervisor.init never answers Ignore
+        return pid
 
-    async def start_child(self, sup: Target, spec: ChildSpec | dict[str, Any], timeout: float = 5.0) -> Pid:
-        """Add a child to a running (dynamic or static) supervisor; returns its pid."""
-        result: Pid = await self.call(sup, ["start_child", spec], timeout=timeout)
+    async def start_child(self, sup: Target, spec: ChildSpec | dict[str, Any], timeout: float = 5.0) -> Pid | None:
+        """Add a child to a running (dynamic or static) supervisor; returns its pid (None if it ignored)."""
+        result: Pid | None = await self.call(sup, ["start_child", spec], timeout=timeout)
         return result
 
     async def terminate_child(self, sup: Target, child_id: Any, timeout: float = 30.0) -> None:

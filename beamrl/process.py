@@ -168,6 +168,14 @@ class Process:
         else:
             self._die(reason)
 
+    def _flush_exit(self, pid: Pid) -> None:
+        """Drop the ``Exit`` that ``pid``, which failed to start, sent here: ``start`` already said so."""
+        if self.trap_exit and self._mailbox:
+            kept = [m for m in self._mailbox if not (m[0] == INFO and type(m[1]) is Exit and m[1].pid == pid)]
+            if len(kept) != len(self._mailbox):
+                self._mailbox.clear()
+                self._mailbox.extend(kept)
+
     def _die(self, reason: Any) -> None:
         """End the process now, wherever it is: its ``terminate`` does not run."""
         if not self._alive or self._exit_reason is not None:
@@ -179,11 +187,13 @@ class Process:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
+    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]) -> Any:
         """The behaviour's loop: ack ``started`` once initialised, return the exit reason."""
         raise NotImplementedError
 
-    async def _lifecycle(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> None:
+    async def _lifecycle(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]
+    ) -> None:
         reason: Any = NORMAL
         cancelled_from_outside = False
         try:

@@ -6,7 +6,9 @@ API call -> what the supervisor does::
     (a child exits)                               -> restart per strategy and restart type
     node.which_children(sup)                      -> ["which_children"]: ChildInfo list
     node.start_child(sup, child(...))             -> ["start_child", spec]: starts and adds a child
-    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it
+                                                     (None when its init answered Ignore)
+    node.terminate_child(sup, name_or_pid)        -> ["terminate_child", id]: stops it (a dynamic
+                                                     supervisor answers None for a pid already dead)
     call(sup, ["restart_child", name])            -> starts a stopped static child again
     call(sup, ["delete_child", name])             -> forgets a stopped static child
     call(sup, ["count_children"])                 -> {"specs", "active", "supervisors", "workers"}
@@ -17,6 +19,14 @@ Strategies (which children restart when one exits and must be restarted):
 ``one_for_one``   only that child.
 ``one_for_all``   all children: the others are stopped in reverse order, then all start in order.
 ``rest_for_one``  that child and those started after it (stopped in reverse, started in order).
+
+A child that fails to start again counts as one more restart and is retried;
+under ``one_for_all`` the siblings already restarted are stopped again and the
+whole group restarts in order.
+
+A child whose ``init`` answers ``Ignore`` is not running but is no error: a
+static supervisor keeps its spec with ``pid`` None (``restart_child`` tries
+again), a dynamic supervisor does not add it, a temporary child is forgotten.
 
 Restart types: ``permanent`` always restarts; ``transient`` restarts only after an
 abnormal exit (not ``normal``/``shutdown``); ``temporary`` never restarts and is
@@ -30,11 +40,16 @@ supervisor stop all its children (reverse order) and exit with reason
 Stopping a child (shutdown, one_for_all, terminate_child) is graceful: the
 child's ``terminate("shutdown")`` runs; after ``shutdown`` seconds it is
 killed. ``shutdown=None`` waits as long as it takes (the default for
-supervisors, so nested trees wind down completely).
+supervisors, so nested trees wind down completely). ``shutdown="brutal_kill"``
+kills the child at once: its ``terminate`` does not run, its reason is
+``killed``. A static supervisor stops its children one at a time in reverse
+start order; a dynamic one stops them all at once, each within its own
+``shutdown``, as OTP does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -93,14 +108,16 @@ class Supervisor(GenServer):
         self._serial = 0
         for spec in children:
             self._add(_as_spec(spec))
-        for index, c in enumerate(self._children):
+        started: list[_Child] = []
+        for c in list(self._children):  # a temporary child that answers Ignore leaves the list
             try:
                 await self._start(c)
             except Exception as exc:
-                for started in reversed(self._children[:index]):
-                    await self._stop(started)
+                for done in reversed(started):
+                    await self._stop(done)
                 exc.add_note(f"supervisor {self.name or self.pid}: child {c.id!r} failed to start")
                 raise
+            started.append(c)
 
     # -- child bookkeeping -------------------------------------------------------------
 
@@ -118,17 +135,29 @@ class Supervisor(GenServer):
         self._children.append(c)
         return c
 
+    def _is_dead(self, pid: Any) -> bool:
+        """True for the pid of a process of this node that is no longer alive."""
+        return type(pid) is Pid and pid.node == self.node.name and self.node.process_info(pid) is None
+
     def _find(self, child_id: Any) -> _Child:
         for c in self._children:
             if c.id == child_id or (c.pid is not None and c.pid == child_id) or (c.spec.name == child_id is not None):
                 return c
         raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
 
-    async def _start(self, c: _Child) -> Pid:
+    async def _start(self, c: _Child) -> Pid | None:
+        """Start the child; None when its ``init`` answered ``Ignore``.
+
+        An ignoring child is kept without a pid (OTP's ``undefined``), except a
+        dynamic or temporary one, which is forgotten.
+        """
         spec = c.spec
         pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
         c.pid = pid
-        if self.dynamic:
+        if pid is None:
+            if (self.dynamic or spec.restart == "temporary") and c in self._children:
+                self._children.remove(c)
+        elif self.dynamic:
             c.id = pid
         return pid
 
@@ -138,14 +167,24 @@ class Supervisor(GenServer):
         if pid is None:
             return
         self.node.unlink(pid)
+        timeout = c.spec.shutdown
+        if isinstance(timeout, str):  # BRUTAL_KILL, the only text ChildSpec lets through
+            self.node.kill(pid)  # untrappable; the stop below only waits for the exit
+            timeout = None
         try:
-            await self.node.stop(pid, "shutdown", timeout=c.spec.shutdown)
+            await self.node.stop(pid, "shutdown", timeout=timeout)
         except NoProc:
             pass  # it exited on its own meanwhile
 
     async def _stop_all(self) -> None:
-        for c in reversed(self._children):
-            await self._stop(c)
+        """Static children stop one by one in reverse start order; dynamic ones all at once, as OTP does."""
+        if not self.dynamic:
+            for c in reversed(self._children):
+                await self._stop(c)
+            return
+        async with asyncio.TaskGroup() as group:
+            for c in self._children:
+                group.create_task(self._stop(c))
 
     # -- restarts ----------------------------------------------------------------------------
 
@@ -167,6 +206,13 @@ class Supervisor(GenServer):
         return len(times) <= self.max_restarts
 
     async def _restart(self, failed: _Child) -> Stop | None:
+        """Restart ``failed`` and the siblings its strategy takes along.
+
+        When a child fails to start again, the attempt counts as a restart and
+        is retried: ``one_for_all`` stops the siblings it already restarted
+        (reverse order) and starts the whole group again in order, as OTP does;
+        the other strategies retry from the child that failed.
+        """
         if self.strategy == "one_for_one" or self.dynamic:
             group = [failed]
         elif self.strategy == "one_for_all":
@@ -176,19 +222,25 @@ class Supervisor(GenServer):
         for c in reversed(group):
             if c is not failed:
                 await self._stop(c)
-        for c in group:
-            if c is not failed and c.spec.restart == "temporary":
-                self._children.remove(c)
+        for c in [c for c in group if c is not failed and c.spec.restart == "temporary"]:
+            self._children.remove(c)
+            group.remove(c)
+        index = 0
+        while index < len(group):
+            c = group[index]
+            try:
+                await self._start(c)
+            except Exception as exc:
+                log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
+                if not self._count_restart():
+                    return await self._give_up()
+                if self.strategy == "one_for_all":
+                    for started in reversed(group[:index]):
+                        await self._stop(started)
+                    index = 0
                 continue
-            while True:
-                try:
-                    await self._start(c)
-                    c.restarts += 1
-                    break
-                except Exception as exc:
-                    log.error("supervisor %s: restarting child %r failed: %s", self, c.id, format_reason(exc))
-                    if not self._count_restart():
-                        return await self._give_up()
+            c.restarts += 1
+            index += 1
         return None
 
     async def _give_up(self) -> Stop:
@@ -259,7 +311,12 @@ class Supervisor(GenServer):
                     label = c.spec.name or c.spec.label()
                     raise Rejected(f"child {label!r} failed to start: {format_reason(exc)}") from exc
             case ["terminate_child", child_id]:
-                c = self._find(child_id)
+                try:
+                    c = self._find(child_id)
+                except Rejected:
+                    if self.dynamic and self._is_dead(child_id):
+                        return None  # OTP: a pid no longer alive is terminated already
+                    raise
                 await self._stop(c)
                 if self.dynamic or c.spec.restart == "temporary":
                     self._children.remove(c)
@@ -301,6 +358,10 @@ class DynamicSupervisor(Supervisor):
         if strategy != "one_for_one":
             raise ValueError(f"a DynamicSupervisor's strategy is one_for_one; got {strategy!r}")
         await super().init(children, strategy, max_restarts, max_seconds, max_children)
+
+
+def _is_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
 
 
 def _as_spec(spec: Any) -> ChildSpec:

@@ -24,7 +24,7 @@ from beamrl.process import _TIMEOUT, NORMAL, Process, current_node, current_proc
 class FunctionProcess(Process):
     """A process whose body is ``await fn(*args)``."""
 
-    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid]) -> Any:
+    async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[Pid | None]) -> Any:
         fn: Callable[..., Any] = args[0]
         fn_args: tuple[Any, ...] = args[1]
         if started.done():  # the starter gave up: see Node.start

@@ -94,7 +94,8 @@ class Spawner(GenServer):
                     pid = await node.start(resolve_class(path), *args, name=name, **kwargs)
                 except Exception as exc:  # the start's own error, handed to the remote caller
                     return ["error", exc]
-                self.started.append(pid)
+                if pid is not None:  # None: its init answered Ignore
+                    self.started.append(pid)
                 return ["ok", pid]
             case ["whereis", str(name)]:
                 return node.whereis(name)
@@ -153,7 +154,7 @@ class Host:
         """``name`` on the host: itself locally, ``(name, peer)`` on a remote host."""
         return name if self.peer is None else (name, self.peer)
 
-    async def start(self, cls: type[Process] | str, *args: Any, name: str | None = None, **kwargs: Any) -> Pid:
+    async def start(self, cls: type[Process] | str, *args: Any, name: str | None = None, **kwargs: Any) -> Pid | None:
         """``node.start`` on the host; child specs among ``args`` travel as mappings."""
         if self.peer is None:
             return await self.node.start(cls, *args, name=name, **kwargs)
@@ -162,13 +163,15 @@ class Host:
         status, value = await self.node.call(self.at("spawner"), request)
         if status == "error":
             raise value
-        pid: Pid = value
+        pid: Pid | None = value
         return pid
 
     async def start_supervisor(self, children: list[Any], *, name: str | None = None, **flags: Any) -> Pid:
-        return await self.start(Supervisor, children, name=name, **flags)
+        pid = await self.start(Supervisor, children, name=name, **flags)
+        assert pid is not None  # Supervisor.init never answers Ignore
+        return pid
 
-    async def start_child(self, sup: Any, spec: ChildSpec) -> Pid:
+    async def start_child(self, sup: Any, spec: ChildSpec) -> Pid | None:
         return await self.node.start_child(sup, _spec_data(spec) if self.remote else spec)
 
     async def whereis(self, name: str) -> Pid | None:

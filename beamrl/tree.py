@@ -14,7 +14,7 @@ A tree file describes one supervisor::
     args = [0.5]
     kwargs = { label = "worker" }
     restart = "permanent"          # permanent | transient | temporary
-    shutdown = 5.0                 # seconds, or "infinity"
+    shutdown = 5.0                 # seconds, "infinity", or "brutal_kill"
 
     [[children]]                   # a nested supervisor: a child with children
     name = "inner"

@@ -95,6 +95,7 @@ async def beamrl_rates(n_calls: int, n_casts: int) -> tuple[float, float]:
     async with Node("bench") as node:
         echo = await node.start(_Echo)
         client = await node.start(_Client)
+        assert echo is not None and client is not None
         calls = await node.call(client, ("call", echo, n_calls), timeout=120)
         casts = await node.call(client, ("cast", echo, n_casts), timeout=120)
         return calls, casts
