@@ -19,7 +19,6 @@ from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.rl.training.spec import RunSpec
 from beamrl.rl.training.tabular import TableShape
-from beamrl.trees import tree_path
 
 
 def worker_spec(spec: RunSpec, index: int, learner: str, table: TableShape | None = None) -> dict[str, Any]:
@@ -60,7 +59,7 @@ class ActorNodes:
         self.names = [f"{run_name}-actor{i}" for i in range(1, count + 1)]
         self.logs = [out_dir / f"{name}.log" for name in self.names]
         self.nodes: list[NodeProcess] = []
-        tree = tree_path("actor_node.toml")
+        tree = "actor_node"  # the packaged tree, by name: the same from a clone and from a wheel
         try:
             for name, log_path in zip(self.names, self.logs, strict=True):
                 node = NodeProcess(
