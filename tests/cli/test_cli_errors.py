@@ -118,7 +118,11 @@ def test_nothing_listening_is_one_sentence(tmp_path: Path) -> None:
     with socket.socket() as s:  # a port nobody listens on: bound, never listening
         s.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-        for command in (["ps", address, "--timeout", "1"], ["shell", address], ["train", "mc", "Taxi-v3"]):
+        for command in (
+            ["ps", address, "--timeout", "1"],
+            ["shell", address, "--timeout", "1"],
+            ["train", "mc", "Taxi-v3"],
+        ):
             if command[0] == "train":
                 command += ["--attach", address, "--out", "run", "--quiet"]
             message = refused(beamrl(*command, cwd=tmp_path), f"nothing answered at {address}")

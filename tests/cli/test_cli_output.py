@@ -59,7 +59,8 @@ def test_bench_help_says_what_each_suite_measures(tmp_path: Path) -> None:
 
 
 def test_a_planner_writes_a_row_per_sweep_a_plot_and_a_truthful_summary(tmp_path: Path) -> None:
-    result = beamrl("train", "value-iteration", "FrozenLake-v1", "--out", "vi", "--quiet", cwd=tmp_path)
+    args = ["--out", "vi", "--quiet", "--final-eval-episodes", "100"]
+    result = beamrl("train", "value-iteration", "FrozenLake-v1", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "vi" / "summary.json").read_text())
     assert summary["nodes"] == 1 and summary["iterations"] > 1
