@@ -9,7 +9,11 @@ beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--no
 
 Each command module has ``add_parser(subparsers)``, which registers the command and
 sets ``handler`` (``args -> exit code``). A new command is a new module listed in
-``COMMANDS``.
+``COMMANDS``; ``options`` holds what they share (value types whose errors name the
+option, the help formatter that shows defaults). A command given without its
+subcommand prints its help. Errors a user can fix (``ValueError``, ``OSError``,
+``BeamError``) print as one line, in the CLI's words (``--keys DIR``), with exit code 2;
+Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
