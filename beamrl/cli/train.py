@@ -116,7 +116,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 def _epilog() -> str:
     lines = ['--set KEY=VALUE keys, per algorithm (JSON values; schedules as {"kind": ...}):']
-    lines += [f"  {algo:<17} {', '.join(hyper_keys(algo))}" for algo in ALGOS]
+    lines += [f"  {algo:<17} {', '.join(hyper_keys(algo) or ['(see its config)'])}" for algo in ALGOS]
     lines.append("")
     lines.append("default episode budget, per env (when neither --episodes nor --steps is given):")
     lines += [f"  {env_id:<24} {facts(env_id).episodes:,}" for env_id in NATIVE]

@@ -41,9 +41,12 @@ KILLABLE = ("qserver",)
 _SET_BY_THE_TRAINER = ("seed", "record_updates")
 
 
-def hyper_keys(algo: str) -> list[str]:
-    """The hyper-parameters ``algo`` accepts (``--set KEY=VALUE``)."""
-    return [f.name for f in dataclasses.fields(CONFIGS[algo]) if f.name not in _SET_BY_THE_TRAINER]
+def hyper_keys(algo: str) -> list[str] | None:
+    """The hyper-parameters ``algo`` accepts (``--set KEY=VALUE``); None if it has no entry in ``CONFIGS``."""
+    config = CONFIGS.get(algo)
+    if config is None:
+        return None
+    return [f.name for f in dataclasses.fields(config) if f.name not in _SET_BY_THE_TRAINER]
 
 
 def describe_space(space: Any) -> str:
@@ -53,8 +56,11 @@ def describe_space(space: Any) -> str:
     return repr(space)
 
 
-def preflight(spec: RunSpec, nodes: int, attach: list[str]) -> tuple[Any, TableShape]:
-    """The run's env and table shape, or a ``ValueError`` saying what cannot work and how to fix it."""
+def preflight(spec: RunSpec, nodes: int, attach: list[str]) -> tuple[Any, TableShape | None]:
+    """The run's env and table shape, or a ``ValueError`` saying what cannot work and how to fix it.
+
+    The table shape is None for an algorithm that is not tabular (not in ``CONFIGS``).
+    """
     if nodes < 1:
         raise ValueError(f"nodes must be >= 1, got {nodes}")
     if spec.algo in PLANNING_ALGOS:
@@ -67,14 +73,18 @@ def preflight(spec: RunSpec, nodes: int, attach: list[str]) -> tuple[Any, TableS
                 f"{spec.algo} solves the env's model and plays no episodes: leave out --episodes, --steps"
                 " and --stop-at-success"
             )
-    unknown = sorted(set(spec.hyper) - set(hyper_keys(spec.algo)))
-    if unknown:
-        raise ValueError(f"--set {unknown[0]}: {spec.algo} takes {', '.join(hyper_keys(spec.algo))}")
+    keys = hyper_keys(spec.algo)
+    unknown = sorted(set(spec.hyper) - set(keys)) if keys is not None else []
+    if keys is not None and unknown:
+        raise ValueError(f"--set {unknown[0]}: {spec.algo} takes {', '.join(keys)}")
     try:
         env = make(spec.env_id, **spec.env_kwargs)
     except TypeError as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in spec.env_kwargs.items())
         raise ValueError(f"--env {given}: {spec.env_id} does not take these keywords ({exc})") from None
+    if spec.algo not in CONFIGS:
+        _check_faults(spec, max(nodes, 1) + len(attach))
+        return env, None
     try:
         table = table_shape(env.observation_space, env.action_space)
     except ValueError:

@@ -85,6 +85,8 @@ async def train(
     ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
     """
     env, table = preflight(spec, nodes, attach or [])
+    if table is None:
+        raise ValueError(f"{spec.algo} is not a tabular algorithm: this trainer trains tabular ones")
     out_dir = Path(out)
     await asyncio.to_thread(_prepare, out_dir)
     started = time.monotonic()
