@@ -12,8 +12,9 @@ from that copy's root:
   process is stopped at the end. Fixed ports (``:7001``) become free ones.
 - ``python`` blocks of one file run in one interpreter (the fresh virtualenv's python), in
   order and in one namespace, as a reader pasting them would; top-level ``await`` works.
-- The README's set-up, ``python3 -m venv .venv && .venv/bin/pip install -q -e '.[EXTRAS]'``,
-  runs as ``python3 -m venv .venv`` plus an offline ``pip install --no-deps -e .``: the
+- The README's set-up, ``python3 -m venv .venv && .venv/bin/pip install -q -e '.[EXTRAS]'``
+  (or the ``pip install`` alone, for another extra), runs as a fresh virtualenv plus an
+  offline ``pip install --no-deps -e .``: the
   fresh virtualenv borrows the dependencies already installed for the tests (a ``.pth``
   line) instead of downloading them, which keeps this test near a minute. ``beamrl`` itself
   is the copy's own editable install.
@@ -47,7 +48,7 @@ from tests import ROOT
 
 DOCS = ("README.md", "examples/README.md")
 COMMAND_TIMEOUT = 180.0
-SETUP = re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install -q -e '\.\[[a-z,]*\]'")
+SETUP = re.compile(r"(python3 -m venv \.venv && )?\.venv/bin/pip install (-q )?-e '\.\[[a-z,]*\]'")
 _FENCE = re.compile(r"^```([A-Za-z]*)\s*$")
 _DIRECTIVE = re.compile(r"^<!--\s*readme-test:\s*(\w+)(.*?)-->\s*$")
 
