@@ -44,6 +44,22 @@ def test_train_help_shows_every_option_with_help_and_defaults_set_keys_and_budge
         assert f"{env_id} {facts(env_id).episodes:,}" in text, env_id
 
 
+def _every_parser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _every_parser(sub)
+    return found
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    for parser in _every_parser(build_parser()):
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{parser.prog} {action.option_strings or action.dest}: no help text"
+
+
 def _subparser(name: str) -> argparse.ArgumentParser:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     parser: argparse.ArgumentParser = sub.choices[name]
