@@ -38,17 +38,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = nsub.add_parser(
         "start", help="start a node (and its tree); Ctrl-C or SIGTERM stops it cleanly", formatter_class=HelpFormatter
     )
-    s.add_argument("config", nargs="?", help="a node role file (nodes/*.toml); its paths are relative to it")
+    s.add_argument(
+        "config", nargs="?", metavar="ROLE.toml", help="a node role file (nodes/*.toml); its paths are relative to it"
+    )
     s.add_argument("--name", help="node name, unique in the cluster (default: the role file's, else a unique one)")
-    s.add_argument("--listen", type=address, help="tcp://HOST:PORT (default tcp://127.0.0.1:0: a free loopback port)")
-    s.add_argument("--join", type=address, action="append", help="address of a node to connect to (repeatable)")
+    s.add_argument(
+        "--listen",
+        metavar="ADDR",
+        type=address,
+        help="tcp://HOST:PORT (default tcp://127.0.0.1:0: a free loopback port)",
+    )
+    s.add_argument(
+        "--join", metavar="ADDR", type=address, action="append", help="address of a node to connect to (repeatable)"
+    )
     s.add_argument(
         "--tree", help="supervision tree to start: a file (supervisors/*.toml) or a packaged tree's name (actor_node)"
     )
-    s.add_argument("--keys", help="CURVE key directory (this node's key pair and the public keys it trusts)")
+    s.add_argument(
+        "--keys", metavar="DIR", help="CURVE key directory (this node's key pair and the public keys it trusts)"
+    )
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without keys")
     s.add_argument(
         "--heartbeat-timeout",
+        metavar="SECONDS",
         type=float,
         dest="heartbeat_timeout",
         help="seconds of silence before a peer counts as down (default 3)",

@@ -10,10 +10,12 @@ from beamrl.session import Session, connect
 
 
 def add_session_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("address", type=address, help="tcp://HOST:PORT of the node")
-    p.add_argument("--keys", help="CURVE key directory (holding this client's key pair)")
+    p.add_argument("address", type=address, metavar="ADDR", help="tcp://HOST:PORT of the node")
+    p.add_argument("--keys", metavar="DIR", help="CURVE key directory (holding this client's key pair)")
     p.add_argument("--name", help="this client's node name (picks its key pair in --keys)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the node, and for each call")
+    p.add_argument(
+        "--timeout", type=float, metavar="SECONDS", default=5.0, help="seconds to wait for the node, and for each call"
+    )
 
 
 def open_session(args: argparse.Namespace) -> Session:
