@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,51 +91,62 @@ async def train(
     out_dir = Path(out)
     await asyncio.to_thread(_prepare, out_dir)
     started = time.monotonic()
+    what_ran = {
+        "algo": spec.algo,
+        "env_id": spec.env_id,
+        "env_kwargs": spec.env_kwargs,
+        "seed": spec.seed,
+        "nodes": max(nodes, 1) + len(attach or []),  # preflight refused what would not run on all of them
+        "hyper_parameters": spec.hyper,
+    }
     if spec.algo in PLANNING_ALGOS:
-        summary, q, rows = await _plan(spec, env)
-        evals: list[dict[str, float]] = []
+        outcome = await _plan(spec, env)
     else:
         try:
-            summary, q, rows, evals = await _learn(
+            outcome = await _learn(
                 spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
             )
         except Interrupted as stop:
-            summary, q, rows, evals = stop.partial
-            await _judge_and_write(
-                spec, out_dir, table, summary, q, rows, evals, nodes, attach, final_episodes, started
-            )
+            stop.outcome.summary.update(what_ran)
+            await _judge_and_write(spec, out_dir, table, stop.outcome, final_episodes, started)
             raise asyncio.CancelledError from None  # the cancellation goes on, the partial outputs written
-    await _judge_and_write(spec, out_dir, table, summary, q, rows, evals, nodes, attach, final_episodes, started)
-    return summary
+    outcome.summary.update(what_ran)
+    await _judge_and_write(spec, out_dir, table, outcome, final_episodes, started)
+    return outcome.summary
+
+
+@dataclass
+class Outcome:
+    """What a run produced, before the judged evaluation."""
+
+    summary: dict[str, Any]
+    """The recorder's (or the planner's) summary; the judged results are added to it."""
+    q: np.ndarray
+    """The learnt Q-table."""
+    rows: dict[str, list[Any]]
+    """``metrics.csv``'s columns: per episode (``METRICS``) or, for a planner, per sweep."""
+    evals: list[dict[str, float]] = field(default_factory=list)
+    """The periodic greedy evaluations."""
 
 
 class Interrupted(Exception):
-    """The run was cancelled; ``partial`` is what the recorder had: summary, table, rows, evals."""
+    """The run was cancelled; ``outcome`` is what the recorder had by then."""
 
-    def __init__(self, partial: tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]):
+    def __init__(self, outcome: Outcome) -> None:
         super().__init__("interrupted")
-        self.partial = partial
+        self.outcome = outcome
 
 
 async def _judge_and_write(
-    spec: RunSpec,
-    out_dir: Path,
-    table: TableShape,
-    summary: dict[str, Any],
-    q: np.ndarray,
-    rows: dict[str, list[Any]],
-    evals: list[dict[str, float]],
-    nodes: int,
-    attach: list[str] | None,
-    final_episodes: int | None,
-    started: float,
+    spec: RunSpec, out_dir: Path, table: TableShape, outcome: Outcome, final_episodes: int | None, started: float
 ) -> None:
+    """Play the final evaluation on the judge, then write every output of the run."""
     judge, judge_name = judge_env(spec.env_id, spec.env_kwargs)
     env_facts = facts(spec.env_id)
     n_final = final_episodes or env_facts.eval_episodes
     result = await asyncio.to_thread(
         greedy_eval,
-        np.argmax(q, axis=1),
+        np.argmax(outcome.q, axis=1),
         judge,
         table,
         spec.env_id,
@@ -142,20 +154,14 @@ async def _judge_and_write(
         spec.seed + FINAL_EVAL_SALT,
         spec.max_steps,
     )
-    summary.update(
-        algo=spec.algo,
-        env_id=spec.env_id,
-        env_kwargs=spec.env_kwargs,
-        seed=spec.seed,
-        nodes=max(nodes, 1) + len(attach or []),  # preflight refused what would not run on all of them
-        hyper_parameters=spec.hyper,
+    outcome.summary.update(
         eval_mean_return=result["mean_return"],
         eval_success_rate=result["success_rate"] if env_facts.has_goal else None,
         eval_episodes=n_final,
         judge=judge_name,
         total_wall_seconds=time.monotonic() - started,
     )
-    await asyncio.to_thread(write_outputs, out_dir, spec, summary, q, rows, evals)
+    await asyncio.to_thread(write_outputs, out_dir, spec, outcome.summary, outcome.q, outcome.rows, outcome.evals)
 
 
 def _prepare(out_dir: Path) -> None:
@@ -165,7 +171,7 @@ def _prepare(out_dir: Path) -> None:
         checkpoint.unlink()  # a new run starts from scratch; restarts within the run resume
 
 
-async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]]]:
+async def _plan(spec: RunSpec, env: Any) -> Outcome:
     hyper = dict(spec.hyper)
     if spec.algo == "value-iteration":
         planner: Any = ValueIteration(ValueIterationConfig(**hyper))
@@ -176,7 +182,7 @@ async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray, di
     wall = time.monotonic() - t0
     rows = {"iteration": list(range(1, len(planner.deltas) + 1)), "value_change": list(planner.deltas)}
     summary = {"episodes": 0, "steps": 0, "wall_seconds": wall, "iterations": planner.iterations}
-    return summary, planner.Q, rows
+    return Outcome(summary, planner.Q, rows)
 
 
 async def _learn(
@@ -191,7 +197,7 @@ async def _learn(
     keys: str | None,
     name: str,
     stall_seconds: float = 60.0,
-) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]:
+) -> Outcome:
     distributed = nodes > 1 or bool(attach)
     if distributed and listen is None:
         listen = "tcp://127.0.0.1:0"
@@ -224,12 +230,11 @@ async def _learn(
         )
         address = node.address or ""
         actors = ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
-
         try:
             remote_names = list(actors.names) if actors is not None else []
-            attached = {}
-            for address in attach:
-                attached[await node.connect(address)] = address
+            attached = {}  # name -> address of the nodes already running
+            for peer_address in attach:
+                attached[await node.connect(peer_address)] = peer_address
             remote_names += list(attached)
             await wait_for_actor_trees(node, remote_names, actors, attached=attached)
             await node.start_child("workers", worker_spec(spec, 0, name, table))
@@ -239,12 +244,8 @@ async def _learn(
                 summary = await _wait_for_the_run(node, stall_seconds)
             except asyncio.CancelledError:
                 summary = await node.call("recorder", ["interrupt"])  # quiet from here on: no false crashes
-                partial = (summary, await node.call("recorder", ["final_table"]))
-                partial_rows = await node.call("recorder", ["metrics"])
-                raise Interrupted((*partial, partial_rows, await node.call("recorder", ["evals"]))) from None
-            q = await node.call("recorder", ["final_table"])
-            rows = await node.call("recorder", ["metrics"])
-            evals = await node.call("recorder", ["evals"])
+                raise Interrupted(await _outcome(node, summary)) from None
+            outcome = await _outcome(node, summary)
             for i, remote in enumerate(remote_names, start=1):
                 try:
                     await node.terminate_child(("workers", remote), f"worker-{i}-sup", timeout=10)
@@ -253,7 +254,13 @@ async def _learn(
         finally:
             if actors is not None:
                 await asyncio.to_thread(actors.close)
-    return summary, q, rows, evals
+    return outcome
+
+
+async def _outcome(node: Node, summary: dict[str, Any]) -> Outcome:
+    """The recorder's results: the final table, the metrics rows and the evaluations."""
+    q = await node.call("recorder", ["final_table"])
+    return Outcome(summary, q, await node.call("recorder", ["metrics"]), await node.call("recorder", ["evals"]))
 
 
 async def _wait_for_the_run(node: Node, stall_seconds: float) -> dict[str, Any]:
