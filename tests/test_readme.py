@@ -310,6 +310,15 @@ class Walk:
         install += ["--no-index", "--no-build-isolation", "-e", str(self.clone)]
         done = subprocess.run(install, capture_output=True, text=True, env=self.env, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
+        where = subprocess.run(
+            [str(python), "-P", "-c", "import beamrl; print(beamrl.__file__)"],  # -P: not from the cwd
+            cwd=self.clone.parent,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=True,
+        )
+        assert Path(where.stdout.strip()).is_relative_to(self.clone), f"not the clone's beamrl: {where.stdout}"
         return "true"
 
     def localise(self, command: str) -> str:
