@@ -1,9 +1,10 @@
 """Where a run's workers live: the worker subtree as data, and extra actor nodes on loopback.
 
-``beamrl train --nodes K`` starts K-1 ``beamrl node start`` processes, each running the
-packaged actor tree (``beamrl/trees/actor_node.toml``: an empty ``workers``
-DynamicSupervisor), then starts one worker subtree on each. ``--attach ADDR`` uses nodes
-already running elsewhere (started from ``nodes/actor.toml``).
+``beamrl train --nodes K`` starts K-1 ``beamrl node start`` processes through the one
+launcher, ``NodeProcess``, each running the packaged tree ``actor_node``
+(``beamrl/trees/actor_node.toml``: an empty ``workers`` DynamicSupervisor), then starts
+one worker subtree on each. ``--attach ADDR`` uses nodes already running elsewhere
+(started from ``nodes/actor.toml``); one without ``workers`` is refused within seconds.
 """
 
 from __future__ import annotations
