@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from beamrl.cli.options import HelpFormatter, address, positive_int
@@ -94,8 +97,12 @@ def train_command(args: argparse.Namespace) -> int:
         name=name,
         final_episodes=args.final_eval_episodes,
     )
+    started = time.time()
     try:
         summary = run(run_it)
+    except KeyboardInterrupt:
+        _say_what_was_kept(out, started)
+        raise
     except NodeDown as exc:  # an --attach address where nothing answers: say so in one sentence
         where = next((a for a in args.attach if a.partition("#")[0] in str(exc)), None)
         if where is None:
@@ -112,6 +119,23 @@ def train_command(args: argparse.Namespace) -> int:
     plot = f" and the plot {summary['curve']}" if summary.get("curve") else " (no plot: pip install matplotlib)"
     print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/qtable.npz{plot}")
     return 0
+
+
+def _say_what_was_kept(out: str, started: float) -> None:
+    """After Ctrl-C: where the partial results are, if this run got as far as writing them."""
+    path = Path(out, "summary.json")
+    try:
+        if path.stat().st_mtime < started:
+            return  # an earlier run's
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if summary.get("interrupted"):
+        print(
+            f"\ninterrupted after {summary['episodes']} episodes: wrote the partial results to {out}/"
+            ' (summary.json says "interrupted": true)',
+            file=sys.stderr,
+        )
 
 
 def _epilog() -> str:

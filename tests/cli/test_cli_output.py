@@ -126,6 +126,7 @@ def test_ctrl_c_writes_partial_results_marked_interrupted_and_reports_no_false_c
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 130, output
+    assert "interrupted after" in output and '(summary.json says "interrupted": true)' in output, output
     assert "crashed" not in output and "Traceback" not in output, output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["interrupted"] is True and 0 < summary["episodes"] < 1_000_000
