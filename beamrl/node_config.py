@@ -65,8 +65,8 @@ def load_node_file(path: str | Path) -> NodeConfig:
     here = path.resolve().parent
     if config.keys is not None:
         config.keys = str(here / config.keys)
-    if config.tree is not None and (here / config.tree).is_file():
-        config.tree = str(here / config.tree)
+    if (config.tree is not None and (here / config.tree).is_file()) or _is_a_path(config.tree):
+        config.tree = str(here / str(config.tree))  # else a packaged tree's name ("actor_node")
     return config
 
 
@@ -87,6 +87,11 @@ def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:
     if data.get("heartbeat_timeout", 3.0) <= data.get("heartbeat_interval", 0.5):
         raise TreeError(f"{where}: heartbeat_timeout must be longer than heartbeat_interval")
     return NodeConfig(**{k: v for k, v in data.items()})
+
+
+def _is_a_path(tree: str | None) -> bool:
+    """Whether a role file's ``tree`` is a path (it has a folder or ends in .toml) rather than a name."""
+    return tree is not None and ("/" in tree or "\\" in tree or tree.endswith(".toml"))
 
 
 def _type_name(expected: Any) -> str:
