@@ -44,6 +44,8 @@ class NodeConfig:
     """Seconds between heartbeats."""
     heartbeat_timeout: float = 3.0
     """Seconds of silence after which a peer is declared down."""
+    stop_with_parent: bool = False
+    """Stop when the process that started this node is gone (nodes a trainer starts)."""
 
 
 _TYPES: dict[str, Any] = {
@@ -55,6 +57,7 @@ _TYPES: dict[str, Any] = {
     "tree": str,
     "heartbeat_interval": (int, float),
     "heartbeat_timeout": (int, float),
+    "stop_with_parent": bool,
 }
 
 

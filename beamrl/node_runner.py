@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Iterator
 
@@ -36,6 +37,20 @@ async def _join(node: Node, address: str, stop: asyncio.Event) -> None:
             continue
         print(f"joined node {peer!r} at {address}", flush=True)
         return
+
+
+async def _stop_with_parent(stop: asyncio.Event, every: float = 0.5) -> None:
+    """Set ``stop`` once the process that started this one is gone (it was re-parented)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        if os.getppid() != parent:
+            stop.set()
+            log.info("the process that started this node is gone: stopping")  # its output pipe may be gone too
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass
 
 
 class _HoldBack(logging.Filter):
@@ -97,6 +112,8 @@ async def serve(config: NodeConfig) -> int:
     async with node:
         print(f"node {node.name!r} listening on {node.address}", flush=True)
         joins = [asyncio.ensure_future(_join(node, address, stop)) for address in config.join]
+        if config.stop_with_parent:
+            joins.append(asyncio.ensure_future(_stop_with_parent(stop)))
         try:
             if config.tree is not None:
                 with _log_held_back() as release:

@@ -23,6 +23,8 @@ def start(args: argparse.Namespace) -> int:
         config.join = list(args.join)
     if args.insecure:
         config.insecure = True
+    if args.stop_with_parent:
+        config.stop_with_parent = True
     if args.heartbeat_timeout is not None:
         config.heartbeat_timeout = args.heartbeat_timeout
     sys.path.insert(0, os.getcwd())  # trees name classes of the project they run in
@@ -58,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--keys", metavar="DIR", help="CURVE key directory (this node's key pair and the public keys it trusts)"
     )
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without keys")
+    s.add_argument(
+        "--stop-with-parent",
+        action="store_true",
+        help="stop when the process that started this node is gone (for nodes a program starts)",
+    )
     s.add_argument(
         "--heartbeat-timeout",
         metavar="SECONDS",

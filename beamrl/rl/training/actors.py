@@ -53,7 +53,8 @@ class ActorNodes:
 
     They start side by side (``NodeProcess`` with ``wait=False``) and the learner waits for
     them to join; each runs in its own session, so a Ctrl-C stops the learner, which then
-    stops them (no false "crashed" lines from nodes that got the signal first).
+    stops them (no false "crashed" lines from nodes that got the signal first); should the
+    learner die without stopping them, each stops by itself (``--stop-with-parent``).
     """
 
     def __init__(self, count: int, learner_address: str, run_name: str, out_dir: Path) -> None:
@@ -63,9 +64,8 @@ class ActorNodes:
         tree = "actor_node"  # the packaged tree, by name: the same from a clone and from a wheel
         try:
             for name, log_path in zip(self.names, self.logs, strict=True):
-                node = NodeProcess(
-                    name, "--join", learner_address, tree=tree, log=log_path, wait=False, own_session=True
-                )
+                args = ("--join", learner_address, "--stop-with-parent")  # no orphan if the learner dies
+                node = NodeProcess(name, *args, tree=tree, log=log_path, wait=False, own_session=True)
                 self.nodes.append(node)
         except BaseException:
             self.close()
