@@ -2,7 +2,7 @@
 
 beamrl bench [local|remote|env|replay|train|all] [--quick]     ``bench``
 beamrl keys generate DIR --name NODE                           ``keys``
-beamrl node start [NODE.toml] [--name N --listen ADDR --join ADDR --tree TREE --keys DIR --insecure --stop-with-parent]  ``node``
+beamrl node start [ROLE.toml] [--name N --listen ADDR --join ADDR --tree TREE --keys DIR ...]  ``node``
 beamrl shell ADDR [--keys DIR]                                 ``shell``
 beamrl ps ADDR [--keys DIR]                                    ``ps``
 beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]  ``train``
