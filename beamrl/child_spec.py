@@ -13,8 +13,10 @@ from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from beamrl import codec
+from beamrl.errors import Rejected
 from beamrl.pid import Pid
 from beamrl.process import Process
+from beamrl.trust import ModuleAllowList
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTARTS = ("permanent", "transient", "temporary")
@@ -118,15 +120,24 @@ _WORKER_KEYS = {"start", "name", "args", "kwargs", "restart", "shutdown"}
 _SUP_KEYS = {"name", "strategy", "max_restarts", "max_seconds", "max_children", "children", "restart", "shutdown"}
 
 
-def resolve_class(ref: str) -> type[Process]:
-    """Import ``"package.module:Class"`` and check it is a process class."""
+def resolve_class(ref: str, allow: ModuleAllowList | None = None) -> type[Process]:
+    """Import ``"package.module:Class"`` and check it is a process class.
+
+    With ``allow``, a module it does not allow is refused (``SpawnRejected``)
+    before anything is imported. Whatever importing raises,
+    ``SystemExit`` and ``KeyboardInterrupt`` included, becomes a ``ValueError``.
+    """
     if not isinstance(ref, str) or ref.count(":") != 1:
-        raise ValueError(f"expected 'module:Class', got {ref!r}")
+        raise ValueError(f"expected 'module:Class', got {ref!r:.120}")
     module_name, _, attr = ref.partition(":")
+    if allow is not None:
+        allow.check(ref)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import module {module_name!r}: {exc}") from exc
+    except BaseException as exc:  # a module that raises (even SystemExit) must not end the node
+        raise ValueError(f"importing module {module_name!r} raised {type(exc).__name__}: {exc}") from exc
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -148,10 +159,13 @@ def _shutdown(value: Any, where: str) -> float | str | None:
     return float(value)
 
 
-def spec_from_mapping(data: dict[str, Any], where: str, supervisor: type[Process]) -> ChildSpec:
+def spec_from_mapping(
+    data: dict[str, Any], where: str, supervisor: type[Process], allow: ModuleAllowList | None = None
+) -> ChildSpec:
     """A ``ChildSpec`` from a mapping (a TOML table, or a spec that travelled as data).
 
-    A mapping with ``children`` is a nested supervisor of class ``supervisor``.
+    A mapping with ``children`` is a nested supervisor of class ``supervisor``. With
+    ``allow``, every ``start`` must name an allowed module (checked before importing).
     """
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a table, got {type(data).__name__}")
@@ -162,7 +176,7 @@ def spec_from_mapping(data: dict[str, Any], where: str, supervisor: type[Process
         children = data["children"]
         if not isinstance(children, list):
             raise ValueError(f"{where}.children: expected an array of tables")
-        specs = [spec_from_mapping(c, f"{where}.children[{i}]", supervisor) for i, c in enumerate(children)]
+        specs = [spec_from_mapping(c, f"{where}.children[{i}]", supervisor, allow) for i, c in enumerate(children)]
         kwargs: dict[str, Any] = {
             k: data[k] for k in ("strategy", "max_restarts", "max_seconds", "max_children") if k in data
         }
@@ -178,8 +192,8 @@ def spec_from_mapping(data: dict[str, Any], where: str, supervisor: type[Process
     if "start" not in data:
         raise ValueError(f"{where}: missing key 'start' (\"module:Class\"), or 'children' for a nested supervisor")
     try:
-        cls = resolve_class(data["start"])
-    except ValueError as exc:
+        cls = resolve_class(data["start"], allow)
+    except (ValueError, Rejected) as exc:
         raise ValueError(f"{where}.start: {exc}") from None
     args = data.get("args", [])
     if not isinstance(args, list):

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from beamrl.calls import Calls
@@ -31,6 +32,7 @@ from beamrl.remote import Remote
 from beamrl.signals import Signals
 from beamrl.task import FunctionProcess
 from beamrl.timers import Timers
+from beamrl.trust import ModuleAllowList, confine, default_data_dir, started_for_a_peer
 
 log = logging.getLogger("beamrl")
 
@@ -72,7 +74,29 @@ class LocalNode(Registry, Signals):
         self._started = False
         self._closing = False
         self._remote: Remote | None = None
+        #: modules whose classes a request may name for a start (see ``beamrl.trust``)
+        self.allowed_modules = ModuleAllowList()
+        self._data_dir: Path | None = None
         self._init_signals()
+
+    # -- trust ---------------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        """Where paths named by remote requests live (``Node(data_dir=...)``, ``--data-dir``);
+        by default ``beamrl.trust.default_data_dir(name)``. Created when first used."""
+        return self._data_dir if self._data_dir is not None else default_data_dir(self.name)
+
+    def data_path(self, path: str | os.PathLike[str], what: str = "path") -> Path:
+        """The path a process should use for ``path`` it was given.
+
+        In a process started on behalf of a remote request, ``path`` must be relative and
+        stay inside ``data_dir`` (``PathRejected`` otherwise); local code's paths are used
+        as given.
+        """
+        if started_for_a_peer():
+            return confine(path, self.data_dir, what)
+        return Path(path)
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from beamrl.child_spec import resolve_class
@@ -56,6 +58,9 @@ class Node(LocalNode):
     ``name`` defaults to a unique ``"node<N>@<pid>"``. ``listen`` (e.g.
     ``"tcp://127.0.0.1:0"``) makes the node reachable by others; ``keys`` is a
     directory with this node's CURVE key pair and the trusted peers' public keys.
+    ``allow_modules`` adds modules whose classes peers may ask it to start (beamrl's own
+    are always allowed); ``data_dir`` is where the paths in peers' requests must stay
+    (see ``beamrl.trust``).
     """
 
     def __init__(
@@ -68,8 +73,14 @@ class Node(LocalNode):
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 3.0,
         hidden: bool = False,
+        allow_modules: Iterable[str] = (),
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(name)
+        for module in allow_modules:
+            self.allowed_modules.add(module)
+        if data_dir is not None:
+            self._data_dir = Path(data_dir)
         self._options = TransportOptions(
             listen=listen,
             keys=None if keys is None else os.fspath(keys),

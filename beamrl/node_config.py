@@ -6,10 +6,12 @@
     keys = "../keys/"                     # CURVE: own key pair + trusted peers' public keys
     insecure = false                      # allow a non-loopback listen without keys
     tree = "../supervisors/learner.toml"  # the supervision tree to start (or a packaged one: "actor_node")
+    allow_modules = ["myproject.envs"]    # more modules peers may start classes from
+    data_dir = "/var/lib/beamrl/learner"  # where paths in peers' requests stay
     heartbeat_interval = 0.5
     heartbeat_timeout = 3.0
 
-Relative paths (``keys``, ``tree``) are resolved from the role file's folder, so
+Relative paths (``keys``, ``tree``, ``data_dir``) are resolved from the role file's folder, so
 ``beamrl node start path/to/role.toml`` works from any directory; a ``tree`` that is
 no file there names a tree beamrl ships (``"actor_node"``). A bad file is refused
 whole, naming file, key and problem.
@@ -46,6 +48,10 @@ class NodeConfig:
     """Seconds of silence after which a peer is declared down."""
     stop_with_parent: bool = False
     """Stop when the process that started this node is gone (nodes a trainer starts)."""
+    allow_modules: list[str] = field(default_factory=list)
+    """Modules (and their submodules) peers may start classes from, beside beamrl's own and the tree's."""
+    data_dir: str | None = None
+    """Where paths named in peers' requests must stay; None: ``beamrl.trust.default_data_dir``."""
 
 
 _TYPES: dict[str, Any] = {
@@ -58,6 +64,8 @@ _TYPES: dict[str, Any] = {
     "heartbeat_interval": (int, float),
     "heartbeat_timeout": (int, float),
     "stop_with_parent": bool,
+    "allow_modules": list,
+    "data_dir": str,
 }
 
 
@@ -68,6 +76,8 @@ def load_node_file(path: str | Path) -> NodeConfig:
     here = path.resolve().parent
     if config.keys is not None:
         config.keys = str(here / config.keys)
+    if config.data_dir is not None:
+        config.data_dir = str(here / Path(config.data_dir).expanduser())
     if (config.tree is not None and (here / config.tree).is_file()) or _is_a_path(config.tree):
         config.tree = str(here / str(config.tree))  # else a packaged tree's name ("actor_node")
     return config
@@ -84,6 +94,9 @@ def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:
     join = data.get("join", [])
     if not all(isinstance(a, str) and a.startswith("tcp://") for a in join):
         raise TreeError(f"{where}: join: expected a list of 'tcp://host:port' addresses, got {join!r}")
+    allow = data.get("allow_modules", [])
+    if not all(isinstance(m, str) and m for m in allow):
+        raise TreeError(f"{where}: allow_modules: expected a list of module names, got {allow!r}")
     listen = data.get("listen", "tcp://127.0.0.1:0")
     if not listen.startswith("tcp://"):
         raise TreeError(f"{where}: listen: expected 'tcp://host:port', got {listen!r}")

@@ -108,6 +108,8 @@ async def serve(config: NodeConfig) -> int:
         insecure=config.insecure,
         heartbeat_interval=config.heartbeat_interval,
         heartbeat_timeout=config.heartbeat_timeout,
+        allow_modules=config.allow_modules,
+        data_dir=config.data_dir,
     )
     async with node:
         print(f"node {node.name!r} listening on {node.address}", flush=True)

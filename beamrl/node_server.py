@@ -36,7 +36,7 @@ class NodeServer(GenServer):
                 return [i for i in infos if i is not None]
             case ["tree"]:
                 return [await self._describe(pid, None) for pid in node.top_level() if pid != self.pid]
-        raise Rejected(f"$node does not understand {request!r}")
+        raise Rejected(f"$node does not understand {request!r:.200}: use registered, nodes, processes or tree")
 
     async def _describe(self, pid: Pid, restarts: int | None) -> dict[str, Any]:
         info = self.node.process_info(pid)

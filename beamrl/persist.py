@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -59,13 +59,20 @@ def fsync_directory(directory: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_write(
+    path: str | os.PathLike[str],
+    *,
+    durable: bool = True,
+    replace: Callable[[Path, Path], None] = os.replace,
+) -> Iterator[BinaryIO]:
     """A binary file whose content replaces ``path`` only when the block ends without error.
 
     The parent directory is created if needed. On an exception the temporary file is
     removed and ``path`` keeps its old content (or stays absent). ``durable=False`` skips
     both fsyncs: the file still never appears half-written to a reader, but a power cut
     may lose the latest version (for small, frequent notes written on the event loop).
+    ``replace`` does the final rename (a ``beamrl.fencing.WriterFence.replace`` refuses
+    it once a newer writer took the checkpoint over; the temporary file is then removed).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +86,7 @@ def atomic_write(path: str | os.PathLike[str], *, durable: bool = True) -> Itera
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, target)
+        replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

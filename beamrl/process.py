@@ -84,6 +84,11 @@ def format_reason(reason: Any) -> str:
 _TIMEOUT = object()  # what _receive returns when its timeout fired
 
 
+def _short_args(exc: BaseException) -> str:
+    text = ", ".join(repr(a) for a in exc.args)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -207,6 +212,9 @@ class Process:
                 reason = self._exit_reason
         except Exception as exc:  # the process boundary: an error becomes the exit reason
             reason = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: they end the process, never the node
+            reason = RuntimeError(f"{type(exc).__name__}({_short_args(exc)}) raised in {self}")
+            reason.__cause__ = exc
         finally:
             if not started.done():
                 if isinstance(reason, BaseException):

@@ -60,6 +60,7 @@ from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
 from beamrl.process import Exit, From, format_reason, is_normal
+from beamrl.trust import ModuleAllowList, for_a_peer
 
 __all__ = ["ChildInfo", "ChildSpec", "DynamicSupervisor", "Supervisor", "child"]
 
@@ -67,13 +68,14 @@ log = logging.getLogger("beamrl")
 
 
 class _Child:
-    __slots__ = ("id", "pid", "restarts", "spec")
+    __slots__ = ("id", "pid", "restarts", "spec", "untrusted")
 
     def __init__(self, spec: ChildSpec, child_id: Any) -> None:
         self.spec = spec
         self.id = child_id
         self.pid: Pid | None = None
         self.restarts = 0
+        self.untrusted = False  # added by a remote start_child: its paths stay in the data dir
 
 
 class Supervisor(GenServer):
@@ -106,8 +108,10 @@ class Supervisor(GenServer):
         self._children: list[_Child] = []
         self._restart_times: deque[float] = deque()
         self._serial = 0
+        if not isinstance(children, list | tuple):
+            raise TypeError(f"a supervisor's children are a list of child specs; got {type(children).__name__}")
         for spec in children:
-            self._add(_as_spec(spec))
+            self._add(_as_spec(spec, self.node.allowed_modules))
         started: list[_Child] = []
         for c in list(self._children):  # a temporary child that answers Ignore leaves the list
             try:
@@ -143,7 +147,7 @@ class Supervisor(GenServer):
         for c in self._children:
             if c.id == child_id or (c.pid is not None and c.pid == child_id) or (c.spec.name == child_id is not None):
                 return c
-        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r}")
+        raise Rejected(f"supervisor {self.name or self.pid} has no child {child_id!r:.120}")
 
     async def _start(self, c: _Child) -> Pid | None:
         """Start the child; None when its ``init`` answered ``Ignore``.
@@ -152,7 +156,8 @@ class Supervisor(GenServer):
         dynamic or temporary one, which is forgotten.
         """
         spec = c.spec
-        pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
+        with for_a_peer(c.untrusted):
+            pid = await self.node.start(spec.start, *spec.args, name=spec.name, link=True, **spec.kwargs)
         c.pid = pid
         if pid is None:
             if (self.dynamic or spec.restart == "temporary") and c in self._children:
@@ -301,9 +306,10 @@ class Supervisor(GenServer):
                 if self.max_children is not None and len(self._children) >= self.max_children:
                     raise Rejected(f"supervisor {self.name or self.pid} already has max_children={self.max_children}")
                 try:
-                    c = self._add(_as_spec(spec))
+                    c = self._add(_as_spec(spec, self.node.allowed_modules))
                 except (TypeError, ValueError) as exc:
                     raise Rejected(str(exc)) from exc
+                c.untrusted = from_.pid.node != self.node.name
                 try:
                     return await self._start(c)
                 except Exception as exc:
@@ -332,7 +338,7 @@ class Supervisor(GenServer):
                     raise Rejected(f"child {c.id!r} is running: terminate_child it first")
                 self._children.remove(c)
                 return None
-        raise Rejected(f"supervisor does not understand {request!r}")
+        raise Rejected(f"supervisor does not understand {request!r:.200}")
 
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()
@@ -364,9 +370,10 @@ def _is_seconds(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
 
 
-def _as_spec(spec: Any) -> ChildSpec:
+def _as_spec(spec: Any, allow: ModuleAllowList) -> ChildSpec:
+    """A ``ChildSpec``; a mapping (a spec that may have travelled) may name only allowed modules."""
     if isinstance(spec, ChildSpec):
         return spec
     if isinstance(spec, dict):
-        return spec_from_mapping(spec, "child spec", Supervisor)
-    raise TypeError(f"a child spec is child(...) or a mapping with 'start'; got {spec!r}")
+        return spec_from_mapping(spec, "child spec", Supervisor, allow)
+    raise TypeError(f"a child spec is child(...) or a mapping with 'start'; got {type(spec).__name__}")

@@ -34,6 +34,7 @@ from beamrl.pid import Pid
 from beamrl.process import Process
 from beamrl.supervisor import Supervisor
 from beamrl.tree import resolve_class
+from beamrl.trust import for_a_peer
 
 __all__ = [
     "SPAWNER_TREE",
@@ -91,7 +92,9 @@ class Spawner(GenServer):
         match request:
             case ["start", str(path), list(args), dict(kwargs), name]:
                 try:
-                    pid = await node.start(resolve_class(path), *args, name=name, **kwargs)
+                    cls = resolve_class(path, node.allowed_modules)  # a peer's tests: --allow-module tests
+                    with for_a_peer(from_.pid.node != node.name):
+                        pid = await node.start(cls, *args, name=name, **kwargs)
                 except Exception as exc:  # the start's own error, handed to the remote caller
                     return ["error", exc]
                 if pid is not None:  # None: its init answered Ignore

@@ -46,7 +46,16 @@ from beamrl.errors import BeamError
 from beamrl.supervisor import Supervisor
 from beamrl.trees import packaged_trees, tree_path
 
-__all__ = ["TreeError", "find_tree", "load_tree", "read_toml", "resolve_class", "spec_from_mapping", "start_tree"]
+__all__ = [
+    "TreeError",
+    "find_tree",
+    "load_tree",
+    "read_toml",
+    "resolve_class",
+    "spec_from_mapping",
+    "start_tree",
+    "tree_modules",
+]
 
 
 class TreeError(BeamError, ValueError):
@@ -127,7 +136,24 @@ def _check_arguments(path: Path, data: dict[str, Any], spec: ChildSpec, where: s
         raise TreeError(f"{path}: {where}{label}: {cls.__qualname__}.init {exc}") from None
 
 
+def tree_modules(spec: ChildSpec) -> set[str]:
+    """The modules of every class a loaded tree starts (what a node running it allows)."""
+    modules = {spec.start.__module__} if isinstance(spec.start, type) else {spec.label().partition(":")[0]}
+    for arg in spec.args:
+        if isinstance(arg, list | tuple):
+            for item in arg:
+                if isinstance(item, ChildSpec):
+                    modules |= tree_modules(item)
+    return modules
+
+
 async def start_tree(node: Any, path: str | Path) -> Any:
-    """Load ``path`` and start its top supervisor on ``node``; returns its pid."""
+    """Load ``path`` and start its top supervisor on ``node``; returns its pid.
+
+    The modules the tree names join the node's allow-list: the operator chose them,
+    so peers may start their classes too (``beamrl.trust``).
+    """
     spec = load_tree(path)
+    for module in sorted(tree_modules(spec)):
+        node.allowed_modules.add(module)
     return await node.start(spec.start, *spec.args, name=spec.name, **spec.kwargs)

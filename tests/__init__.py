@@ -14,4 +14,5 @@ HEARTBEAT_TIMEOUT = 1.5  # peers started here detect a lost node this fast
 def start_peer(name: str, *args: str, **kwargs: Any) -> NodeProcess:
     """A peer node run from the repository root, with ``tests`` importable there."""
     kwargs.setdefault("heartbeat_timeout", HEARTBEAT_TIMEOUT)
+    args = ("--allow-module", "tests", *args)  # the tests name their own classes for peers to start
     return NodeProcess(name, *args, cwd=ROOT, pythonpath=[ROOT], **kwargs)

@@ -15,12 +15,14 @@ from beamrl.tree import load_tree
 
 def start(args: argparse.Namespace) -> int:
     config = load_node_file(args.config) if args.config else NodeConfig()
-    for key in ("name", "listen", "keys", "tree"):
+    for key in ("name", "listen", "keys", "tree", "data_dir"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)
     if args.join:
         config.join = list(args.join)
+    if args.allow_module:
+        config.allow_modules = [*config.allow_modules, *args.allow_module]
     if args.insecure:
         config.insecure = True
     if args.stop_with_parent:
@@ -71,5 +73,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         dest="heartbeat_timeout",
         help="seconds of silence before a peer counts as down (default 3)",
+    )
+    s.add_argument(
+        "--allow-module",
+        action="append",
+        dest="allow_module",
+        metavar="MODULE",
+        help="a module (and its submodules) whose classes peers may start, beside beamrl's own and the tree's "
+        "(repeatable)",
+    )
+    s.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        metavar="DIR",
+        help="directory the paths in peers' requests must stay in (default: ~/.local/state/beamrl/nodes/NAME)",
     )
     s.set_defaults(handler=start)

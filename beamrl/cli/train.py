@@ -21,7 +21,7 @@ from beamrl.errors import NodeDown
 from beamrl.node import run
 from beamrl.node_config import load_node_file
 from beamrl.rl.envs.registry import GYM_FACTS, NATIVE, facts
-from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, train
+from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, TrainingFailed, train
 from beamrl.rl.training.preflight import KILLABLE, hyper_keys
 from beamrl.rl.training.spec import default
 
@@ -103,11 +103,11 @@ def train_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say_what_was_kept(out, started)
         raise
-    except NodeDown as exc:  # an --attach address where nothing answers: say so in one sentence
+    except (NodeDown, TrainingFailed) as exc:  # an --attach address where nothing answers: one sentence
         where = next((a for a in args.attach if a.partition("#")[0] in str(exc)), None)
         if where is None:
             raise
-        raise NodeDown(nothing_answered(where, 5.0, str(exc))) from None
+        raise type(exc)(nothing_answered(where, 5.0, str(exc))) from None
     shown = {k: summary[k] for k in ("episodes", "steps", "wall_seconds", "eval_mean_return", "eval_success_rate")}
     print(json.dumps(shown, indent=None, default=str))
     success = summary.get("eval_success_rate")

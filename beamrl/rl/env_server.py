@@ -36,12 +36,24 @@ from beamrl.rl.envs.registry import make, make_vec
 from beamrl.rl.errors import InvalidAction
 from beamrl.rl.exp import Exp
 from beamrl.rl.spaces import Dict, Discrete
+from beamrl.trust import started_for_a_peer
+
+MAX_ENVS = 65_536
+"""The most copies one vector EnvServer hosts."""
 
 
 class EnvServer(GenServer):
     """Hosts one environment (or, with ``num_envs=N``, a vector of N copies)."""
 
     async def init(self, env_id: str, num_envs: int | None = None, **kwargs: Any) -> None:
+        if not isinstance(env_id, str) or not env_id:
+            raise Rejected(f"EnvServer: env_id must be a non-empty string, got {_short(env_id)}")
+        if ":" in env_id and started_for_a_peer():  # gymnasium imports the module of "module:Env-v0"
+            self.node.allowed_modules.check(env_id)
+        if num_envs is not None and (
+            isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or not 1 <= num_envs <= MAX_ENVS
+        ):
+            raise Rejected(f"EnvServer: num_envs must be an integer in 1..{MAX_ENVS} or None, got {_short(num_envs)}")
         self.env_id = env_id
         self.vector = num_envs is not None
         if self.vector:
@@ -86,7 +98,8 @@ class EnvServer(GenServer):
                     "done": None if self.last is None else self.last.done,
                 }
         raise Rejected(
-            f"EnvServer does not understand {request!r}: use reset, step, step_many, observe, render, spaces or info"
+            f"EnvServer does not understand {_short(request)}: "
+            "use reset, step, step_many, observe, render, spaces or info"
         )
 
     def _space(self, which: str) -> Any:
@@ -99,16 +112,25 @@ class EnvServer(GenServer):
         return self._reset(kw.get("seed", seed), kw.get("options"))
 
     def _reset(self, seed: Any, options: Any) -> Any:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-            raise Rejected(f"reset seed must be an integer or None, got {seed!r}")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**64
+        ):
+            raise Rejected(f"reset seed must be an integer or None, got {_short(seed)} (seeds lie in [0, 2**64))")
         if options is not None and not isinstance(options, dict):
-            raise Rejected(f"reset options must be a dict or None, got {options!r}")
-        self.episodes += 1
+            raise Rejected(f"reset options must be a dict or None, got {_short(options)}")
+        if self.vector and options:
+            raise Rejected("a vector env's reset takes no options")
+        seed = None if seed is None else int(seed)
         if self.vector:
-            obs, info = self.env.reset(seed=None if seed is None else int(seed))
+            obs, info = self.env.reset(seed=seed)
+            self.episodes += 1
             self.vector_started = True
             return {"obs": obs, "info": info}
-        self.last = self.env.reset(seed=None if seed is None else int(seed), options=options)
+        try:
+            self.last = self.env.reset(seed=seed, options=options)
+        except (TypeError, ValueError, KeyError) as exc:  # options the environment refuses
+            raise Rejected(f"{self.env_id}: reset refused options {_short(options)}: {exc}") from exc
+        self.episodes += 1
         return self.last
 
     def _step(self, action: Any) -> Exp:
@@ -120,7 +142,7 @@ class EnvServer(GenServer):
             raise Rejected(f"{self.env_id}: the episode is over (terminated or truncated): reset before stepping")
         space = self.env.action_space
         if not space.contains(action):
-            raise InvalidAction(f"action {action!r} is not in the action space {space!r} of {self.env_id}")
+            raise InvalidAction(f"action {_short(action)} is not in the action space {space!r} of {self.env_id}")
         self.last = self.env.step(action)
         self.steps += 1
         return self.last
@@ -130,14 +152,23 @@ class EnvServer(GenServer):
             raise Rejected("step_many needs a vector env: start the EnvServer with num_envs=N")
         if not self.vector_started:
             raise Rejected(f"{self.env_id}: reset the vector env before the first step_many")
-        actions = np.asarray(actions)
+        try:
+            actions = np.asarray(actions)
+        except (TypeError, ValueError) as exc:  # ragged or mixed lists
+            raise InvalidAction(f"step_many takes one action per copy, got {_short(actions)}") from exc
         space = self._space("action")
         n = self.env.num_envs
         if actions.shape[:1] != (n,) or not _all_in(space, actions):
-            raise InvalidAction(f"step_many needs {n} actions, each in {space!r}; got {actions!r}")
+            raise InvalidAction(f"step_many needs {n} actions, each in {space!r}; got {_short(actions)}")
         obs, reward, terminated, truncated, _info = self.env.step(actions)
         self.steps += n
         return {"obs": obs, "reward": reward, "terminated": terminated, "truncated": truncated}
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """A request or value in a message, cut to a few hundred characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 def _all_in(space: Any, actions: np.ndarray) -> bool:

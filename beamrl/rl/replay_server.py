@@ -75,7 +75,12 @@ with a ``ReplayError`` instead of mixing two configurations. Under a supervisor,
 give the child a ``shutdown`` long enough to write a checkpoint of the memory's
 changes (the default 5 s is plenty for incremental ones). A ``kill`` that lands
 while a checkpoint is being written cannot stop its thread: the restarted server
-may restore the checkpoint before it (and count the difference as lost).
+may restore the checkpoint before it (and count the difference as lost), and it
+takes the directory's writer fence over (``beamrl.fencing``), so the old thread can
+no longer rename or delete anything there. A second live server on the same
+directory fails to start (``CheckpointInUse``). Started for a peer (a remote
+``start_child``), ``checkpoint_dir`` must lie inside the node's data directory
+(``beamrl.trust``).
 
 ``stats`` keys: ``len``, ``capacity``, ``total_added`` (ids handed out so far,
 including restored history), ``added`` (transitions stored by this incarnation),
@@ -101,12 +106,14 @@ from typing import Any
 import numpy as np
 
 from beamrl.api import cancel_timer, send_after
+from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer, Stop
 from beamrl.persist import atomic_write_bytes
 from beamrl.process import NORMAL, Exit
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
-from beamrl.rl.replay import MANIFEST, ReplayMemory
+from beamrl.rl.replay import ReplayMemory
+from beamrl.rl.replay.segments import has_checkpoint
 
 __all__ = ["LEDGER", "ReplayServer"]
 
@@ -145,7 +152,8 @@ class ReplayServer(GenServer):
                 raise ReplayError(f"{label} must be a positive number of seconds, got {value!r}")
         self.trap_exit = True  # exit(pid, reason) runs terminate, which saves; kill still cannot be trapped
         self.memory = ReplayMemory(capacity, **memory_kwargs)
-        self.dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        # started for a peer: the directory must stay inside the node's data dir (beamrl.trust)
+        self.dir = None if checkpoint_dir is None else self.node.data_path(checkpoint_dir, "checkpoint_dir")
         self.checkpoint_every = checkpoint_every
         self.ledger_every = float(ledger_every)
         self.samples = 0
@@ -161,8 +169,15 @@ class ReplayServer(GenServer):
         self.ledger_total = 0
         self._changed = False
         self._timers: dict[str, Any] = {}
+        self._fence: WriterFence | None = None
         if self.dir is not None:
-            await self._restore(self.dir)
+            # one writer per checkpoint directory: a server killed mid-checkpoint cannot write over ours
+            self._fence = WriterFence.acquire(self.dir, lambda: self._alive, self.dir / ".writer.lock", ".*.tmp")
+            try:
+                await self._restore(self.dir)
+            except BaseException:
+                self._fence.release()
+                raise
             self._arm(_LEDGER_TICK, self.ledger_every)
             if self.checkpoint_every is not None:
                 self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
@@ -172,9 +187,13 @@ class ReplayServer(GenServer):
             cancel_timer(ref)
         self._timers.clear()
         if self.dir is not None:
-            if self._changed:
-                await self._checkpoint()
-            self._write_ledger()
+            try:
+                if self._changed:
+                    await self._checkpoint()
+                self._write_ledger()
+            finally:
+                if self._fence is not None:
+                    self._fence.release()
 
     # -- requests -----------------------------------------------------------------------
     async def handle_call(self, request: Any, from_: Any) -> Any:
@@ -194,7 +213,10 @@ class ReplayServer(GenServer):
             case ["checkpoint"]:
                 if self.dir is None:
                     raise ReplayError("this ReplayServer has no checkpoint_dir: start it with checkpoint_dir=DIR")
-                return await self._checkpoint()
+                try:
+                    return await self._checkpoint()
+                except OSError as exc:  # the memory is intact; the caller learns why nothing was written
+                    raise ReplayError(f"checkpoint to {self.dir} failed: {exc}") from exc
         return self._add(request)
 
     async def handle_cast(self, request: Any) -> None:
@@ -217,7 +239,10 @@ class ReplayServer(GenServer):
             self._arm(_LEDGER_TICK, self.ledger_every)
         elif message == _CHECKPOINT_TICK:
             if self._changed:
-                await self._checkpoint()
+                try:
+                    await self._checkpoint()
+                except OSError as exc:  # a full disk must not crash the memory: retried next tick
+                    log.warning("%s: checkpoint to %s failed: %s", self, self.dir, exc)
             assert self.checkpoint_every is not None
             self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
         elif isinstance(message, Exit):
@@ -308,7 +333,7 @@ class ReplayServer(GenServer):
     # -- persistence ----------------------------------------------------------------------
     async def _restore(self, d: Path) -> None:
         ledger = _read_ledger(d)
-        if (d / MANIFEST).exists():
+        if has_checkpoint(d):  # a lost manifest.json: the newest complete segment set
             memory = await asyncio.to_thread(ReplayMemory.restore, d)
             _check_config(memory, self.memory, d)
             self.memory = memory
@@ -344,7 +369,7 @@ class ReplayServer(GenServer):
         assert self.dir is not None
         t0 = time.perf_counter()
         # The server handles nothing else while it waits, so the memory cannot change under the thread.
-        written = await asyncio.to_thread(self.memory.checkpoint, self.dir)
+        written = await asyncio.to_thread(self.memory.checkpoint, self.dir, fence=self._fence)
         self.last_checkpoint_seconds = time.perf_counter() - t0
         self.last_checkpoint_bytes = written
         self.last_checkpoint = time.time()

@@ -13,6 +13,7 @@ import pytest
 
 import beamrl
 from beamrl import Down, Node, child
+from beamrl.fencing import CheckpointInUse
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import COLUMNS, ReplayError, StaleIndex
 from beamrl.rl.replay_server import LEDGER, ReplayServer
@@ -282,6 +283,10 @@ async def test_an_exit_signal_and_a_graceful_stop_lose_nothing(node: Node, tmp_p
     batch = await node.call("solo", ["sample", 77, "latest"])
     check_rows(batch, 77, actors=1, steps=77)
 
+    # a second live writer of the same directory is refused (one writer per checkpoint)
+    with pytest.raises(CheckpointInUse, match="already writes this checkpoint"):
+        await node.start(ReplayServer, 500, checkpoint_dir=str(tmp_path / "solo"))
+    await node.stop("solo")
     # another configuration on the same directory is refused instead of mixing the two
     with pytest.raises(ReplayError, match=r"capacity=500 \(asked for 400\)"):
         await node.start(ReplayServer, 400, checkpoint_dir=str(tmp_path / "solo"))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import operator
 import os
 import random
+import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -154,20 +156,22 @@ class BaseQTable(ABC):
     def _load_arrays(self, arrays: dict[str, np.ndarray], where: str) -> None:
         """Take the state held in ``arrays`` (read from ``where``); raise ``QTableError`` if unfit."""
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the table as ``.npz`` (``q``, ``version`` and the subclass's arrays) atomically."""
+    def save(self, path: str | os.PathLike[str], *, replace: Callable[[Path, Path], None] = os.replace) -> None:
+        """Write the table as ``.npz`` (``q``, ``version`` and the subclass's arrays) atomically.
+
+        ``replace`` does the final rename (a checkpoint fence's, see ``beamrl.fencing``)."""
         arrays = {**self._arrays(), "version": np.array(self.version, dtype=np.int64)}
-        with atomic_write(path) as f:
+        with atomic_write(path, replace=replace) as f:
             np.savez(f, allow_pickle=False, **arrays)
 
     def restore(self, path: str | os.PathLike[str]) -> None:
         """Replace this table's values and version with those ``save`` wrote to ``path``."""
         where = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise QTableError(f"cannot read a Q-table from {where!r}: {exc}") from exc
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise QTableError(f"cannot read a Q-table from {where!r}: {_problem(exc)}") from exc
         if "q" not in arrays:
             raise QTableError(f"{where!r} has no array 'q' (found {sorted(arrays)})")
         q = arrays["q"]
@@ -175,8 +179,11 @@ class BaseQTable(ABC):
             raise QTableError(
                 f"array 'q' in {where!r} must be a 2-D numeric array, got shape {q.shape} dtype {q.dtype}"
             )
+        version = arrays.get("version", np.zeros((), dtype=np.int64))
+        if version.shape != () or version.dtype.kind not in "iu" or int(version) < 0:
+            raise QTableError(f"array 'version' in {where!r} must be one integer >= 0, got {version!r:.80}")
         self._load_arrays(arrays, where)
-        self.version = int(arrays["version"]) if "version" in arrays else 0
+        self.version = int(version)
 
     @classmethod
     @abstractmethod
@@ -186,11 +193,20 @@ class BaseQTable(ABC):
     @staticmethod
     def _peek_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 if "q" not in data.files:
                     raise QTableError(f"{os.fspath(path)!r} has no array 'q' (found {data.files})")
                 return tuple(data["q"].shape)
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             if isinstance(exc, QTableError):
                 raise
-            raise QTableError(f"cannot read a Q-table from {os.fspath(path)!r}: {exc}") from exc
+            raise QTableError(f"cannot read a Q-table from {os.fspath(path)!r}: {_problem(exc)}") from exc
+
+
+def _problem(exc: BaseException) -> str:
+    """What is wrong with a file, in words (not a bare ``KeyError: 'q'``)."""
+    if isinstance(exc, zipfile.BadZipFile | EOFError):
+        return f"not a complete .npz file (truncated or corrupt: {exc})"
+    if isinstance(exc, KeyError):
+        return f"an entry of the .npz file is missing or unreadable ({exc})"
+    return f"{type(exc).__name__}: {exc}"

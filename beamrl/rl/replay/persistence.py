@@ -18,13 +18,22 @@ from typing import Any, Self
 
 import numpy as np
 
-from beamrl.persist import atomic_write, atomic_write_bytes
+from beamrl.fencing import WriterFence
+from beamrl.persist import atomic_write
 from beamrl.rl.errors import ReplayError
+from beamrl.rl.replay.segments import (
+    MANIFEST,
+    SEGMENT_NAME,
+    embedded_manifest,
+    next_seq,
+    problem,
+    read_manifest,
+    seg_order,
+)
 from beamrl.rl.replay.storage import COLUMNS, NUMERIC_KINDS, Batch, ReplayStorage
 
 FORMAT = "beamrl.replay/1"
 CHECKPOINT_FORMAT = "beamrl.replay-checkpoint/1"
-MANIFEST = "manifest.json"
 
 
 class _Restore:
@@ -109,37 +118,42 @@ class ReplayPersistence(ReplayStorage):
     def load(cls, path: str | os.PathLike[str]) -> Self:
         """Read a memory written by ``save``."""
         try:
-            with np.load(Path(path), allow_pickle=False) as data:
+            with open(Path(path), "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 return cls.from_state_dict({k: data[k] for k in data.files})
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, ReplayError):
-                raise
-            raise ReplayError(f"cannot read a replay memory from {path}: {exc}") from exc
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise ReplayError(f"cannot read a replay memory from {path}: {problem(exc)}") from exc
 
-    def checkpoint(self, directory: str | os.PathLike[str]) -> int:
+    def checkpoint(self, directory: str | os.PathLike[str], *, fence: WriterFence | None = None) -> int:
         """Write what changed since the last checkpoint into ``directory``; return bytes written.
 
         Layout: ``manifest.json`` (format, a token naming the latest checkpoint, the
         metadata of ``state_dict`` and the ordered list of segment files) and
-        ``seg-NNNNNNNN.npz`` segments. A segment holds ``rows`` (slots) with
-        ``col.<name>`` values for them, and ``prio_slots`` with their ``leaf``
-        values; restoring applies segments in order onto an empty memory. The first
+        ``seg-NNNNNNNN-TOKEN.npz`` segments. A segment holds ``rows`` (slots) with
+        ``col.<name>`` values for them, ``prio_slots`` with their ``leaf`` values, and
+        ``manifest``: the manifest of the checkpoint it completes, so a lost
+        ``manifest.json`` costs nothing (``from_checkpoint`` restores the newest complete
+        segment set). Restoring applies segments in order onto an empty memory. The first
         checkpoint into a directory (or one whose manifest this memory did not write)
         is a base segment of every filled slot; later ones hold only the slots added
         or re-prioritised since. When the segments hold more than twice the memory's
-        rows (or 64 segments), a new base replaces them. Segments and the manifest
-        are written to temporary names and renamed, so a crash leaves the previous
-        checkpoint readable.
+        rows (or 64 segments), a new base replaces them.
+
+        Crash and kill safety: segment names are unique per checkpoint (no two writers
+        ever share a file); the manifest is renamed into place only once its segments
+        are complete, and old segments are deleted only after that. With ``fence`` (the
+        server's ``beamrl.fencing.WriterFence``) a writer that was taken over renames and
+        deletes nothing (``Fenced``).
         """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        replace = os.replace if fence is None else fence.replace
         manifest = self._chain_manifest(d)
         n = self._size
         if manifest is None:
             rows = np.arange(n, dtype=np.int64)
             prio_slots = rows
             segments: list[dict[str, Any]] = []
-            seq = 0
+            seq = next_seq(d)
         else:
             rows = np.flatnonzero(self._dirty_rows[:n])
             prio_slots = np.flatnonzero(self._dirty_rows[:n] | self._dirty_prio[:n])
@@ -153,14 +167,7 @@ class ReplayPersistence(ReplayStorage):
         # A fresh token per checkpoint: a memory whose last checkpoint is no longer the
         # head of the chain (another memory restored from it and wrote since) starts over.
         token = uuid.uuid4().hex
-        seg: Batch = {"rows": rows}
-        for name, col in self._cols.items():
-            seg[f"col.{name}"] = col[rows]
-        if self._sum is not None:
-            seg["prio_slots"] = prio_slots
-            seg["leaf"] = self._sum.get(prio_slots)
-        name = f"seg-{seq:08d}.npz"
-        written = _write_npz(d / name, seg)
+        name = f"seg-{seq:08d}-{token[:12]}.npz"
         segments.append({"file": name, "rows": int(rows.size)})
         doc = {
             "format": CHECKPOINT_FORMAT,
@@ -169,11 +176,23 @@ class ReplayPersistence(ReplayStorage):
             "segments": segments,
             "meta": self._meta(FORMAT),
         }
-        written += atomic_write_bytes(d / MANIFEST, json.dumps(doc, indent=1).encode())
+        seg: Batch = {"rows": rows, "manifest": _json_bytes(doc)}
+        for col_name, col in self._cols.items():
+            seg[f"col.{col_name}"] = col[rows]
+        if self._sum is not None:
+            seg["prio_slots"] = prio_slots
+            seg["leaf"] = self._sum.get(prio_slots)
+        written = _write_npz(d / name, seg, replace)
+        with atomic_write(d / MANIFEST, replace=replace) as f:
+            f.write(json.dumps(doc, indent=1).encode())
+            written += f.tell()
         keep = {s["file"] for s in segments}
         for old in d.glob("seg-*.npz"):
             if old.name not in keep:
-                old.unlink()
+                if fence is None:
+                    old.unlink(missing_ok=True)
+                else:
+                    fence.unlink(old)
         self._ckpt_dir = d.resolve()
         self._ckpt_token = token
         self._dirty_rows[:] = False
@@ -183,44 +202,88 @@ class ReplayPersistence(ReplayStorage):
     @classmethod
     def from_checkpoint(cls, directory: str | os.PathLike[str]) -> Self:
         """Rebuild a memory from a ``checkpoint`` directory; later checkpoints there stay
-        incremental. ``ReplayMemory.restore(directory)`` is the same call."""
+        incremental. ``ReplayMemory.restore(directory)`` is the same call.
+
+        Without a readable ``manifest.json`` (lost, or pointing at segments that are
+        gone), the newest complete segment set is restored: every segment carries the
+        manifest of the checkpoint it completed. A ``ReplayError`` names the file and
+        the problem when nothing there can be restored.
+        """
         d = Path(directory)
         try:
-            doc = json.loads((d / MANIFEST).read_text())
-        except (OSError, ValueError) as exc:
-            raise ReplayError(f"cannot read {d / MANIFEST}: {exc}") from exc
+            return cls._from_manifest(d, read_manifest(d / MANIFEST), d / MANIFEST)
+        except ReplayError as exc:
+            first = exc
+        for seg_path in sorted(d.glob("seg-*.npz"), key=seg_order, reverse=True):
+            try:
+                doc = embedded_manifest(seg_path)
+                if doc is None or doc["segments"][-1]["file"] != seg_path.name:
+                    continue
+                memory = cls._from_manifest(d, doc, seg_path)
+            except (ReplayError, KeyError, IndexError, TypeError):
+                continue
+            memory._ckpt_token = None  # the next checkpoint starts a new chain (and a new manifest)
+            return memory
+        raise first
+
+    @classmethod
+    def _from_manifest(cls, d: Path, doc: Any, source: Path) -> Self:
+        """The memory ``doc`` (a manifest read from ``source``) describes, from its segments in ``d``."""
         if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-            raise ReplayError(f"{d / MANIFEST} is not a {CHECKPOINT_FORMAT} manifest")
+            raise ReplayError(f"{source} is not a {CHECKPOINT_FORMAT} manifest")
+        segments = doc.get("segments")
+        if not isinstance(segments, list) or not segments or "meta" not in doc or "token" not in doc:
+            raise ReplayError(f"{source}: the manifest lacks 'segments', 'meta' or 'token'")
+        for entry in segments:
+            file = entry.get("file") if isinstance(entry, dict) else None
+            if not isinstance(file, str) or not SEGMENT_NAME.fullmatch(file):
+                raise ReplayError(f"{source}: segment entry {entry!r:.100} is not a segment file name in {d}")
         meta = doc["meta"]
-        memory = cls._from_meta(meta)
+        try:
+            memory = cls._from_meta(meta)
+        except ReplayError as exc:
+            raise ReplayError(f"{source}: {exc}") from exc
         n = int(meta["size"])
         leaves = np.zeros(memory.capacity)
-        for entry in doc["segments"]:
+        for entry in segments:
             path = d / entry["file"]
             try:
-                with np.load(path, allow_pickle=False) as data:
+                with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                     seg = {k: data[k] for k in data.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                raise ReplayError(f"cannot read checkpoint segment {path}: {exc}") from exc
-            rows = _entry(seg, "rows").astype(np.int64)
-            if rows.size and (rows.min() < 0 or rows.max() >= n):
-                raise ReplayError(f"{path}: rows outside 0..{n - 1}")
-            # a segment written before the first add has no columns
-            if memory._spec is not None and rows.size:
-                for name in COLUMNS:
-                    arr = _entry(seg, f"col.{name}")
-                    memory._check_loaded(name, arr, rows.size)
-                    memory._cols[name][rows] = arr
-            if memory._sum is not None:
-                ps = _entry(seg, "prio_slots").astype(np.int64)
-                if ps.size and (ps.min() < 0 or ps.max() >= n):
-                    raise ReplayError(f"{path}: prio_slots outside 0..{n - 1}")
-                leaves[ps] = _entry(seg, "leaf")
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                raise ReplayError(f"cannot read checkpoint segment {path}: {problem(exc)}") from exc
+            try:
+                memory._apply_segment(seg, n, leaves)
+            except ReplayError as exc:
+                raise ReplayError(f"{path}: {exc}") from exc
         if memory._sum is not None:
             memory._load_leaves(leaves, n)
         memory._ckpt_dir = d.resolve()
         memory._ckpt_token = str(doc["token"])
         return memory
+
+    def _apply_segment(self, seg: Mapping[str, np.ndarray], n: int, leaves: np.ndarray) -> None:
+        rows = _entry(seg, "rows").astype(np.int64)
+        if rows.ndim != 1:
+            raise ReplayError(f"'rows' has shape {rows.shape}, expected one dimension")
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ReplayError(f"rows outside 0..{n - 1}")
+        # a segment written before the first add has no columns
+        if self._spec is not None and rows.size:
+            for name in COLUMNS:
+                arr = _entry(seg, f"col.{name}")
+                self._check_loaded(name, arr, rows.size)
+                self._cols[name][rows] = arr
+        if self._sum is not None:
+            ps = _entry(seg, "prio_slots").astype(np.int64)
+            leaf = _entry(seg, "leaf")
+            if ps.ndim != 1 or leaf.shape != ps.shape:
+                raise ReplayError(f"'prio_slots' {ps.shape} and 'leaf' {leaf.shape} do not match")
+            if ps.size and (ps.min() < 0 or ps.max() >= n):
+                raise ReplayError(f"prio_slots outside 0..{n - 1}")
+            if not np.isfinite(leaf).all() or (leaf < 0).any():
+                raise ReplayError("'leaf' holds NaN, infinite or negative priorities")
+            leaves[ps] = leaf
 
     def _meta(self, fmt: str) -> dict[str, Any]:
         return {
@@ -334,8 +397,8 @@ def _entry(state: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     return arr
 
 
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> int:
-    with atomic_write(path) as f:
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray], replace: Any = os.replace) -> int:
+    with atomic_write(path, replace=replace) as f:
         np.savez(f, allow_pickle=False, **arrays)
         size = f.tell()
     return size

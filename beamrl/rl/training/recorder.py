@@ -31,7 +31,9 @@ class Recorder(GenServer):
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
     once every granted episode had reported), ``["interrupt"]`` (Ctrl-C: end the run now, keep what
     was learnt, reply with the summary marked ``interrupted``).
-    Casts: ``["episode", index, ret, length, success, epsilon]``.
+    Casts: ``["episode", index, ret, length, success, epsilon]``, ``["event", text]`` (recorded
+    in the summary's ``events``). A worker whose node is lost for good (its ``DOWN`` says
+    ``noconnection``) is recorded as an event; the others finish the budget.
 
     ``eval_env`` (an env object, so only for a recorder started on its own node) and
     ``table`` (a ``TableShape`` as data) spare it building them again; without them it
@@ -123,6 +125,8 @@ class Recorder(GenServer):
         match request:
             case ["episode", index, ret, length, success, epsilon]:
                 await self._episode(int(index), float(ret), int(length), bool(success), float(epsilon))
+            case ["event", str(text)]:  # something the run's driver saw (a node lost at start-up)
+                self.events.append({"episode": len(self.rows), "event": text[:300]})
 
     async def handle_info(self, message: Any) -> None:
         if isinstance(message, Down):
@@ -130,7 +134,19 @@ class Recorder(GenServer):
             if index is not None:  # its unfinished episode will never report: grant it again
                 self.granted -= self.in_flight[index]
                 self.in_flight[index] = 0
-            if index is not None and not self.finished:
+            if index is None or self.finished:
+                return
+            if message.reason == "noconnection":  # its node is gone, and its supervisor with it
+                del self.workers[index]
+                left = len(self.workers)
+                self.events.append(
+                    {"episode": len(self.rows), "event": f"worker {index} lost: node {message.pid.node!r} is gone"}
+                )
+                say(
+                    f"! worker {index} is lost: its node {message.pid.node!r} is gone (with the supervisor that "
+                    f"would restart it); the run goes on with {left} worker{'s' if left != 1 else ''}"
+                )
+            else:
                 say(
                     f"! worker {index} ({message.pid} on node {message.pid.node!r}) crashed: "
                     f"{format_reason(message.reason)}; its supervisor restarts it"

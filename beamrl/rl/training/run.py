@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed
+from beamrl.errors import BeamError, CallTimeout, NodeDown, NoProc, ProcessCrashed
 from beamrl.node import Node
 from beamrl.rl.agents import PolicyIteration, PolicyIterationConfig, ValueIteration, ValueIterationConfig
 from beamrl.rl.envs.gym_adapter import GymEnv
@@ -42,6 +42,7 @@ from beamrl.rl.qserver import QServer
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees, worker_spec
 from beamrl.rl.training.outputs import write_outputs
 from beamrl.rl.training.preflight import preflight
+from beamrl.rl.training.progress import say
 from beamrl.rl.training.recorder import Recorder
 from beamrl.rl.training.spec import PLANNING_ALGOS, RunSpec
 from beamrl.rl.training.tabular import TableShape, greedy_eval
@@ -234,12 +235,18 @@ async def _learn(
             remote_names = list(actors.names) if actors is not None else []
             attached = {}  # name -> address of the nodes already running
             for peer_address in attach:
-                attached[await node.connect(peer_address)] = peer_address
+                try:
+                    attached[await node.connect(peer_address)] = peer_address
+                except NodeDown as exc:
+                    raise TrainingFailed(f"cannot reach the actor node at {peer_address}: {exc}") from None
             remote_names += list(attached)
-            await wait_for_actor_trees(node, remote_names, actors, attached=attached)
+            try:
+                await wait_for_actor_trees(node, remote_names, actors, attached=attached)
+            except (RuntimeError, TimeoutError) as exc:  # an actor node died or hung while starting
+                raise TrainingFailed(f"the actor nodes did not come up: {exc}") from None
             await node.start_child("workers", worker_spec(spec, 0, name, table))
             for i, remote in enumerate(remote_names, start=1):
-                await node.start_child(("workers", remote), worker_spec(spec, i, name, table))
+                await _start_remote_worker(node, remote, worker_spec(spec, i, name, table), i)
             try:
                 summary = await _wait_for_the_run(node, stall_seconds)
             except asyncio.CancelledError:
@@ -261,6 +268,16 @@ async def _outcome(node: Node, summary: dict[str, Any]) -> Outcome:
     """The recorder's results: the final table, the metrics rows and the evaluations."""
     q = await node.call("recorder", ["final_table"])
     return Outcome(summary, q, await node.call("recorder", ["metrics"]), await node.call("recorder", ["evals"]))
+
+
+async def _start_remote_worker(node: Node, remote: str, spec: dict[str, Any], index: int) -> None:
+    """Start worker ``index`` on ``remote``; a node lost meanwhile leaves the run to the other workers."""
+    try:
+        await node.start_child(("workers", remote), spec)
+    except (NodeDown, NoProc, CallTimeout) as exc:
+        text = f"worker {index} lost: node {remote!r} went away while it started ({type(exc).__name__})"
+        say(f"! {text}; the run goes on with the other workers")
+        node.cast("recorder", ["event", text])
 
 
 async def _wait_for_the_run(node: Node, stall_seconds: float) -> dict[str, Any]:
