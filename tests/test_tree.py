@@ -170,3 +170,17 @@ def test_a_packaged_tree_is_found_by_name_and_an_unknown_name_lists_the_shipped_
     assert load_tree("actor_node") == load_tree("actor_node.toml")
     with pytest.raises(TreeError, match=r"nosuch: no such file \(nor a tree beamrl ships: actor_node\)"):
         load_tree("nosuch")
+
+
+def test_a_role_files_paths_are_relative_to_it_and_a_bare_tree_is_a_packaged_name(tmp_path: Path) -> None:
+    from beamrl.node_config import load_node_file
+
+    role = tmp_path / "nodes" / "role.toml"
+    role.parent.mkdir()
+    role.write_text('keys = "../keys"\ndata_dir = "state"\ntree = "actor_node"\n')
+    config = load_node_file(role)
+    assert Path(config.keys or "").resolve() == tmp_path.resolve() / "keys"
+    assert Path(config.data_dir or "").resolve() == tmp_path.resolve() / "nodes" / "state"
+    assert config.tree == "actor_node"
+    role.write_text('tree = "../trees/mine.toml"\n')
+    assert Path(load_node_file(role).tree or "").resolve() == tmp_path.resolve() / "trees" / "mine.toml"
