@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import reprlib
 from collections import defaultdict
 from typing import Any
 
 from beamrl.errors import CallTimeout, NodeDown
-
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 80
+from beamrl.reprs import short_repr
 
 
 def _timed_out(fut: asyncio.Future[Any], target: Any, timeout: float, request: Any) -> None:
     if not fut.done():
-        fut.set_exception(CallTimeout(f"call to {target!r} timed out after {timeout} s: {_short.repr(request)}"))
+        fut.set_exception(CallTimeout(f"call to {target!r} timed out after {timeout} s: {short_repr(request, 120)}"))
 
 
 class Calls:

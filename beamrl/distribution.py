@@ -20,10 +20,12 @@ from typing import Any
 
 from beamrl import codec, wire
 from beamrl.errors import Backpressure, CodecError, NodeDown, NoProc, Rejected
+from beamrl.inbound import Inbound
 from beamrl.local_node import LocalNode, node_of
 from beamrl.pid import Pid, Ref
 from beamrl.process import CAST, INFO, From
 from beamrl.ratelog import RateLimitedLog
+from beamrl.reprs import short_repr
 from beamrl.transport import PeerInfo, Transport, TransportOptions, ZmqTransport
 
 log = logging.getLogger("beamrl.dist")
@@ -58,6 +60,7 @@ class Distribution:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warn = RateLimitedLog(log)
+        self.inbound = Inbound(codec.decode, self._dispatch, self._undecodable, self._peer_lost)
         self._packed: dict[Any, bytes] = {}  # target or pid -> its packed wire form
         self._handlers: dict[type[Any], Callable[[str, Any], None]] = {
             wire.Call: self._on_call,
@@ -83,6 +86,7 @@ class Distribution:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.inbound.close()
         await self.transport.close()
 
     @property
@@ -146,9 +150,9 @@ class Distribution:
         except NodeDown:
             return  # cast never fails: like Erlang, a message to a lost node is lost
         except Backpressure as exc:
-            self._warn(f"bp:{peer}", "cast to %r dropped: %s", target, exc)
+            self._warn(f"bp:{peer}", "cast to %s dropped: %s", short_repr(target), exc)
         except CodecError as exc:
-            self._warn(f"codec:{peer}", "cast to %r dropped: %s", target, exc)
+            self._warn(f"codec:{peer}", "cast to %s dropped: %s", short_repr(target), exc)
 
     def send(self, target: Any, message: Any) -> None:
         try:
@@ -197,11 +201,22 @@ class Distribution:
     # -- receiving (TransportHandler) ---------------------------------------------------
 
     def on_message(self, peer: str, frames: list[Any]) -> None:
-        try:
-            value = codec.decode(frames)
-        except CodecError as exc:
-            self._warn(f"decode:{peer}", "dropped an undecodable message from node %r: %s", peer, exc)
+        self.inbound.message(peer, frames)  # decoded now, or in order off the loop (big bodies)
+
+    def _undecodable(self, peer: str, frames: list[Any], exc: CodecError) -> None:
+        self._warn(f"decode:{peer}", "dropped an undecodable message from node %r: %s", peer, exc)
+        if not frames:
             return
+        try:  # a refused call still names its caller: tell it now rather than let it time out
+            kind, ref, caller = codec.unpack_head(frames[0], 3)
+            if kind != "call":
+                return
+            _check_caller("call", peer, ref, caller)
+        except (CodecError, ValueError):
+            return
+        self.reply(From(caller, ref), None, CodecError(f"node {self.node.name!r} refused the call: {exc}"))
+
+    def _dispatch(self, peer: str, value: Any) -> None:
         try:
             message = wire.from_wire(value)
             handler = self._handlers[type(message)]
@@ -211,12 +226,17 @@ class Distribution:
         try:
             handler(peer, message)
         except Exception as exc:  # the wire boundary: bad input from a peer must not take the node down
-            self._warn(f"bad:{peer}", "dropped a bad %r message from node %r: %s", value[0], peer, exc)
+            self._warn(f"bad:{peer}", "dropped a bad %s message from node %r: %s", short_repr(value[0]), peer, exc)
 
     def _on_call(self, peer: str, m: wire.Call) -> None:
         _check_caller("call", peer, m.ref, m.caller)
         from_ = From(m.caller, m.ref)
-        if not self.node.accept_call(from_, m.target, m.request):
+        try:
+            accepted = self.node.accept_call(from_, m.target, m.request)
+        except Backpressure as exc:  # its mailbox is full
+            self.reply(from_, None, exc)
+            return
+        if not accepted:
             target = m.target
             what = f"{target} is not alive" if type(target) is Pid else f"no process {target!r}"
             self.reply(from_, None, NoProc(f"{what} on node {self.node.name!r}"))
@@ -228,7 +248,7 @@ class Distribution:
         elif isinstance(m.value, BaseException):
             calls.complete(m.ref, None, m.value, peer)
         else:
-            error = Rejected(f"node {peer!r} answered with a malformed error: {m.value!r}")
+            error = Rejected(f"node {peer!r} answered with a malformed error: {short_repr(m.value)}")
             calls.complete(m.ref, None, error, peer)
 
     def _on_cast(self, peer: str, m: wire.Cast) -> None:
@@ -286,6 +306,9 @@ class Distribution:
         log.info("node %r connected to %r (%s)", self.node.name, peer, info.address or "client-only")
 
     def on_peer_down(self, peer: str, reason: str) -> None:
+        self.inbound.peer_down(peer, reason)  # after the messages it sent before, still decoding
+
+    def _peer_lost(self, peer: str, reason: str) -> None:
         level = logging.INFO if reason == "closed" else logging.WARNING
         log.log(level, "node %r lost node %r (%s)", self.node.name, peer, reason)
         self.node.peer_lost(peer, reason)

@@ -50,6 +50,7 @@ from typing import Any
 from beamrl.errors import Rejected, StartRefused
 from beamrl.pid import Pid
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, Exit, From, Process, format_reason
+from beamrl.reprs import short_repr
 
 log = logging.getLogger("beamrl")
 
@@ -117,15 +118,15 @@ class GenServer(Process):
 
     async def handle_call(self, request: Any, from_: From) -> Any:
         """Answer a ``call``; the return value is the reply."""
-        raise Rejected(f"{type(self).__name__} does not handle calls (got {request!r})")
+        raise Rejected(f"{type(self).__name__} does not handle calls (got {short_repr(request)})")
 
     async def handle_cast(self, request: Any) -> Any:
         """Handle a ``cast`` (no reply)."""
-        log.warning("%s got a cast it does not handle: %r", self, request)
+        log.warning("%s got a cast it does not handle: %s", self, short_repr(request))
 
     async def handle_info(self, message: Any) -> Any:
         """Handle any other message: ``send``, ``Down``, ``Exit``, timers, ``"timeout"``."""
-        log.debug("%s ignored message %r", self, message)
+        log.debug("%s ignored message %s", self, short_repr(message))
 
     async def handle_continue(self, arg: Any) -> Any:
         """Runs after the callback that asked for it with ``continue_with(arg)``."""
@@ -221,7 +222,7 @@ class GenServer(Process):
                 try:
                     result = await self.handle_cast(item[1])
                 except Rejected as exc:
-                    log.warning("%s rejected cast %r: %s", self, item[1], exc)
+                    log.warning("%s rejected cast %s: %s", self, short_repr(item[1]), exc)
                     continue
                 if type(result) is Stop:
                     return result.reason

@@ -29,6 +29,7 @@ from beamrl.pid import Pid, Ref
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, From, Process, current_node, current_process
 from beamrl.registry import Registry, Target
 from beamrl.remote import Remote
+from beamrl.reprs import short_repr
 from beamrl.signals import Signals
 from beamrl.task import FunctionProcess
 from beamrl.timers import Timers
@@ -161,6 +162,7 @@ class LocalNode(Registry, Signals):
         *args: Any,
         name: str | None = None,
         link: bool = False,
+        max_mailbox: int | None = None,
         **kwargs: Any,
     ) -> Pid | None:
         """Start a process of ``cls``; returns its pid once its ``init`` succeeded.
@@ -171,8 +173,11 @@ class LocalNode(Registry, Signals):
         return None. ``link=True`` links it to the calling process; when the
         start fails, a starter that traps exits finds no ``Exit`` from it in
         its mailbox (as OTP's ``start_link``), one that does not is taken
-        along by an abnormal exit reason.
+        along by an abnormal exit reason. ``max_mailbox`` bounds its mailbox
+        (see ``Process.max_mailbox``).
         """
+        if max_mailbox is not None and (type(max_mailbox) is not int or max_mailbox < 1):
+            raise ValueError(f"max_mailbox must be a positive integer or None, got {max_mailbox!r}")
         self._check_started()
         if self._closing:
             raise NoProc(f"node {self.name!r} is shutting down")
@@ -180,6 +185,8 @@ class LocalNode(Registry, Signals):
             raise TypeError(f"start() takes a Process subclass such as GenServer, got {cls!r}")
         caller = self._caller()
         proc = cls()
+        if max_mailbox is not None:
+            proc.max_mailbox = max_mailbox
         pid = Pid(self.name, next(self._ids), self.creation)
         proc._attach(self, pid, None, caller.pid if link else None)
         if name is not None:
@@ -240,7 +247,11 @@ class LocalNode(Registry, Signals):
             finally:
                 calls.close(ref, timer, peer)
         if proc is caller:
-            raise CallSelf(f"{caller.pid} called itself with {request!r}: it would wait forever for its own reply")
+            raise CallSelf(
+                f"{caller.pid} called itself with {short_repr(request)}: it would wait forever for its own reply"
+            )
+        if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+            raise proc._full()
         ref, fut, timer = calls.open(timeout, target, request)
         from_ = tuple.__new__(From, (caller.pid, ref))  # From(pid, ref) without a Python-level __new__
         proc._inbound.add(from_)
@@ -262,6 +273,9 @@ class LocalNode(Registry, Signals):
                 self._remote.cast(target, request)
             return
         if proc._alive:
+            if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+                proc._overflow("cast")
+                return
             proc._deliver((CAST, request, None))
 
     def send(self, target: Target, message: Any) -> None:
@@ -280,6 +294,9 @@ class LocalNode(Registry, Signals):
             self._remote_for(target).send(target, message)
             return
         if proc._alive:
+            if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+                proc._overflow("message")
+                return
             proc._deliver((INFO, message, None))
 
     def reply(self, from_: From, value: Any) -> None:
@@ -388,10 +405,14 @@ class LocalNode(Registry, Signals):
     # -- what the remote half calls (package-internal) -------------------------------
 
     def accept_call(self, from_: From, target: Any, request: Any) -> bool:
-        """A call from another node for a local target; False when there is no such process."""
+        """A call from another node for a local target; False when there is no such process.
+
+        Raises ``Backpressure`` when its mailbox is full (``max_mailbox``)."""
         proc = self._live(target)
         if proc is None:
             return False
+        if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+            raise proc._full()
         proc._inbound.add(from_)
         self._serving[from_] = proc
         proc._deliver((CALL, request, from_))
@@ -401,6 +422,9 @@ class LocalNode(Registry, Signals):
         """A cast (``CAST``) or message (``INFO``) from another node; dropped if nobody is there."""
         proc = self._names.get(target) if type(target) is str else self._live(target)  # names: the common case
         if proc is not None and proc._alive:
+            if proc.max_mailbox is not None and len(proc._mailbox) >= proc.max_mailbox:
+                proc._overflow("remote cast" if kind == CAST else "remote message")
+                return
             proc._deliver((kind, message, None))
 
     def _remote_for(self, target: Any) -> Remote:

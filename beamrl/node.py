@@ -58,6 +58,12 @@ class Node(LocalNode):
     ``name`` defaults to a unique ``"node<N>@<pid>"``. ``listen`` (e.g.
     ``"tcp://127.0.0.1:0"``) makes the node reachable by others; ``keys`` is a
     directory with this node's CURVE key pair and the trusted peers' public keys.
+    Without keys, nodes authenticate with a shared secret, the cookie: ``cookie``
+    (bytes) or the file ``cookie_file`` (default ``~/.config/beamrl/cookie``, created
+    on first use; see ``beamrl.transport.cookie``). ``max_send_bytes`` bounds what is
+    queued for one peer and not yet acknowledged by it (beyond it: ``Backpressure``);
+    a connection that has not authenticated within ``handshake_timeout`` seconds is
+    dropped, and at most ``max_pending`` wait at once (see README "Security and limits").
     ``allow_modules`` adds modules whose classes peers may ask it to start (beamrl's own
     are always allowed); ``data_dir`` is where the paths in peers' requests must stay
     (see ``beamrl.trust``).
@@ -73,6 +79,11 @@ class Node(LocalNode):
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 3.0,
         hidden: bool = False,
+        cookie: bytes | None = None,
+        cookie_file: str | os.PathLike[str] | None = None,
+        max_send_bytes: int = 64 << 20,
+        handshake_timeout: float = 5.0,
+        max_pending: int = 64,
         allow_modules: Iterable[str] = (),
         data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -88,6 +99,11 @@ class Node(LocalNode):
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
             hidden=hidden,
+            cookie=cookie,
+            cookie_file=None if cookie_file is None else os.fspath(cookie_file),
+            max_send_bytes=max_send_bytes,
+            handshake_timeout=handshake_timeout,
+            max_pending=max_pending,
         )
         self._ctx_token: contextvars.Token[LocalNode | None] | None = None
         self._dist: Distribution | None = None  # once it listens or connects

@@ -6,12 +6,13 @@
     keys = "../keys/"                     # CURVE: own key pair + trusted peers' public keys
     insecure = false                      # allow a non-loopback listen without keys
     tree = "../supervisors/learner.toml"  # the supervision tree to start (or a packaged one: "actor_node")
+    cookie_file = "/etc/beamrl/cookie"    # plaintext nodes' shared secret (default ~/.config/beamrl/cookie)
     allow_modules = ["myproject.envs"]    # more modules peers may start classes from
     data_dir = "/var/lib/beamrl/learner"  # where paths in peers' requests stay
     heartbeat_interval = 0.5
     heartbeat_timeout = 3.0
 
-Relative paths (``keys``, ``tree``, ``data_dir``) are resolved from the role file's folder, so
+Relative paths (``keys``, ``tree``, ``data_dir``, ``cookie_file``) are resolved from the role file's folder, so
 ``beamrl node start path/to/role.toml`` works from any directory; a ``tree`` that is
 no file there names a tree beamrl ships (``"actor_node"``). A bad file is refused
 whole, naming file, key and problem.
@@ -42,6 +43,8 @@ class NodeConfig:
     """Allow listening on a non-loopback address without keys."""
     tree: str | None = None
     """Supervision tree file to start."""
+    cookie_file: str | None = None
+    """The cookie (shared secret) of a plaintext node; None: ``~/.config/beamrl/cookie``."""
     heartbeat_interval: float = 0.5
     """Seconds between heartbeats."""
     heartbeat_timeout: float = 3.0
@@ -61,6 +64,7 @@ _TYPES: dict[str, Any] = {
     "keys": str,
     "insecure": bool,
     "tree": str,
+    "cookie_file": str,
     "heartbeat_interval": (int, float),
     "heartbeat_timeout": (int, float),
     "stop_with_parent": bool,
@@ -78,6 +82,8 @@ def load_node_file(path: str | Path) -> NodeConfig:
         config.keys = str(here / config.keys)
     if config.data_dir is not None:
         config.data_dir = str(here / Path(config.data_dir).expanduser())
+    if config.cookie_file is not None:
+        config.cookie_file = str(here / Path(config.cookie_file).expanduser())
     if (config.tree is not None and (here / config.tree).is_file()) or _is_a_path(config.tree):
         config.tree = str(here / str(config.tree))  # else a packaged tree's name ("actor_node")
     return config

@@ -108,6 +108,7 @@ async def serve(config: NodeConfig) -> int:
         insecure=config.insecure,
         heartbeat_interval=config.heartbeat_interval,
         heartbeat_timeout=config.heartbeat_timeout,
+        cookie_file=config.cookie_file,
         allow_modules=config.allow_modules,
         data_dir=config.data_dir,
     )

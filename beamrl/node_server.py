@@ -16,6 +16,7 @@ from typing import Any
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.pid import Pid
+from beamrl.reprs import short_repr
 from beamrl.supervisor import Supervisor
 
 NAME = "$node"
@@ -36,7 +37,7 @@ class NodeServer(GenServer):
                 return [i for i in infos if i is not None]
             case ["tree"]:
                 return [await self._describe(pid, None) for pid in node.top_level() if pid != self.pid]
-        raise Rejected(f"$node does not understand {request!r:.200}: use registered, nodes, processes or tree")
+        raise Rejected(f"$node does not understand {short_repr(request)}: use registered, nodes, processes or tree")
 
     async def _describe(self, pid: Pid, restarts: int | None) -> dict[str, Any]:
         info = self.node.process_info(pid)

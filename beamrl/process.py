@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from beamrl.errors import NoProc
+from beamrl.errors import Backpressure, NoProc
 from beamrl.pid import Pid, Ref
+from beamrl.ratelog import RateLimitedLog
+from beamrl.reprs import short_repr, short_text
 
 if TYPE_CHECKING:
     from beamrl.local_node import LocalNode
@@ -82,11 +85,11 @@ def format_reason(reason: Any) -> str:
 
 
 _TIMEOUT = object()  # what _receive returns when its timeout fired
+_full_log = RateLimitedLog(logging.getLogger("beamrl"))  # casts dropped at full mailboxes
 
 
 def _short_args(exc: BaseException) -> str:
-    text = ", ".join(repr(a) for a in exc.args)
-    return text if len(text) <= 200 else text[:200] + "..."
+    return short_text(", ".join(short_repr(a, 200) for a in exc.args[:8]), 200)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -103,6 +106,12 @@ class Process:
     """
 
     trap_exit: bool = False
+    max_mailbox: int | None = None
+    """Most messages waiting in the mailbox (None: unbounded). Beyond it, casts and sends are
+    dropped (logged at most once a second, counted in ``process_info``'s ``dropped``) and
+    calls fail at the caller with ``Backpressure``; signals (exits, DOWNs, stop) always
+    get in. Set it on the class, or per process with ``start(..., max_mailbox=N)``."""
+    _dropped: int = 0
     is_supervisor: bool = False
     """True for process classes that supervise others (the child spec's worker/supervisor type)."""
     node: LocalNode
@@ -152,6 +161,25 @@ class Process:
         finally:
             self._waiter = None
         return mailbox.popleft() if mailbox else _TIMEOUT
+
+    def _full(self) -> Backpressure:
+        """The error a call to a full mailbox (``max_mailbox``) raises at its caller."""
+        return Backpressure(
+            f"{self.name or self.pid} has {len(self._mailbox)} messages waiting "
+            f"(max_mailbox={self.max_mailbox}): call refused, retry later"
+        )
+
+    def _overflow(self, what: str) -> None:
+        """A cast or message for a full mailbox: dropped, counted, logged once a second."""
+        self._dropped += 1
+        _full_log(
+            "mailbox-full",
+            "%s: mailbox full (max_mailbox=%d): %s dropped, %d so far",
+            self.name or self.pid,
+            self.max_mailbox,
+            what,
+            self._dropped,
+        )
 
     @property
     def mailbox_size(self) -> int:

@@ -112,4 +112,6 @@ class Registry:
             "monitors": len(proc._monitors),
             "monitored_by": len(proc._watchers),
             "trap_exit": proc.trap_exit,
+            "max_mailbox": proc.max_mailbox,
+            "dropped": proc._dropped,
         }

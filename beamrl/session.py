@@ -1,6 +1,6 @@
 """Blocking sessions: drive a live node from a REPL, a notebook or a plain script.
 
-    s = beamrl.connect("tcp://127.0.0.1:7001")        # keys="keys/" for a CURVE node
+    s = beamrl.connect("tcp://127.0.0.1:7001")        # keys="keys/" for a CURVE node; cookie_file=...
     env = s.proxy("env")
     env.reset(0)                                      # -> Exp, synchronously
     env.step(1)
@@ -55,10 +55,14 @@ class Session:
         keys: str | os.PathLike[str] | None = None,
         name: str | None = None,
         timeout: float = 5.0,
+        cookie: bytes | None = None,
+        cookie_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.timeout = timeout
         # Not hidden: the session joins the mesh, so every node of the cluster is reachable by name.
-        self.node = Node(name or _default_name(keys), keys=keys)  # bad names fail before a thread starts
+        self.node = Node(
+            name or _default_name(keys), keys=keys, cookie=cookie, cookie_file=cookie_file
+        )  # bad names fail before a thread starts
         _install_uvloop_policy()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="beamrl-session", daemon=True)
@@ -161,7 +165,18 @@ class SyncProxy:
 
 
 def connect(
-    address: str, *, keys: str | os.PathLike[str] | None = None, name: str | None = None, timeout: float = 5.0
+    address: str,
+    *,
+    keys: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    timeout: float = 5.0,
+    cookie: bytes | None = None,
+    cookie_file: str | os.PathLike[str] | None = None,
 ) -> Session:
-    """Open a blocking session on the node at ``address``."""
-    return Session(address, keys=keys, name=name, timeout=timeout)
+    """Open a blocking session on the node at ``address``.
+
+    Without ``keys`` it authenticates with the cookie, as nodes do: by default the same
+    file ``beamrl node start`` uses (``~/.config/beamrl/cookie``), so a local node needs
+    no extra step.
+    """
+    return Session(address, keys=keys, name=name, timeout=timeout, cookie=cookie, cookie_file=cookie_file)

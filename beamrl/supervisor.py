@@ -60,6 +60,7 @@ from beamrl.errors import NoProc, Rejected
 from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
 from beamrl.process import Exit, From, format_reason, is_normal
+from beamrl.reprs import short_repr
 from beamrl.trust import ModuleAllowList, for_a_peer
 
 __all__ = ["ChildInfo", "ChildSpec", "DynamicSupervisor", "Supervisor", "child"]
@@ -338,7 +339,7 @@ class Supervisor(GenServer):
                     raise Rejected(f"child {c.id!r} is running: terminate_child it first")
                 self._children.remove(c)
                 return None
-        raise Rejected(f"supervisor does not understand {request!r:.200}")
+        raise Rejected(f"supervisor does not understand {short_repr(request)}")
 
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()

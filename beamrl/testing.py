@@ -32,6 +32,7 @@ from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.pid import Pid
 from beamrl.process import Process
+from beamrl.reprs import short_repr
 from beamrl.supervisor import Supervisor
 from beamrl.tree import resolve_class
 from beamrl.trust import for_a_peer
@@ -110,7 +111,7 @@ class Spawner(GenServer):
                         await node.stop(pid, "shutdown", timeout=1.0)
                 self.started.clear()
                 return None
-        raise Rejected(f"spawner does not understand {request!r}")
+        raise Rejected(f"spawner does not understand {short_repr(request)}")
 
 
 def _as_data(value: Any) -> Any:
@@ -245,7 +246,7 @@ class Counter(GenServer):
                 return "slept"
             case ["pid"]:
                 return self.pid
-        raise Rejected(f"unknown request {request!r}")
+        raise Rejected(f"unknown request {short_repr(request)}")
 
     async def handle_cast(self, request: Any) -> Any:
         match request:
@@ -286,7 +287,7 @@ class Journal(GenServer):
             case ["clear"]:
                 self.entries.clear()
                 return None
-        raise Rejected(f"unknown request {request!r}")
+        raise Rejected(f"unknown request {short_repr(request)}")
 
 
 class SlowToDie(GenServer):

@@ -9,6 +9,7 @@ from typing import Any
 
 from beamrl.errors import BeamError
 from beamrl.pid import Ref
+from beamrl.reprs import short_repr
 
 log = logging.getLogger("beamrl")
 
@@ -30,7 +31,7 @@ class Timers:
         try:
             self._send(target, message)
         except BeamError as exc:  # the name went away, or its node: like Erlang, nothing happens
-            log.debug("timer %s: message to %r dropped: %s", ref, target, exc)
+            log.debug("timer %s: message to %s dropped: %s", ref, short_repr(target), exc)
 
     def cancel(self, ref: Ref) -> bool:
         """Cancel a timer; False if it already fired or was cancelled."""

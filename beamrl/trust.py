@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from beamrl.errors import Rejected
+from beamrl.reprs import short_repr
 
 __all__ = [
     "DEFAULT_MODULES",
@@ -174,5 +175,4 @@ def confine(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], what
 
 
 def _short(value: object, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+    return short_repr(value, limit)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -9,6 +11,18 @@ import pytest
 from beamrl import Node
 from beamrl.testing import SPAWNER_TREE, Host, NodeProcess
 from tests import start_peer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's nodes (and the nodes it starts as OS processes) share a fresh cookie.
+
+    Plaintext nodes authenticate with the cookie in ``$XDG_CONFIG_HOME/beamrl/cookie``;
+    pointing that at a temporary directory keeps the user's own cookie out of the tests.
+    """
+    if "BEAMRL_TEST_CONFIG_HOME" not in os.environ:
+        home = tempfile.mkdtemp(prefix="beamrl-test-config-")
+        os.environ["BEAMRL_TEST_CONFIG_HOME"] = home
+        os.environ["XDG_CONFIG_HOME"] = home
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:

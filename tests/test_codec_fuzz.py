@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beamrl import codec
+from tests.security import test_codec_amplification as amplification
 from tests.test_codec import decode_ext, decodes_or_codec_error, mutate_and_decode, round_trips, values
 
 pytestmark = pytest.mark.slow
@@ -50,3 +51,11 @@ def test_mutated_frames_long(data: st.DataObject) -> None:
 @given(st.integers(-128, 127), st.binary(max_size=300))
 def test_ext_payloads_long(code: int, payload: bytes) -> None:
     decode_ext(code, payload)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(amplification.trees, st.integers(1, 60_000), st.integers(0, 400_000))
+def test_accepted_values_stay_within_their_object_budget_long(unit: Any, copies: int, padding: int) -> None:
+    amplification.test_whatever_is_accepted_stays_within_its_object_budget.hypothesis.inner_test(  # type: ignore[attr-defined]
+        unit, copies, padding
+    )

@@ -282,12 +282,18 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+def new_user(env: dict[str, str], home: Path) -> dict[str, str]:
+    """``env`` for a user with no beamrl configuration yet (a fresh cookie is made on first use)."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {**env, "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".local" / "state")}
+
+
 class Walk:
     """Runs the blocks of the docs in one clone, remembering what it started."""
 
     def __init__(self, clone: Path) -> None:
         self.clone = clone
-        self.env = clean_env()
+        self.env = new_user(clean_env(), clone.parent / "home")
         self.background: list[Background] = []
         self.ports: dict[str, str] = {}
         self.log: list[str] = []

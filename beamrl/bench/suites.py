@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from beamrl.bench import env_bench, env_server_bench, local, remote, replay_bench, replay_server_bench, train_bench
+from beamrl.bench import (
+    codec_bench,
+    env_bench,
+    env_server_bench,
+    local,
+    remote,
+    replay_bench,
+    replay_server_bench,
+    train_bench,
+)
 from beamrl.bench.report import Row
 
 
@@ -24,5 +33,6 @@ SUITES: dict[str, Callable[[bool], list[Row]]] = {
     "env": _env,
     "replay": _replay,
     "train": lambda quick: train_bench.run(quick=quick),
+    "codec": lambda quick: codec_bench.run(quick=quick),
 }
 """Suite name -> ``run(quick)`` returning its rows; ``all`` runs them in this order."""

@@ -15,7 +15,7 @@ from beamrl.tree import load_tree
 
 def start(args: argparse.Namespace) -> int:
     config = load_node_file(args.config) if args.config else NodeConfig()
-    for key in ("name", "listen", "keys", "tree", "data_dir"):
+    for key in ("name", "listen", "keys", "tree", "cookie_file", "data_dir"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)
@@ -62,6 +62,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--keys", metavar="DIR", help="CURVE key directory (this node's key pair and the public keys it trusts)"
     )
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback listen without keys")
+    s.add_argument(
+        "--cookie-file",
+        dest="cookie_file",
+        metavar="FILE",
+        help="shared secret of plaintext nodes (default: $XDG_CONFIG_HOME/beamrl/cookie, created on first use)",
+    )
     s.add_argument(
         "--stop-with-parent",
         action="store_true",

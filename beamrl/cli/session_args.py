@@ -14,6 +14,12 @@ def add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keys", metavar="DIR", help="CURVE key directory (holding this client's key pair)")
     p.add_argument("--name", help="this client's node name (picks its key pair in --keys)")
     p.add_argument(
+        "--cookie-file",
+        dest="cookie_file",
+        metavar="FILE",
+        help="the cookie of a plaintext node (default: ~/.config/beamrl/cookie, as `beamrl node start`)",
+    )
+    p.add_argument(
         "--timeout", type=float, metavar="SECONDS", default=5.0, help="seconds to wait for the node, and for each call"
     )
 
@@ -21,7 +27,7 @@ def add_session_args(p: argparse.ArgumentParser) -> None:
 def open_session(args: argparse.Namespace) -> Session:
     """A blocking session with the node the options name; one sentence when nothing answers."""
     try:
-        return connect(args.address, keys=args.keys, name=args.name, timeout=args.timeout)
+        return connect(args.address, keys=args.keys, name=args.name, timeout=args.timeout, cookie_file=args.cookie_file)
     except NodeDown as exc:
         raise NodeDown(nothing_answered(args.address, args.timeout, str(exc))) from None
 

@@ -63,14 +63,17 @@ array until its frames are sent.
 
 Decoding is bounded by ``Limits``: sizes and counts are checked before anything is
 allocated for them, and every failure (msgpack errors, bad extension data, recursion,
-memory) surfaces as ``CodecError``. Non-str map keys are allowed (msgpack's
-``strict_map_key`` is off), so maps whose keys share one hash are refused (hash
-flooding). Subclasses of allowed types (IntEnum, OrderedDict, NamedTuples other than
+memory) surfaces as ``CodecError``. The objects one message decodes into are bounded
+by its body's size (``object_allowance + body_bytes // bytes_per_object``, at most
+``max_objects``), so no message costs more than about 20 bytes of memory per byte of
+body plus ~1 MB (``beamrl bench codec`` measures it); bulk data goes in numpy arrays.
+Non-str map keys are allowed (msgpack's ``strict_map_key`` is off), so maps whose keys
+share one hash are refused (hash flooding). Subclasses of allowed types (IntEnum, OrderedDict, NamedTuples other than
 Pid/Ref, ndarray subclasses) are refused rather than silently downgraded. msgpack's own
 timestamp extension (-1), which beamrl never sends, decodes to an int of nanoseconds.
 """
 
-from beamrl.codec.core import decode, encode, encode_with_head, packb, unpackb
+from beamrl.codec.core import decode, encode, encode_with_head, packb, unpack_head, unpackb
 from beamrl.codec.errors import BeamError, CodecError, RemoteError
 from beamrl.codec.exceptions import register_exception
 from beamrl.codec.limits import DEFAULT_LIMITS, ZERO_COPY_THRESHOLD, Limits
@@ -91,5 +94,6 @@ __all__ = [
     "register_bytes",
     "register_core",
     "register_exception",
+    "unpack_head",
     "unpackb",
 ]

@@ -197,31 +197,94 @@ _NO_FRAMES: list[memoryview] = []
 _NO_FRAMES_USED = bytearray()
 
 
+def object_budget(body_bytes: int, limits: Limits) -> int:
+    """How many objects a message whose msgpack body has ``body_bytes`` may decode into."""
+    return min(limits.max_objects, limits.object_allowance + body_bytes // limits.bytes_per_object)
+
+
 class _Decoder:
-    """The state of one ``decode``: frames, limits, depth and copy budget."""
+    """The state of one ``decode``: frames, limits, depth, copy budget and object budget.
 
-    __slots__ = ("budget", "depth", "frames", "limits", "used")
+    The object budget is what bounds memory per input byte: msgpack's own limits are
+    per container, and an empty list is 1 byte on the wire but 64 in memory. Each list
+    and dict counts itself plus its items (keys and values), counted by hooks msgpack
+    calls as each container completes, so containers, the costly values, count twice.
+    No container may announce more items than the budget has left, so a refused message
+    never gets far beyond its budget either. Each value takes at least one byte of the
+    body, so the count is at most twice the body size: a body no longer than half its
+    budget cannot exceed it and skips the hooks.
+    """
 
-    def __init__(self, frames: list[memoryview], limits: Limits) -> None:
+    __slots__ = ("budget", "depth", "frames", "left", "limits", "size", "used")
+
+    def __init__(self, frames: list[memoryview], limits: Limits, size: int) -> None:
         self.frames = frames
         self.limits = limits
         self.depth = 0
         self.budget = limits.max_message_bytes
         self.used = _NO_FRAMES_USED
+        self.size = size
+        budget = limits.object_allowance + size // limits.bytes_per_object
+        if budget > limits.max_objects:
+            budget = limits.max_objects
+        self.left = -1 if 2 * size <= budget else budget  # -1: the hooks are not needed
 
     def unpack(self, data: Any) -> Any:
         lim = self.limits
-        return msgpack.unpackb(
-            data,
-            ext_hook=self.ext_hook,
-            object_pairs_hook=_dict_from_pairs,
-            strict_map_key=False,
-            timestamp=2,  # msgpack's own timestamp ext (never sent by beamrl) -> int ns
-            max_str_len=lim.max_str_len,
-            max_bin_len=lim.max_bin_len,
-            max_array_len=lim.max_array_len,
-            max_map_len=lim.max_map_len,
-            max_ext_len=lim.max_ext_len,
+        left = self.left
+        if left < 0:  # a small body: cannot exceed its object budget
+            return msgpack.unpackb(
+                data,
+                ext_hook=self.ext_hook,
+                object_pairs_hook=_dict_from_pairs,
+                strict_map_key=False,
+                timestamp=2,  # msgpack's own timestamp ext (never sent by beamrl) -> int ns
+                max_str_len=lim.max_str_len,
+                max_bin_len=lim.max_bin_len,
+                max_array_len=lim.max_array_len,
+                max_map_len=lim.max_map_len,
+                max_ext_len=lim.max_ext_len,
+            )
+        try:
+            return msgpack.unpackb(
+                data,
+                ext_hook=self.ext_hook,
+                list_hook=self.list_hook,
+                object_pairs_hook=self.pairs_hook,
+                strict_map_key=False,
+                timestamp=2,
+                max_str_len=lim.max_str_len,
+                max_bin_len=lim.max_bin_len,
+                max_array_len=min(left, lim.max_array_len),
+                max_map_len=min(left // 2, lim.max_map_len),
+                max_ext_len=lim.max_ext_len,
+            )
+        except ValueError as e:  # a container announced more items than the budget has left
+            text = str(e)
+            if (f"max_array_len({left})" in text and left < lim.max_array_len) or (
+                f"max_map_len({left // 2})" in text and left // 2 < lim.max_map_len
+            ):
+                self._too_many()
+            raise
+
+    def list_hook(self, items: list[Any]) -> list[Any]:
+        self.left -= len(items) + 1
+        if self.left < 0:
+            self._too_many()
+        return items
+
+    def pairs_hook(self, pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        self.left -= 2 * len(pairs) + 1
+        if self.left < 0:
+            self._too_many()
+        return _dict_from_pairs(pairs)
+
+    def _too_many(self) -> None:
+        budget = object_budget(self.size, self.limits)
+        raise CodecError(
+            f"a message of {self.size} bytes decodes into more than {budget} objects "
+            "(Limits.object_allowance + body bytes // bytes_per_object, at most max_objects): "
+            "send bulk data as numpy arrays, not as lists of many small values"
         )
 
     def nested(self, data: bytes) -> Any:
@@ -290,7 +353,7 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Any:
         size = sum(v.nbytes for v in views)
         if size > limits.max_message_bytes:
             raise CodecError(f"message of {size} bytes exceeds max_message_bytes")
-        dec = _Decoder(views, limits)
+        dec = _Decoder(views, limits, views[0].nbytes)
         dec.used = bytearray(n)
         value = dec.unpack(views[0])
         if dec.used.count(0) != 1:  # every frame but the body is referenced once
@@ -312,6 +375,37 @@ def unpackb(data: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise _wrap(e) from e
 
 
+_HEAD_BYTES = 4096
+
+
+def unpack_head(body: Any, count: int) -> list[Any]:
+    """The first ``count`` items of a body holding a msgpack array, leaving the rest alone.
+
+    For answering a message that cannot be decoded whole: a call refused for its size
+    still says, in its first items, who waits for the answer. Only the first 4 KB are
+    read; raises ``CodecError`` when they do not hold ``count`` items.
+    """
+    try:
+        view = _as_bytes_view(body)[:_HEAD_BYTES]
+        dec = _Decoder(_NO_FRAMES, DEFAULT_LIMITS, view.nbytes)
+        unpacker = msgpack.Unpacker(
+            ext_hook=dec.ext_hook,
+            object_pairs_hook=_dict_from_pairs,
+            strict_map_key=False,
+            max_buffer_size=_HEAD_BYTES,
+            max_array_len=_HEAD_BYTES,
+            max_map_len=_HEAD_BYTES,
+        )
+        unpacker.feed(view)
+        if unpacker.read_array_header() < count:
+            raise CodecError(f"the message holds fewer than {count} items")
+        return [unpacker.unpack() for _ in range(count)]
+    except CodecError:
+        raise
+    except Exception as e:  # OutOfData, bad msgpack: the head cannot be read
+        raise _wrap(e) from e
+
+
 def _decode_body(body: Any, limits: Limits) -> Any:
     if type(body) is not bytes:
         body = _as_bytes_view(body)
@@ -320,7 +414,7 @@ def _decode_body(body: Any, limits: Limits) -> Any:
         size = len(body)
     if size > limits.max_message_bytes:
         raise CodecError(f"message of {size} bytes exceeds max_message_bytes")
-    return _Decoder(_NO_FRAMES, limits).unpack(body)
+    return _Decoder(_NO_FRAMES, limits, size).unpack(body)
 
 
 def _wrap(e: BaseException) -> CodecError:

@@ -14,8 +14,12 @@ ZERO_COPY_THRESHOLD = 64 * 1024
 class Limits:
     """Bounds on what ``decode`` accepts; exceeding one raises ``CodecError``.
 
-    Decoded Python objects can take more memory than their encoding (an empty list is
-    one byte on the wire, ~60 in memory); the ``max_*_len`` fields bound that.
+    Decoded Python objects take more memory than their encoding (an empty list is one
+    byte on the wire and 64 in memory, an empty dict 72), so besides the per-value sizes,
+    the number of objects one message decodes into is bounded by its size: at most
+    ``min(max_objects, object_allowance + body_bytes // bytes_per_object)``, counting
+    every list, dict, tuple and their items. Bulk data belongs in numpy arrays (one
+    object, no amplification); a list of many tiny values is what the bound refuses.
     """
 
     max_message_bytes: int = 256 * _MiB
@@ -31,13 +35,19 @@ class Limits:
     max_bin_len: int = 256 * _MiB
     """Longest bytes value."""
     max_array_len: int = 16 * _MiB
-    """Most items in one list or tuple."""
+    """Most items in one list or tuple (the object budget below is usually tighter)."""
     max_map_len: int = 4 * _MiB
-    """Most entries in one dict."""
+    """Most entries in one dict (the object budget below is usually tighter)."""
     max_ext_len: int = 256 * _MiB
     """Largest extension payload (an inline array, a tuple's encoded items, ...)."""
     max_ndim: int = 32
     """Most dimensions of one numpy array."""
+    object_allowance: int = 16384
+    """Objects any message may decode into, whatever its size (small messages are dense)."""
+    bytes_per_object: int = 3
+    """Beyond the allowance, each decoded object must be paid for by this many body bytes."""
+    max_objects: int = 1 * _MiB
+    """Most objects one message decodes into, whatever its size."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -66,7 +66,9 @@ def register(code: int, cls: type, to_data: Callable[[Any], Any], from_data: Cal
     """Let instances of exactly ``cls`` travel as extension type ``code`` (16..127).
 
     ``to_data(obj)`` returns a codec-encodable value (encoded recursively);
-    ``from_data(value)`` rebuilds the object and raises ValueError/TypeError on bad data.
+    ``from_data(value)`` rebuilds the object and raises ValueError/TypeError on bad data;
+    it may run on a worker thread (a node decodes big messages off its event loop), so
+    it must not touch the event loop or state shared without a lock.
     Registering the same class (by qualified name) again replaces its functions.
     """
     if type(code) is not int or not FIRST_FREE_CODE <= code <= 127:

@@ -32,6 +32,7 @@ import numpy as np
 
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer
+from beamrl.reprs import short_repr
 from beamrl.rl.envs.registry import make, make_vec
 from beamrl.rl.errors import InvalidAction
 from beamrl.rl.exp import Exp
@@ -167,8 +168,7 @@ class EnvServer(GenServer):
 
 def _short(value: Any, limit: int = 200) -> str:
     """A request or value in a message, cut to a few hundred characters."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+    return short_repr(value, limit)
 
 
 def _all_in(space: Any, actions: np.ndarray) -> bool:

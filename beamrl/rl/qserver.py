@@ -46,6 +46,7 @@ from beamrl.api import send_after
 from beamrl.errors import Rejected
 from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
+from beamrl.reprs import short_repr
 from beamrl.rl.errors import QTableError
 from beamrl.rl.qtable import QTable
 
@@ -126,9 +127,9 @@ class QServer(GenServer):
                 case ["save", name]:
                     return str(await self._save_as(name))
         except (QTableError, TypeError, ValueError, IndexError, OverflowError) as exc:  # refused: state unchanged
-            raise QTableError(f"QServer refused {request[0]!r}: {exc}") from exc
+            raise QTableError(f"QServer refused {short_repr(request[0], 40)}: {exc}") from exc
         except OSError as exc:  # the disk said no: the table is intact, the caller is told why
-            raise QTableError(f"QServer could not write for {request[0]!r}: {exc}") from exc
+            raise QTableError(f"QServer could not write for {short_repr(request[0], 40)}: {exc}") from exc
         raise Rejected(
             f"QServer does not understand {_describe(request)}: use get, values, greedy, table, set, td_update, "
             "version, info, checkpoint or save"
@@ -214,8 +215,7 @@ def _finite_array(values: Any, what: str = "targets") -> Any:
 
 def _describe(request: Any) -> str:
     """A request in an error or a log line, cut to a few hundred characters."""
-    text = repr(request)
-    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} chars)"
+    return short_repr(request)
 
 
 def as_update_arrays(updates: list[tuple[Any, int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -95,6 +95,7 @@ restore), ``restored_total`` and ``lost``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -110,6 +111,7 @@ from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer, Stop
 from beamrl.persist import atomic_write_bytes
 from beamrl.process import NORMAL, Exit
+from beamrl.reprs import short_repr, short_text
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
@@ -225,7 +227,7 @@ class ReplayServer(GenServer):
                 case ["update_priorities", indices, priorities]:
                     self._update(indices, priorities, "skip")
                 case ["sample", *_] | ["len"] | ["stats"] | ["checkpoint"]:
-                    raise ReplayError(f"{request[0]!r} is a call, not a cast: nothing to answer to")
+                    raise ReplayError(f"{short_repr(request[0], 40)} is a call, not a cast: nothing to answer to")
                 case _:
                     self._add(request)
         except ReplayError as exc:
@@ -250,7 +252,7 @@ class ReplayServer(GenServer):
             if message.reason != NORMAL:
                 return Stop(message.reason)
         else:
-            log.debug("%s ignored message %r", self, message)
+            log.debug("%s ignored message %s", self, short_repr(message))
         return None
 
     # -- the work -----------------------------------------------------------------------
@@ -412,17 +414,18 @@ def _describe(request: Any) -> str:
     if isinstance(request, list | tuple) and request and isinstance(request[0], str):
         rest = request[1:]
         parts = []
-        for item in rest:
+        for item in rest[:8]:
             if isinstance(item, np.ndarray):
                 parts.append(f"array{item.shape}")
             elif isinstance(item, Mapping):
-                parts.append(f"{{{', '.join(map(str, item))}}}")
+                keys = [short_repr(k, 20) if not isinstance(k, str) else k[:20] for k in itertools.islice(item, 8)]
+                parts.append(f"{{{', '.join(keys)}{', ...' if len(item) > 8 else ''}}}")
             elif isinstance(item, list | tuple):
                 parts.append(f"<{len(item)} items>")
             else:
-                parts.append(repr(item)[:40])
-        return f"[{', '.join([repr(request[0]), *parts])}]"
-    return repr(request)[:80]
+                parts.append(short_repr(item, 40))
+        return short_text(f"[{', '.join([short_repr(request[0], 40), *parts])}{', ...' if len(rest) > 8 else ''}]")
+    return short_repr(request, 80)
 
 
 def _read_ledger(d: Path) -> int | None:

@@ -44,10 +44,20 @@ class TransportOptions:
     """Seconds of silence after which a peer is declared down (``noconnection``)."""
     hwm: int = 10_000
     """ZeroMQ high-water mark per peer (messages; a batch counts as one): beyond it, Backpressure."""
+    max_send_bytes: int = 64 << 20
+    """Bytes sent to a peer and not yet acknowledged by it (a batch counts its bytes): beyond it, Backpressure."""
     max_message_bytes: int = 256 << 20
     """Largest message accepted from a peer (``ZMQ_MAXMSGSIZE``)."""
     hidden: bool = False
     """A hidden node is not announced to others and does not join the full mesh."""
+    cookie: bytes | None = None
+    """The shared secret of plaintext nodes; None: read ``cookie_file`` (ignored with ``keys``)."""
+    cookie_file: str | None = None
+    """Where the cookie is; None: ``$XDG_CONFIG_HOME/beamrl/cookie``, created on first use."""
+    handshake_timeout: float = 5.0
+    """Seconds a connection may take to authenticate (its hello) before it is dropped."""
+    max_pending: int = 64
+    """Most connections waiting for their hello at once; beyond it the oldest is dropped."""
 
 
 @dataclass(frozen=True)

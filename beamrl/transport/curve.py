@@ -12,6 +12,8 @@ import logging
 
 import zmq
 
+from beamrl.ratelog import RateLimitedLog
+
 log = logging.getLogger("beamrl.transport")
 
 ZAP_DOMAIN = "beamrl"
@@ -69,13 +71,28 @@ def curve_user(payload: zmq.Frame) -> bytes | None:
 
 
 class AllowList:
-    """ZAP CURVE callback: accept exactly the trusted public keys (z85)."""
+    """ZAP CURVE callback: accept exactly the trusted public keys (z85).
 
-    def __init__(self, keys: set[bytes]) -> None:
+    ``keys`` may be replaced at any time (the key directory is read again when it
+    changes). Refusals are logged at most once a second, with a count.
+    """
+
+    def __init__(self, keys: set[bytes], name: str = "", warn: RateLimitedLog | None = None) -> None:
         self.keys = keys
+        self.name = name
+        self.refused = 0
+        self._warn = warn if warn is not None else RateLimitedLog(log)
 
     def callback(self, domain: str, key: bytes) -> bool:
         ok = key in self.keys
         if not ok:
-            log.warning("refused CURVE client with untrusted key %s", key.decode(errors="replace"))
+            self.refused += 1
+            self._warn(
+                "curve-refused",
+                "%s: refused a CURVE client with an untrusted key %s (%d refused so far); to trust it, "
+                "copy its NAME.key into this node's key directory (read again within a second)",
+                self.name,
+                key.decode(errors="replace")[:40],
+                self.refused,
+            )
         return ok

@@ -5,7 +5,7 @@ Every ZeroMQ message, after the ROUTER's routing-id frame::
     [first, *rest]              data (``first`` non-empty), handed to ``on_message`` as is
     [b"", b"D", *data_frames]   data whose first frame is empty (or no frames at all)
     [b"", b"B", msgpack([bin])] a batch: one-frame data messages, in order
-    [b"", b"C", msgpack(map)]   control: hello / welcome / reject / ping / reset / bye
+    [b"", b"C", msgpack(map)]   control: hello / welcome / reject / ping / ack / reset / bye
 
 Data carries no tag frame in the common case (the codec's first frame is never empty).
 Control maps and batches are decoded here with tight msgpack limits: they come from
@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: cookie MACs in hello and welcome, byte acks
 DATA = b"D"
 CTRL = b"C"
 MANY = b"B"
@@ -59,6 +59,16 @@ def unpack_control(frame: bytes) -> dict[str, Any] | None:
     if not isinstance(msg, dict) or not isinstance(msg.get("t"), str):
         return None
     return msg
+
+
+def ack(received: int) -> bytes:
+    """Control: "I have taken in ``received`` data bytes from you on this connection"."""
+    return pack_control({"t": "ack", "rx": received})
+
+
+def nbytes(frames: Any) -> int:
+    """Data bytes in ``frames`` (what flow control counts: bodies, not tags or ids)."""
+    return sum(f.nbytes if type(f) is memoryview else len(f) for f in frames)
 
 
 def pack_many(bodies: list[bytes]) -> bytes:

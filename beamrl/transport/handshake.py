@@ -6,14 +6,20 @@ the same connection, or ``reject`` {name, reason}. Exactly one connection carrie
 pair's traffic: when both sides dial each other at once, the connection dialled by the
 node with the smaller name wins (the other is refused as ``simultaneous``), and a dial
 that arrives once the pair already has a path is refused as ``duplicate``.
+
+Without CURVE, both messages carry ``auth``, a MAC that proves knowledge of the cookie
+(see ``cookie``): a hello without a valid one is answered with nothing at all.
 """
 
 from __future__ import annotations
 
+import hmac
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from beamrl.errors import NodeDown
+from beamrl.transport import cookie as cookies
 from beamrl.transport.base import PeerInfo
 from beamrl.transport.framing import MAX_NAME, PROTOCOL_VERSION, pack_control
 
@@ -24,30 +30,87 @@ class Known(NamedTuple):
     creation: int
     dialled_by_us: bool
     """Its path is our DEALER (we dialled it); else a connection on our ROUTER."""
+    address: str | None = None
+    """Where it listens (None: a client-only node)."""
 
 
-def hello(name: str, creation: int, address: str | None, hidden: bool) -> bytes:
-    return pack_control(
-        {"t": "hello", "v": PROTOCOL_VERSION, "name": name, "creation": creation, "address": address, "hidden": hidden}
-    )
+MAX_WELCOME_PEERS = 64
+"""Most peers a welcome announces, and most a dialler dials from one welcome."""
 
 
-def welcome(name: str, creation: int, address: str | None, hidden: bool, peers: list[list[str]]) -> bytes:
-    return pack_control(
-        {
-            "t": "welcome",
-            "v": PROTOCOL_VERSION,
-            "name": name,
-            "creation": creation,
-            "address": address,
-            "hidden": hidden,
-            "peers": peers,
-        }
-    )
+def hello(
+    name: str, creation: int, address: str | None, hidden: bool, cookie: bytes | None = None, nonce: bytes = b""
+) -> bytes:
+    """A hello; with a cookie it carries ``nonce``, the time and their MAC (see ``cookie``)."""
+    msg: dict[str, Any] = {
+        "t": "hello",
+        "v": PROTOCOL_VERSION,
+        "name": name,
+        "creation": creation,
+        "address": address,
+        "hidden": hidden,
+    }
+    if cookie is not None:
+        sent_at = time.time()
+        msg.update(nonce=nonce, ts=sent_at, auth=cookies.mac(cookie, "hello", nonce, sent_at, *_fields(msg)))
+    return pack_control(msg)
+
+
+def hello_auth(cookie: bytes, msg: Mapping[str, Any]) -> tuple[bytes, float] | None:
+    """``(nonce, sent_at)`` of a hello whose MAC proves the cookie, else None."""
+    nonce, sent_at, auth = msg.get("nonce"), msg.get("ts"), msg.get("auth")
+    if not (isinstance(nonce, bytes) and len(nonce) == cookies.NONCE_BYTES and isinstance(auth, bytes)):
+        return None
+    if type(sent_at) is not float:
+        return None
+    expected = cookies.mac(cookie, "hello", nonce, sent_at, *_fields(msg))
+    return (nonce, sent_at) if hmac.compare_digest(expected, auth) else None
+
+
+def welcome(
+    name: str,
+    creation: int,
+    address: str | None,
+    hidden: bool,
+    peers: list[list[str]],
+    cookie: bytes | None = None,
+    nonce: bytes = b"",
+) -> bytes:
+    """A welcome; with a cookie it carries the MAC of the dialler's ``nonce`` and its fields."""
+    msg: dict[str, Any] = {
+        "t": "welcome",
+        "v": PROTOCOL_VERSION,
+        "name": name,
+        "creation": creation,
+        "address": address,
+        "hidden": hidden,
+        "peers": peers[:MAX_WELCOME_PEERS],
+    }
+    if cookie is not None:
+        msg["auth"] = cookies.mac(cookie, "welcome", nonce, *_fields(msg), repr(msg["peers"]))
+    return pack_control(msg)
+
+
+def welcome_auth(cookie: bytes, msg: Mapping[str, Any], nonce: bytes) -> bool:
+    """Whether a welcome answering our hello (``nonce``) proves the cookie."""
+    auth = msg.get("auth")
+    if not isinstance(auth, bytes):
+        return False
+    expected = cookies.mac(cookie, "welcome", nonce, *_fields(msg), repr(msg.get("peers")))
+    return hmac.compare_digest(expected, auth)
+
+
+def _fields(msg: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (msg.get("v"), msg.get("name"), msg.get("creation"), msg.get("address"), msg.get("hidden"))
 
 
 def reject(name: str, reason: str) -> bytes:
     return pack_control({"t": "reject", "name": name, "reason": reason})
+
+
+def contested(me: str, claimant: PeerInfo) -> bytes:
+    """Control to the holder of a name another node just claimed: it is told too."""
+    return pack_control({"t": "contested", "at": me, "address": claimant.address, "creation": claimant.creation})
 
 
 def parse_info(msg: Mapping[str, Any]) -> PeerInfo | None:
@@ -67,14 +130,15 @@ def parse_info(msg: Mapping[str, Any]) -> PeerInfo | None:
 
 
 def parse_peers(raw: Any) -> list[tuple[str, str]]:
-    """The ``[name, address]`` pairs of a welcome's ``peers``, malformed entries dropped."""
+    """The ``[name, address]`` pairs of a welcome's ``peers``: malformed entries dropped,
+    at most ``MAX_WELCOME_PEERS`` (a welcome cannot make us open a socket per entry)."""
     if not isinstance(raw, list):
         return []
     return [
         (n, a)
         for n, a in (x for x in raw if isinstance(x, list) and len(x) == 2)
-        if isinstance(n, str) and isinstance(a, str)
-    ]
+        if isinstance(n, str) and isinstance(a, str) and 0 < len(n.encode()) <= MAX_NAME and len(a) <= 256
+    ][:MAX_WELCOME_PEERS]
 
 
 def announce(peers: Iterable[PeerInfo], exclude: str) -> list[list[str]]:
@@ -108,9 +172,13 @@ def judge_hello(
     if old.dialled_by_us and old.creation == info.creation:
         return "duplicate"  # a crossed dial: ours already carries the pair
     if key_matches is None and not (not old.dialled_by_us and old_path_gone()):
-        # anyone may claim a name without CURVE: a live path is replaced only when it is gone
+        # any cookie holder may claim a name: a live path is replaced only when it is gone
         # (a restart we reach over our DEALER is noticed there: the new process resets it)
-        return f"node {info.name!r} is already connected"
+        where = f"listening at {old.address}" if old.address else "a client-only node"
+        return (
+            f"node {info.name!r} is already connected ({where}, creation {old.creation}): two nodes with "
+            f"one name? Stop the other one or pick another name; if it just died, retry after the heartbeat timeout"
+        )
     return None
 
 

@@ -90,6 +90,18 @@ def trusted_keys(directory: str | Path) -> dict[str, bytes]:
     return out
 
 
+def keys_signature(directory: str | Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, modification time and size of each ``DIR/*.key``: changes when a key does."""
+    out = []
+    for path in Path(directory).glob("*.key"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        out.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(out))
+
+
 def _check_name(name: str) -> None:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"invalid node name for a key file: {name!r}")

@@ -10,10 +10,12 @@ control messages go to the handshake (``hello``/``welcome``) or to membership.
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 
 from beamrl.errors import Backpressure, NodeDown
-from beamrl.transport.framing import CTRL, DATA, MANY, RESET, unpack_control, unpack_many
+from beamrl.transport.framing import CTRL, DATA, MANY, RESET, nbytes, unpack_control, unpack_many
 from beamrl.transport.state import Conn, Peer, TransportState, log
 
 _BATCH = 256  # messages drained per reader callback before yielding to the loop
@@ -131,6 +133,9 @@ class Receiver(TransportState):
                 p = by_rid.get(rid)
                 if p is not None:
                     p.seen = True
+                    p.rx += len(frames[0]) if len(frames) == 1 else nbytes(frames)
+                    if p.rx - p.rx_acked >= self._ack_every:
+                        self._ack(p)
                     try:
                         handler.on_message(p.name, frames)  # type: ignore[union-attr, arg-type]
                     except Exception:
@@ -143,8 +148,12 @@ class Receiver(TransportState):
             self._draining = None
 
     def _unknown_rid(self, rid: bytes) -> None:
+        """Data or a ping on a connection we do not know (any more)."""
+        if not self._gate.authenticated(rid):
+            self._warn("unknown", "%s: dropped data from an unauthenticated connection", self.name)
+            return  # a stranger gets nothing back
         self._warn("unknown", "%s: dropped data from unknown connection %r", self.name, rid[:64])
-        self._reply_router(rid, RESET)
+        self._reply_router(rid, RESET)  # a peer we dropped: it redials
 
     def _deliver_many(self, p: Peer, payload: bytes) -> int:
         """Hand a batch's messages to the handler in order; returns how many there were."""
@@ -153,6 +162,9 @@ class Receiver(TransportState):
             self._warn("garbage", "%s: dropped a malformed batch from %s", self.name, p.name)
             return 0
         p.seen = True
+        p.rx += len(payload)
+        if p.rx - p.rx_acked >= self._ack_every:
+            self._ack(p)
         on_message = self._handler.on_message  # type: ignore[union-attr]
         name = p.name
         for body in bodies:
@@ -205,8 +217,12 @@ class Receiver(TransportState):
                             budget -= self._deliver_many(p, frames[2])
                             continue
                         p.seen = True
+                        data = frames if first else frames[2:]
+                        p.rx += len(data[0]) if len(data) == 1 else nbytes(data)
+                        if p.rx - p.rx_acked >= self._ack_every:
+                            self._ack(p)
                         try:
-                            handler.on_message(p.name, frames if first else frames[2:])  # type: ignore[union-attr, arg-type]
+                            handler.on_message(p.name, data)  # type: ignore[union-attr, arg-type]
                         except Exception:
                             log.exception("%s: on_message from %s raised", self.name, p.name)
                         continue
@@ -236,7 +252,9 @@ class Receiver(TransportState):
             if p is not None:
                 p.seen = True
             else:
-                self._reply_router(rid, RESET)
+                self._unknown_rid(rid)
+        elif t == "ack":
+            self._on_ack(p, msg)
         elif t == "hello":
             self._on_hello(rid, msg, payload)
         elif t == "bye":
@@ -245,8 +263,23 @@ class Receiver(TransportState):
         elif t == "reset":
             if p is not None:
                 self._lose(p, "noconnection")
+        elif t == "contested":
+            if p is not None:
+                self._contested(msg)
         else:
             self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])
+
+    def _contested(self, msg: dict[str, Any]) -> None:
+        """A peer refused another node that claimed our name: say so here too."""
+        self._warn(
+            "contested",
+            "%s: node %s refused another node claiming our name (at %s, creation %s): two nodes named %r?",
+            self.name,
+            str(msg.get("at"))[:64],
+            str(msg.get("address"))[:128],
+            str(msg.get("creation"))[:24],
+            self.name,
+        )
 
     def _conn_control(self, conn: Conn, raw: bytes) -> None:
         msg = unpack_control(raw)
@@ -259,6 +292,8 @@ class Receiver(TransportState):
         if t == "ping":
             if mine:
                 p.seen = True  # type: ignore[union-attr]
+        elif t == "ack":
+            self._on_ack(p if mine else None, msg)
         elif t == "welcome":
             self._on_welcome(conn, msg)
         elif t == "reject":
@@ -268,5 +303,8 @@ class Receiver(TransportState):
         elif t in ("reset", "bye"):
             if mine:
                 self._lose(p, "closed" if t == "bye" else "noconnection")  # type: ignore[arg-type]
+        elif t == "contested":
+            if mine:
+                self._contested(msg)
         else:
             self._warn("control", "%s: dropped unknown control message %r", self.name, t[:32])

@@ -20,6 +20,10 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from beamrl.ratelog import RateLimitedLog
 from beamrl.transport.base import PeerInfo, TransportHandler
+from beamrl.transport.cookie import NonceBook
+from beamrl.transport.curve import AllowList
+from beamrl.transport.framing import ack
+from beamrl.transport.gate import Gate
 
 log = logging.getLogger("beamrl.transport")
 
@@ -27,7 +31,22 @@ log = logging.getLogger("beamrl.transport")
 class Peer:
     """An up peer and the one path its traffic uses."""
 
-    __slots__ = ("burst", "conn", "info", "last_seen", "name", "outbox", "outbox_bytes", "rid", "seen", "sock")
+    __slots__ = (
+        "acked",
+        "burst",
+        "conn",
+        "info",
+        "last_seen",
+        "name",
+        "outbox",
+        "outbox_bytes",
+        "rid",
+        "rx",
+        "rx_acked",
+        "seen",
+        "sock",
+        "window",
+    )
 
     def __init__(self, info: PeerInfo, sock: zmq.Socket, rid: bytes | None, conn: Conn | None):
         self.info = info
@@ -40,18 +59,25 @@ class Peer:
         self.burst = False  # a message went out in this loop iteration: queue the next ones
         self.outbox: list[bytes] = []  # small bodies waiting to go out as one batch
         self.outbox_bytes = 0
+        # flow control in bytes: what we may still send it (set when it comes up), what it
+        # acknowledged; what we took in from it, and what of that we acknowledged
+        self.window = 0
+        self.acked = 0
+        self.rx = 0
+        self.rx_acked = 0
 
 
 class Conn:
     """One outgoing DEALER: a dial in progress, then (maybe) a peer's path."""
 
-    __slots__ = ("address", "closed", "expect", "fd", "result", "sock")
+    __slots__ = ("address", "closed", "expect", "fd", "nonce", "result", "sock")
 
     def __init__(self, sock: zmq.Socket, address: str, expect: str | None):
         self.sock = sock
         self.fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
         self.address = address
         self.expect = expect
+        self.nonce = b""  # our hello's nonce: the welcome's MAC must cover it
         self.result: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         self.closed = False
 
@@ -67,11 +93,20 @@ class TransportState:
     heartbeat_interval: float
     heartbeat_timeout: float
     hwm: int
+    max_send_bytes: int
+    _ack_every: int
     max_message_bytes: int
+    handshake_timeout: float
+    _cookie: bytes | None
+    _nonces: NonceBook
+    _gate: Gate
     _keys_dir: Path | None
     _public: bytes | None
     _secret: bytes | None
     _trusted: dict[str, bytes]
+    _allow: AllowList | None  # the ZAP callback's allow-list (CURVE only)
+    _keys_signature: tuple[tuple[str, int, int], ...]
+    _keys_checked: float
     _handler: TransportHandler | None
     _loop: asyncio.AbstractEventLoop | None
     _ctx: zmq.Context | None
@@ -80,6 +115,7 @@ class TransportState:
     _peers: dict[str, Peer]
     _by_rid: dict[bytes, Peer]
     _by_address: dict[str, str]
+    _configured: set[str]  # addresses connect() was asked for: redialled until back
     _conns: set[Conn]
     _dialing: dict[str, int]  # expected name -> dials in progress
     _up_waiters: dict[str, list[asyncio.Future[None]]]
@@ -107,6 +143,25 @@ class TransportState:
 
     def _send_control(self, p: Peer, payload: bytes) -> bool:
         raise NotImplementedError
+
+    def _watch_keys(self) -> None:
+        raise NotImplementedError
+
+    def _switch_path(self, p: Peer, conn: Conn) -> None:
+        raise NotImplementedError
+
+    def _ack(self, p: Peer) -> None:
+        """Tell ``p`` how many data bytes we took in from it (its send window reopens)."""
+        p.rx_acked = p.rx
+        self._send_control(p, ack(p.rx))
+
+    def _on_ack(self, p: Peer | None, msg: dict[str, Any]) -> None:
+        """``p`` took in ``rx`` data bytes from us in all: the window reopens by the difference."""
+        rx = msg.get("rx")
+        if p is not None and type(rx) is int and rx > p.acked:
+            p.seen = True
+            p.window = min(p.window + rx - p.acked, self.max_send_bytes)
+            p.acked = rx
 
     def _reply_router(self, rid: bytes, payload: bytes) -> bool:
         raise NotImplementedError

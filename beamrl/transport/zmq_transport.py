@@ -2,10 +2,14 @@
 
 The framing (data, batches, control messages) is in ``framing``, the handshake's
 messages and decisions in ``handshake``, CURVE and the listen policy in ``curve``.
-``ZmqTransport`` (here: set-up, the send path, the listening side of the handshake) is
-assembled from ``receiving`` (drain loops, control dispatch), ``dialling`` (our DEALERs,
-the mesh) and ``membership`` (peers up and down, heartbeat, reconnect), which share the
-fields declared in ``state``.
+``ZmqTransport`` (here: set-up and the send path) is assembled from ``receiving`` (drain
+loops, control dispatch), ``dialling`` (our DEALERs, the mesh), ``accepting`` (hello and
+welcome), ``membership`` (peers up and down, heartbeat, reconnect) and ``keywatch`` (reloading
+CURVE keys), which share the fields declared in ``state``; ``gate`` drops connections
+that do not authenticate in time, ``cookie`` holds the shared secret of plaintext nodes.
+
+Flow control: the receiver acknowledges the data bytes it took in (``ack``), and
+``send`` raises ``Backpressure`` once ``max_send_bytes`` are unacknowledged.
 
 A burst (many sends to one peer in one event-loop iteration) goes out as its first
 message, then batches of up to 256 small messages, each one ZeroMQ message: per-message
@@ -15,12 +19,14 @@ for a lone message.
 Handshake: the dialling side sends ``hello`` {v, name, creation, address, hidden} over
 its DEALER; the listening side answers ``welcome`` {v, name, creation, address,
 peers=[[name, address], ...]} over the same connection, so a client-only node (no
-``listen``) is reachable too.  The dialler then connects to every peer in ``peers``
-(full mesh).  Exactly one connection carries a pair's traffic: if both sides dial each
-other at once, the connection dialled by the node with the smaller name wins, and a dial
-that arrives once the pair already has a path is refused as ``duplicate``.  ``reset``
-says "I don't know you on this connection": the receiver drops the peer and redials,
-which heals one-sided views after a partition.
+``listen``) is reachable too.  Without CURVE both carry a MAC proving the cookie (see
+``cookie``); a hello without a valid one gets nothing back and its connection is
+dropped.  The dialler then connects to every peer in ``peers`` (full mesh).  Exactly
+one connection carries a pair's traffic: if both sides dial each other at once, the
+connection dialled by the node with the smaller name wins, and a dial that arrives
+once the pair already has a path is refused as ``duplicate``.  ``reset`` says "I don't
+know you on this connection": the receiver drops the peer and redials, which heals
+one-sided views after a partition.
 
 Identity: a routing id is never a name.  DEALERs set no routing id (the ROUTER assigns a
 fresh one per connection) and ``ROUTER_HANDOVER`` stays off, so a client that picks a
@@ -32,8 +38,9 @@ claimant's redial then succeeds).  A restarted peer (new ``creation``) that we r
 our own DEALER is noticed by that DEALER (the new process answers ``reset``) and redialled
 at once.  With CURVE the name in ``hello`` must be the one whose key file holds the
 client's public key, so such a hello is authenticated and replaces the old path at once
-(no trusted node can claim another's name).  Without CURVE, names are not authenticated:
-anyone who can reach the port can claim a name that is not up.
+(no trusted node can claim another's name).  Without CURVE, any holder of the cookie can
+claim a name that is not up; a claim of a live name is refused with a message saying
+so, and the holder is told (``contested``).
 
 CURVE (``keys=DIR``): the ROUTER is a CURVE server whose ZAP handler accepts only the
 public keys in ``DIR/*.key``; DEALERs are CURVE clients.  A client must know the server's
@@ -59,9 +66,10 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from beamrl.errors import Backpressure, NodeDown
 from beamrl.ratelog import RateLimitedLog
-from beamrl.transport import handshake
-from beamrl.transport.base import Frame, PeerInfo, TransportHandler, TransportOptions
-from beamrl.transport.curve import ZAP_DOMAIN, AllowList, check_listen, curve_user, make_server
+from beamrl.transport.accepting import Accepting
+from beamrl.transport.base import Frame, TransportHandler, TransportOptions
+from beamrl.transport.cookie import NonceBook, load_cookie
+from beamrl.transport.curve import ZAP_DOMAIN, AllowList, check_listen, make_server
 from beamrl.transport.dialling import Dialler
 from beamrl.transport.framing import (
     BYE,
@@ -72,12 +80,14 @@ from beamrl.transport.framing import (
     MANY_BYTES,
     MANY_MAX,
     MAX_NAME,
-    PING,
     PROTOCOL_VERSION,
     SMALL,
+    nbytes,
     pack_many,
 )
-from beamrl.transport.keys import load_keypair, trusted_keys
+from beamrl.transport.gate import Gate
+from beamrl.transport.keys import keys_signature, load_keypair, trusted_keys
+from beamrl.transport.keywatch import KeyWatch
 from beamrl.transport.membership import Membership
 from beamrl.transport.receiving import Receiver
 from beamrl.transport.state import Conn, Peer
@@ -94,12 +104,14 @@ _NOBLOCK = zmq.NOBLOCK
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 
 
-class ZmqTransport(Receiver, Dialler, Membership):
+class ZmqTransport(Receiver, Dialler, Accepting, Membership, KeyWatch):
     """Node-to-node transport over ZeroMQ ROUTER/DEALER; see the module docstring.
 
     ``send`` never blocks: it raises :class:`~beamrl.errors.NodeDown` for a peer that is
-    not connected and :class:`~beamrl.errors.Backpressure` when the peer's high-water
-    mark (``hwm`` ZeroMQ messages, a batch counting as one) is reached.  A batch that
+    not connected and :class:`~beamrl.errors.Backpressure` when ``max_send_bytes`` bytes
+    sent to the peer are not acknowledged yet (a batch counts its bytes; the receiver
+    acknowledges every ``max_send_bytes / 4`` bytes it takes in, and at each heartbeat),
+    or when the peer's high-water mark (``hwm`` ZeroMQ messages) is reached.  A batch that
     ZeroMQ refused stays queued (at most one batch per peer) and is retried shortly;
     sends behind it wait in that queue, and raise Backpressure once it is full.
     """
@@ -115,8 +127,13 @@ class ZmqTransport(Receiver, Dialler, Membership):
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 3.0,
         hwm: int = 10_000,
+        max_send_bytes: int = 64 << 20,
         max_message_bytes: int = 256 << 20,
         hidden: bool = False,
+        cookie: bytes | None = None,
+        cookie_file: str | Path | None = None,
+        handshake_timeout: float = 5.0,
+        max_pending: int = 64,
     ) -> None:
         if not name or len(name.encode()) > MAX_NAME:
             raise ValueError(f"node name must be 1..{MAX_NAME} bytes, got {name!r}")
@@ -131,13 +148,31 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.hwm = hwm
+        if max_send_bytes < MANY_BYTES:
+            raise ValueError(f"max_send_bytes must be at least {MANY_BYTES} (one batch), got {max_send_bytes}")
+        self.max_send_bytes = max_send_bytes
+        self._ack_every = max_send_bytes // 4
         self.max_message_bytes = max_message_bytes
+        if handshake_timeout <= 0 or max_pending < 1:
+            raise ValueError("handshake_timeout must be positive and max_pending at least 1")
+        self.handshake_timeout = handshake_timeout
         self._keys_dir = Path(keys) if keys is not None else None
+        # plaintext nodes authenticate with the cookie; CURVE nodes with their keys
+        self._cookie: bytes | None = None
+        if self._keys_dir is None:
+            self._cookie = cookie if cookie is not None else load_cookie(cookie_file)
+            if not isinstance(self._cookie, bytes) or not self._cookie:
+                raise ValueError("cookie must be non-empty bytes")
+        self._nonces = NonceBook()
         self._public: bytes | None = None
         self._secret: bytes | None = None
         self._trusted: dict[str, bytes] = {}
+        self._allow: AllowList | None = None
+        self._keys_signature: tuple[tuple[str, int, int], ...] = ()
+        self._keys_checked = 0.0
         if self._keys_dir is not None:
             self._public, self._secret = load_keypair(self._keys_dir, name)
+            self._keys_signature = keys_signature(self._keys_dir)
             self._trusted = trusted_keys(self._keys_dir)
         self._handler: TransportHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,6 +182,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._peers: dict[str, Peer] = {}
         self._by_rid: dict[bytes, Peer] = {}
         self._by_address: dict[str, str] = {}
+        self._configured: set[str] = set()
         self._conns: set[Conn] = set()
         self._dialing: dict[str, int] = {}  # expected name -> dials in progress
         self._up_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -161,6 +197,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._closing = False
         self._started = False
         self._warn = RateLimitedLog(log)
+        self._gate = Gate(name, handshake_timeout, max_pending, self._warn)
 
     @classmethod
     def with_options(cls, name: str, creation: int, options: TransportOptions) -> ZmqTransport:
@@ -181,21 +218,25 @@ class ZmqTransport(Receiver, Dialler, Membership):
             zap_log = logging.getLogger("beamrl.transport.zap")
             self._auth = AsyncioAuthenticator(self._ctx, log=zap_log)
             self._auth.start()
-            self._auth.configure_curve_callback(ZAP_DOMAIN, AllowList(set(self._trusted.values())))
+            self._allow = AllowList(set(self._trusted.values()), self.name, self._warn)
+            self._auth.configure_curve_callback(ZAP_DOMAIN, self._allow)
         if self.listen is not None:
             r = self._socket(zmq.ROUTER)
             r.setsockopt(zmq.ROUTER_MANDATORY, 1)
             # never ROUTER_HANDOVER: it lets any client take over a live routing id
             if self._secret is not None and self._public is not None:
                 make_server(r, self._public, self._secret)
+            self._gate.watch(r, self._loop)  # before bind: no connection escapes it
             try:
                 r.bind(self.listen)
             except zmq.ZMQError as e:
+                self._gate.close(r)
                 r.close(linger=0)
                 await self._teardown()
                 raise OSError(f"cannot listen on {self.listen!r}: {e}") from e
             self._router = r
             self.address = r.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._gate.listening(self.address)
             self._loop.add_reader(r.getsockopt(zmq.FD), self._drain_router)  # type: ignore[arg-type]
             self._kick(r)
         self._spawn(self._heartbeat())
@@ -225,6 +266,7 @@ class ZmqTransport(Receiver, Dialler, Membership):
         self._up_waiters.clear()
         for c in list(self._conns):
             self._close_conn(c, linger=100)
+        self._gate.close(self._router)
         if self._router is not None and self._loop is not None:
             self._loop.remove_reader(self._router.getsockopt(zmq.FD))  # type: ignore[arg-type]
             self._router.close(linger=100)
@@ -259,20 +301,29 @@ class ZmqTransport(Receiver, Dialler, Membership):
         p = self._peers.get(peer)
         if p is None:
             raise NodeDown(f"node {peer!r} is not connected to {self.name!r}")
+        body = frames[0] if len(frames) == 1 else None
+        size = len(body) if type(body) is bytes else nbytes(frames)
+        if size > p.window:
+            raise Backpressure(
+                f"send to node {peer!r} refused: {self.max_send_bytes - p.window} bytes sent to it are not "
+                f"acknowledged yet (max_send_bytes={self.max_send_bytes}); it is slow or stopped: "
+                "slow down or retry later"
+            )
         if p.burst:
-            if len(frames) == 1:
-                body = frames[0]
-                if type(body) is bytes and 0 < len(body) < SMALL:
-                    if len(p.outbox) >= MANY_MAX or p.outbox_bytes >= MANY_BYTES:
-                        self._flush(p)
-                    p.outbox.append(body)
-                    p.outbox_bytes += len(body)
-                    return
+            if type(body) is bytes and 0 < size < SMALL:
+                if len(p.outbox) >= MANY_MAX or p.outbox_bytes >= MANY_BYTES:
+                    self._flush(p)
+                p.outbox.append(body)
+                p.outbox_bytes += size
+                p.window -= size
+                return
             if p.outbox:
                 self._flush(p)  # keeps the order: what was queued goes first
             self._send_data(p, frames)
+            p.window -= size
             return
         self._send_data(p, frames)
+        p.window -= size
         p.burst = True
         self._bursting.append(p)
         if not self._kick_scheduled:
@@ -306,9 +357,11 @@ class ZmqTransport(Receiver, Dialler, Membership):
                     _zsend(sock, p.rid, _MORE)
                 _zsend(sock, ESC, _MORE)
                 _zsend(sock, MANY, _MORE)
-                _zsend(sock, pack_many(out), _NOBLOCK)
+                payload = pack_many(out)
+                _zsend(sock, payload, _NOBLOCK)
             except zmq.ZMQError as e:
                 raise self._send_error(p, e) from None
+            p.window -= len(payload) - p.outbox_bytes  # the bodies were counted when queued
         p.outbox = []
         p.outbox_bytes = 0
 
@@ -338,81 +391,9 @@ class ZmqTransport(Receiver, Dialler, Membership):
             return known
         deadline = time.monotonic() + timeout
         name, peers = await self._dial_any(addr, expect or None, timeout)
+        self._configured.add(addr)
         await self._mesh(peers, deadline)
         return name
-
-    # ------------------------------------------------------------------ handshake (listening side)
-
-    def _on_hello(self, rid: bytes, msg: dict[str, Any], payload: zmq.Frame) -> None:
-        info = handshake.parse_info(msg)
-        if info is None:
-            self._warn("control", "%s: dropped malformed hello (v=%r)", self.name, msg.get("v"))
-            self._reply_router(rid, handshake.reject(self.name, "bad hello or protocol version"))
-            return
-        if rid in self._by_rid:
-            self._warn("control", "%s: dropped a second hello on %s's connection", self.name, self._by_rid[rid].name)
-            return
-        old = self._peers.get(info.name)
-        reason = handshake.judge_hello(
-            self.name,
-            info,
-            None if old is None else handshake.Known(old.info.creation, old.conn is not None),
-            dialling_to_it=self._dialling_to(info),
-            key_matches=None if self._secret is None else curve_user(payload) == self._trusted.get(info.name),
-            old_path_gone=lambda: old is not None and old.rid is not None and self._router_path_gone(old.rid),
-        )
-        if reason is not None:
-            if reason not in ("simultaneous", "duplicate"):
-                self._warn("control", "%s: refused hello claiming %r: %s", self.name, info.name, reason)
-            self._reply_router(rid, handshake.reject(self.name, reason))
-            return
-        assert self._router is not None
-        peers = handshake.announce((p.info for p in self._peers.values()), exclude=info.name)
-        welcome = handshake.welcome(self.name, self.creation, self.address, self.hidden, peers)
-        if old is not None:
-            self._lose(old, "noconnection", reconnect=False)
-        if not self._reply_router(rid, welcome):
-            return
-        self._up(Peer(info, self._router, rid, None))
-
-    def _dialling_to(self, info: PeerInfo) -> bool:
-        """A dial of ours to this node is in flight (not one to an address it left)."""
-        return any(c.expect == info.name and c.address == info.address and not c.result.done() for c in self._conns)
-
-    def _router_path_gone(self, rid: bytes) -> bool:
-        """Probe a connection on our ROUTER: True when ZeroMQ no longer routes to it."""
-        assert self._router is not None
-        try:
-            self._router.send_multipart([rid, ESC, CTRL, PING], _NOBLOCK)
-        except zmq.ZMQError as e:
-            return e.errno == zmq.EHOSTUNREACH
-        return False
-
-    def _on_welcome(self, conn: Conn, msg: dict[str, Any]) -> None:
-        info = handshake.parse_info(msg)
-        if info is None or not isinstance(msg.get("peers", []), list):
-            self._warn("control", "%s: malformed welcome from %s", self.name, conn.address)
-            return
-        if conn.result.done():
-            return
-        old = self._peers.get(info.name)
-        known = None if old is None else handshake.Known(old.info.creation, old.conn is not None)
-        action = handshake.judge_welcome(self.name, info, conn.expect, known)
-        if action == "mismatch":
-            conn.result.set_exception(NodeDown(f"{conn.address} answers as {info.name!r}, expected {conn.expect!r}"))
-            return
-        conn.expect = info.name
-        if action == "switch":
-            assert old is not None
-            self._switch_path(old, conn)
-        elif action == "up":
-            if old is not None:
-                self._lose(old, "noconnection", reconnect=False)
-            # the address we dialled is one that reaches it from here
-            info = PeerInfo(info.name, info.creation, conn.address, info.hidden)
-            self._up(Peer(info, conn.sock, None, conn))
-        self._by_address[conn.address] = info.name
-        conn.result.set_result(("welcome", (info.name, handshake.parse_peers(msg.get("peers", [])))))
 
     def _reply_router(self, rid: bytes, payload: bytes) -> bool:
         r = self._router

@@ -1,0 +1,1 @@
+"""The standing security suite: each test is an attack that once worked (issue 10)."""

@@ -54,10 +54,10 @@ def test_a_second_path_for_a_pair_we_dialled_is_a_duplicate() -> None:
 
 def test_without_curve_a_live_name_cannot_be_taken_over() -> None:
     old = Known(creation=7, dialled_by_us=False)
-    assert _judge("a", "b", old, old_path_gone=lambda: False) == "node 'b' is already connected"
+    assert _judge("a", "b", old, old_path_gone=lambda: False).startswith("node 'b' is already connected")  # type: ignore[union-attr]
     assert _judge("a", "b", old, old_path_gone=lambda: True) is None  # its old connection is gone
     restarted = Known(creation=6, dialled_by_us=True)  # reached over our DEALER: not probed
-    assert _judge("a", "b", restarted) == "node 'b' is already connected"
+    assert _judge("a", "b", restarted).startswith("node 'b' is already connected")  # type: ignore[union-attr]
 
 
 def test_with_curve_the_key_decides() -> None:

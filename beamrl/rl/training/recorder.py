@@ -12,6 +12,7 @@ from beamrl.api import call, cast, monitor
 from beamrl.errors import Rejected
 from beamrl.gen_server import GenServer, NoReply
 from beamrl.process import Down, format_reason
+from beamrl.reprs import short_repr
 from beamrl.rl.envs.registry import facts, make
 from beamrl.rl.training.chaos import inject
 from beamrl.rl.training.progress import Progress, say
@@ -119,7 +120,7 @@ class Recorder(GenServer):
                 self.interrupted = not self.finished
                 await self._finish()
                 return self.summary()
-        raise Rejected(f"Recorder does not understand {request!r}")
+        raise Rejected(f"Recorder does not understand {short_repr(request)}")
 
     async def handle_cast(self, request: Any) -> None:
         match request:

@@ -17,6 +17,7 @@ import numpy as np
 from beamrl.api import call, cast, send
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
+from beamrl.reprs import short_repr
 from beamrl.rl.agents import MonteCarlo
 from beamrl.rl.envs.registry import facts
 from beamrl.rl.qserver import as_update_arrays
@@ -120,4 +121,4 @@ class Worker(GenServer):
     async def handle_call(self, request: Any, from_: Any) -> Any:
         if request == ["stats"]:
             return {"index": self.index, "episodes": self.agent.episodes, "epsilon": self.agent_epsilon()}
-        raise Rejected(f"Worker does not understand {request!r}")
+        raise Rejected(f"Worker does not understand {short_repr(request)}")
