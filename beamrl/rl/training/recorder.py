@@ -62,6 +62,7 @@ class Recorder(GenServer):
         self.steps = 0
         self.finished = False
         self.waiting: list[Any] = []
+        self.parked: list[tuple[int, Any]] = []  # workers asking for an episode while the rest are out
         self.events: list[dict[str, Any]] = []
         self.granted = 0
         self.in_flight = [0] * n_workers  # granted episodes not reported yet, per worker
@@ -99,10 +100,15 @@ class Recorder(GenServer):
                 monitor(pid)
                 return {"episodes": self.per_worker[index], "stop": self.finished}
             case ["next", index]:
-                granted = self._grant()
-                if granted:
+                if self._grant():
                     self.in_flight[index] += 1
-                return granted
+                    return True
+                if not self.finished and any(self.in_flight):
+                    # the budget is handed out, not played: a worker lost meanwhile gives its episode
+                    # back, and this one plays it; so the answer waits until that is decided
+                    self.parked.append((index, from_))
+                    return NoReply
+                return False
             case ["wait"]:
                 if self.finished:
                     return self.summary()
@@ -135,6 +141,7 @@ class Recorder(GenServer):
             if index is not None:  # its unfinished episode will never report: grant it again
                 self.granted -= self.in_flight[index]
                 self.in_flight[index] = 0
+                self._answer_parked()
             if index is None or self.finished:
                 return
             if message.reason == "noconnection":  # its node is gone, and its supervisor with it
@@ -174,6 +181,7 @@ class Recorder(GenServer):
         )
         if done:
             await self._finish()
+        self._answer_parked()
 
     async def _evaluate(self, episode: int) -> None:
         table = await call(self.qserver, ["table"])
@@ -223,6 +231,18 @@ class Recorder(GenServer):
         for waiting in self.waiting:
             self.node.reply(waiting, summary)
         self.waiting.clear()
+        self._answer_parked()
+
+    def _answer_parked(self) -> None:
+        """Answer the workers waiting for an episode: granted while any is left, else no once none is out."""
+        while self.parked and self._grant():
+            index, from_ = self.parked.pop(0)
+            self.in_flight[index] += 1
+            self.node.reply(from_, True)
+        if self.parked and (self.finished or not any(self.in_flight)):
+            for _index, from_ in self.parked:
+                self.node.reply(from_, False)
+            self.parked.clear()
 
     def summary(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
