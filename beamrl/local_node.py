@@ -9,6 +9,11 @@ server and the wiring of the distribution.
 
 Targets accepted everywhere: a ``Pid``, a registered name (``"counter"``), or
 ``(name, node_name)`` for a name registered on another node.
+
+About 450 lines, past the ~400 aim: start, call, cast, send, reply and stop are the
+path every message takes, and reading one of them end to end should not mean
+chasing it through several files; what could leave (registry, signals, calls, timers)
+already has.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ array); ``packb``/``unpackb`` on one bytes object with arrays inline. Which type
 is decided by the tables in ``registry`` (filled by ``arrays``, ``exceptions`` and every
 layer that registers its own types); this module only drives msgpack, bounds decoding by
 ``Limits`` and turns every failure into a ``CodecError`` that says where the bad value sat.
+
+A little past the ~400-line aim: the decode budget's hooks must sit beside the unpacker
+they bound, so one reader can check that no path decodes without them.
 """
 
 from __future__ import annotations

@@ -96,7 +96,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import time
@@ -109,25 +108,22 @@ import numpy as np
 from beamrl.api import cancel_timer, send_after
 from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer, Stop
-from beamrl.persist import atomic_write_bytes
 from beamrl.process import NORMAL, Exit
 from beamrl.reprs import short_repr, short_text
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
+from beamrl.rl.replay.ledger import LEDGER, check_config, read_ledger, write_ledger
 from beamrl.rl.replay.segments import has_checkpoint
 
 __all__ = ["LEDGER", "ReplayServer"]
 
 log = logging.getLogger("beamrl.replay")
 
-LEDGER = "ledger.json"
 """The file beside the checkpoint that records the total-added counter."""
-LEDGER_FORMAT = "beamrl.replay-ledger/1"
 
 _CHECKPOINT_TICK = "beamrl.replay:checkpoint"
 _LEDGER_TICK = "beamrl.replay:ledger"
-_MATCHED_CONFIG = ("capacity", "prioritized", "alpha", "n_step", "gamma")
 
 # The codec rebuilds only the errors of beamrl.rl.errors as their class; these live in replay.py.
 
@@ -334,10 +330,10 @@ class ReplayServer(GenServer):
 
     # -- persistence ----------------------------------------------------------------------
     async def _restore(self, d: Path) -> None:
-        ledger = _read_ledger(d)
+        ledger = read_ledger(d)
         if has_checkpoint(d):  # a lost manifest.json: the newest complete segment set
             memory = await asyncio.to_thread(ReplayMemory.restore, d)
-            _check_config(memory, self.memory, d)
+            check_config(memory, self.memory, d)
             self.memory = memory
             self.restored = len(memory)
             self.restored_total = memory.count
@@ -383,11 +379,7 @@ class ReplayServer(GenServer):
     def _write_ledger(self) -> None:
         assert self.dir is not None
         self.dir.mkdir(parents=True, exist_ok=True)
-        total = self.memory.count
-        doc = {"format": LEDGER_FORMAT, "total_added": total, "time": time.time()}
-        # on the loop, every few seconds: atomic but not fsynced (see the module docstring)
-        atomic_write_bytes(self.dir / LEDGER, json.dumps(doc).encode(), durable=False)
-        self.ledger_total = total
+        self.ledger_total = write_ledger(self.dir, self.memory.count)
 
     def _arm(self, tick: str, seconds: float) -> None:
         self._timers[tick] = send_after(seconds, self.pid, tick)
@@ -426,31 +418,3 @@ def _describe(request: Any) -> str:
                 parts.append(short_repr(item, 40))
         return short_text(f"[{', '.join([short_repr(request[0], 40), *parts])}{', ...' if len(rest) > 8 else ''}]")
     return short_repr(request, 80)
-
-
-def _read_ledger(d: Path) -> int | None:
-    try:
-        doc = json.loads((d / LEDGER).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("cannot read the replay ledger %s: %s; losses are unknown", d / LEDGER, exc)
-        return None
-    total = doc.get("total_added") if isinstance(doc, dict) else None
-    if not isinstance(total, int) or doc.get("format") != LEDGER_FORMAT:
-        log.warning("%s is not a %s ledger; losses are unknown", d / LEDGER, LEDGER_FORMAT)
-        return None
-    return total
-
-
-def _check_config(restored: ReplayMemory, wanted: ReplayMemory, d: Path) -> None:
-    diff = [
-        f"{key}={getattr(restored, key)!r} (asked for {getattr(wanted, key)!r})"
-        for key in _MATCHED_CONFIG
-        if getattr(restored, key) != getattr(wanted, key)
-    ]
-    if diff:
-        raise ReplayError(
-            f"the checkpoint in {d} holds a memory with {', '.join(diff)}: "
-            "start the server with the same settings, or point it at another checkpoint_dir"
-        )

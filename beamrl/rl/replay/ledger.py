@@ -1,0 +1,62 @@
+"""The replay server's ledger: how many transitions it had taken in, written every few seconds.
+
+A restarted ``ReplayServer`` compares the ledger with what its checkpoint restored and
+reports the difference as lost. The ledger is written atomically but not fsynced, on the
+event loop: a crash of the machine itself may lose its last few seconds, never corrupt it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from beamrl.persist import atomic_write_bytes
+from beamrl.rl.errors import ReplayError
+from beamrl.rl.replay.memory import ReplayMemory
+
+log = logging.getLogger("beamrl.replay")
+
+#: the ledger's file name inside a checkpoint directory
+LEDGER = "ledger.json"
+LEDGER_FORMAT = "beamrl.replay-ledger/1"
+#: settings a restored memory must share with the one the server was asked for
+MATCHED_CONFIG = ("capacity", "prioritized", "alpha", "n_step", "gamma")
+
+
+def write_ledger(d: Path, total: int) -> int:
+    """Record that ``total`` transitions were added; returns ``total``."""
+    doc = {"format": LEDGER_FORMAT, "total_added": total, "time": time.time()}
+    atomic_write_bytes(d / LEDGER, json.dumps(doc).encode(), durable=False)
+    return total
+
+
+def read_ledger(d: Path) -> int | None:
+    """The total the ledger in ``d`` records; None when there is none or it is unreadable."""
+    try:
+        doc = json.loads((d / LEDGER).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read the replay ledger %s: %s; losses are unknown", d / LEDGER, exc)
+        return None
+    total = doc.get("total_added") if isinstance(doc, dict) else None
+    if not isinstance(total, int) or doc.get("format") != LEDGER_FORMAT:
+        log.warning("%s is not a %s ledger; losses are unknown", d / LEDGER, LEDGER_FORMAT)
+        return None
+    return total
+
+
+def check_config(restored: ReplayMemory, wanted: ReplayMemory, d: Path) -> None:
+    """Refuse a restored memory whose settings differ from the ones asked for."""
+    diff = [
+        f"{key}={getattr(restored, key)!r} (asked for {getattr(wanted, key)!r})"
+        for key in MATCHED_CONFIG
+        if getattr(restored, key) != getattr(wanted, key)
+    ]
+    if diff:
+        raise ReplayError(
+            f"the checkpoint in {d} holds a memory with {', '.join(diff)}: "
+            "start the server with the same settings, or point it at another checkpoint_dir"
+        )
