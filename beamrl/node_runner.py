@@ -44,8 +44,12 @@ async def _stop_with_parent(stop: asyncio.Event, every: float = 0.5) -> None:
     parent = os.getppid()
     while not stop.is_set():
         if os.getppid() != parent:
+            # its output pipe went with it: write the rest nowhere rather than fail on a broken pipe
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
             stop.set()
-            log.info("the process that started this node is gone: stopping")  # its output pipe may be gone too
             return
         try:
             await asyncio.wait_for(stop.wait(), every)
