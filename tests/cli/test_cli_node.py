@@ -46,7 +46,8 @@ def test_a_node_started_with_stop_with_parent_stops_when_its_parent_dies(tmp_pat
         parent.wait(10)
         deadline = time.monotonic() + 60
         while _alive(child):
-            assert time.monotonic() < deadline, "the node outlived the process that started it"
+            status = Path(f"/proc/{child}/status").read_text()[:400]
+            assert time.monotonic() < deadline, f"the node outlived the process that started it:\n{status}"
             time.sleep(0.05)
     finally:
         if _alive(child):
