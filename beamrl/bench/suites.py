@@ -36,3 +36,14 @@ SUITES: dict[str, Callable[[bool], list[Row]]] = {
     "codec": lambda quick: codec_bench.run(quick=quick),
 }
 """Suite name -> ``run(quick)`` returning its rows; ``all`` runs them in this order."""
+
+
+def _learn(quick: bool) -> list[Row]:
+    from beamrl.bench import learn_bench  # deferred: it trains deep agents (torch) and SB3
+
+    rows: list[Row] = learn_bench.run(quick=quick)
+    return rows
+
+
+OPT_IN: dict[str, Callable[[bool], list[Row]]] = {"learn": _learn}
+"""Suites run only when named (``beamrl bench learn``): not part of ``all``, they take minutes."""

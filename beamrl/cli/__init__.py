@@ -1,11 +1,12 @@
 """The ``beamrl`` command line: one module per command.
 
-beamrl bench [local|remote|env|replay|train|all] [--quick]     ``bench``
+beamrl bench [local|remote|env|replay|train|codec|learn|all] [--quick]     ``bench``
 beamrl keys generate DIR --name NODE                           ``keys``
 beamrl node start [ROLE.toml] [--name N --listen ADDR --join ADDR --tree TREE --keys DIR ...]  ``node``
 beamrl shell ADDR [--keys DIR]                                 ``shell``
 beamrl ps ADDR [--keys DIR]                                    ``ps``
 beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]  ``train``
+beamrl eval RUN_DIR [--episodes N] [--render] [--seed S]        ``eval``
 
 Each command module has ``add_parser(subparsers)``, which registers the command and
 sets ``handler`` (``args -> exit code``). A new command is a new module listed in
@@ -21,11 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from beamrl.cli import bench, keys, node, ps, shell, train
+from beamrl.cli import bench, eval, keys, node, ps, shell, train
 from beamrl.cli.options import HelpFormatter, cli_wording, help_of
 from beamrl.errors import BeamError
 
-COMMANDS = (bench, keys, node, shell, ps, train)
+COMMANDS = (bench, keys, node, shell, ps, train, eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

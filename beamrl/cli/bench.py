@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from beamrl.bench.report import format_rows
-from beamrl.bench.suites import SUITES
+from beamrl.bench.suites import OPT_IN, SUITES
 from beamrl.cli.options import HelpFormatter
 
 
@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     for suite in suites:
         print(f"== beamrl bench {suite}{' (quick)' if args.quick else ''}", flush=True)
-        print(format_rows(SUITES[suite](args.quick)), flush=True)
+        print(format_rows({**SUITES, **OPT_IN}[suite](args.quick)), flush=True)
     return 0
 
 
@@ -27,12 +27,14 @@ MEASURES = {
     "replay": "ReplayMemory add and (prioritized) sample against a numpy gather floor, and ReplayServer"
     " samples over a remote call",
     "train": "Q-learning on FrozenLake-v1 to 0.70 greedy success on 1 and 3 nodes, and training env steps/s",
+    "learn": "deep agents against reference implementations on their envs (takes minutes)",
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     epilog = "suites:\n" + "\n".join(f"  {name:<8} {MEASURES.get(name, '')}" for name in SUITES)
     epilog += "\n  all      every suite above, in this order"
+    epilog += "".join(f"\n  {name:<8} {MEASURES.get(name, '')} (only when named)" for name in OPT_IN)
     p = sub.add_parser(
         "bench",
         help="measure beamrl against floors taken in the same run",
@@ -40,6 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=epilog,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("suite", nargs="?", default="all", choices=[*SUITES, "all"], help="which suite to run")
+    p.add_argument("suite", nargs="?", default="all", choices=[*SUITES, *OPT_IN, "all"], help="which suite to run")
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
     p.set_defaults(handler=run)

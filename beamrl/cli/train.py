@@ -20,6 +20,7 @@ from beamrl.cli.session_args import nothing_answered
 from beamrl.errors import NodeDown
 from beamrl.node import run
 from beamrl.node_config import load_node_file
+from beamrl.rl.deep import ALGOS as DEEP_ALGOS
 from beamrl.rl.envs.registry import GYM_FACTS, NATIVE, facts
 from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, TrainingFailed, train
 from beamrl.rl.training.preflight import KILLABLE, hyper_keys
@@ -80,6 +81,10 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    if args.algo in DEEP_ALGOS:
+        from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
+
+        return cli_main(args)
     spec = spec_from_args(args)
     listen, keys, name = None, args.keys, "learner"
     if args.node is not None:
@@ -158,7 +163,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_epilog(),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("algo", metavar="ALGO", help=", ".join(ALGOS))
+    p.add_argument("algo", metavar="ALGO", help=", ".join([*ALGOS, *DEEP_ALGOS]))
     p.add_argument("env_id", metavar="ENV_ID", help=f"an env id: {', '.join(NATIVE)}, or any gymnasium id")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -246,4 +251,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
     p.set_defaults(handler=train_command)

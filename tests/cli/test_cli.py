@@ -15,11 +15,19 @@ from beamrl.rl.training import RunSpec
 
 def test_every_command_has_its_module() -> None:
     names = {c.__name__.rsplit(".", 1)[1] for c in COMMANDS}
-    assert names == {"bench", "keys", "node", "ps", "shell", "train"}
+    assert names == {"bench", "eval", "keys", "node", "ps", "shell", "train"}
     for name in names:  # each module registers its command, with a handler
         with pytest.raises(SystemExit, match="0"):
             build_parser().parse_args([name, "--help"])
     assert build_parser().parse_args(["ps", "tcp://127.0.0.1:1"]).handler.__module__ == "beamrl.cli.ps"
+    assert build_parser().parse_args(["eval", "runs/x"]).handler.__module__ == "beamrl.cli.eval"
+
+
+def test_the_learn_suite_runs_only_when_named() -> None:
+    from beamrl.bench.suites import OPT_IN, SUITES
+
+    assert "learn" in OPT_IN and "learn" not in SUITES  # `beamrl bench` (all) leaves it out
+    assert build_parser().parse_args(["bench", "learn", "--quick"]).suite == "learn"
 
 
 @pytest.mark.parametrize("env_id", ["FrozenLake-v1", "FrozenLake8x8-v1", "Taxi-v3", "Blackjack-v1", "CartPole-v1"])

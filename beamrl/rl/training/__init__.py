@@ -15,7 +15,7 @@ Modules, one concept each:
 """
 
 from beamrl.rl.training.recorder import Recorder
-from beamrl.rl.training.run import TrainingFailed, train
+from beamrl.rl.training.run import TrainingFailed, judge_env, train
 from beamrl.rl.training.spec import ALGOS, EPISODIC_ALGOS, PLANNING_ALGOS, TD_ALGOS, RunSpec
 from beamrl.rl.training.worker import Worker
 
@@ -28,5 +28,6 @@ __all__ = [
     "RunSpec",
     "TrainingFailed",
     "Worker",
+    "judge_env",
     "train",
 ]

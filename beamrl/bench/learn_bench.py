@@ -1,0 +1,217 @@
+"""``beamrl bench learn``: each learning-table row against Stable-Baselines3, and the acting path alone.
+
+For every row of ``beamrl.rl.deep.config.TABLE`` (``--quick``: DQN and PPO on CartPole
+with a tenth of the budget) it trains beamrl's process tree (``train_deep``: Learner +
+Actor under a supervisor) and then Stable-Baselines3 with the same hyper-parameters
+and step budget, back to back on this machine, one torch thread each, and reports
+wall-clock, env steps/s and the final return (20 greedy episodes on the same
+gymnasium env and seeds; neither side runs periodic evaluations, both are judged on
+their last policy). SB3 is the optional ``peers`` extra; without it the rows
+say so. SB3 has no REINFORCE; its DQN has no Double DQN and no n-step returns
+(the shared settings are the same: network, learning rate, buffer, batch, ε
+schedule, target interval, train frequency).
+
+Acting path alone: env steps/s of the acting half with learning off (numpy policy,
+ε-greedy, replay writes) against a plain loop stepping the same gymnasium env with
+the same Q-network in torch (ε-greedy, no replay).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from beamrl.node import run as run_on_uvloop
+from beamrl.rl.deep.config import TABLE, Common, DDPGConfig, DQNConfig, PGConfig, Target, config_for
+from beamrl.rl.deep.evaluate import EVAL_SEED, evaluate
+from beamrl.rl.deep.run import FINAL_EVAL_EPISODES, train_deep
+
+__all__ = ["run"]
+
+
+def _ours(row: Target, steps: int, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="beamrl-bench-learn-") as out:
+        # like SB3's learn(): no periodic evaluations, the last policy is the one judged
+        no_evals = {"eval_every": 0}
+        summary: dict[str, Any] = run_on_uvloop(
+            train_deep(row.algo, row.env_id, steps, seed, out, overrides=no_evals, progress=False)
+        )
+    return {"wall": summary["wall_seconds"], "return": summary["eval_mean_return"]}
+
+
+class _SB3Policy:
+    """SB3's deterministic ``predict`` behind the ``greedy`` method ``evaluate`` calls."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        action, _ = self.model.predict(np.asarray(obs, np.float32), deterministic=True)
+        return np.asarray([action])
+
+
+def _sb3_model(algo: str, env_id: str, cfg: Common, steps: int, seed: int) -> Any:
+    import torch
+    from stable_baselines3 import A2C, DDPG, DQN, PPO, TD3
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    act = torch.nn.ReLU if cfg.activation == "relu" else torch.nn.Tanh
+    if isinstance(cfg, DQNConfig):
+        lr0, lr1 = cfg.lr, cfg.lr if cfg.lr_end is None else cfg.lr_end
+        return DQN(
+            "MlpPolicy",
+            make_vec_env(env_id, 1, seed=seed),
+            learning_rate=lambda remaining: lr1 + remaining * (lr0 - lr1),
+            buffer_size=cfg.buffer_size,
+            learning_starts=cfg.learning_starts,
+            batch_size=cfg.batch_size,
+            gamma=cfg.gamma,
+            train_freq=cfg.train_freq,
+            gradient_steps=cfg.gradient_steps,
+            target_update_interval=cfg.target_update * max(cfg.train_freq // max(cfg.gradient_steps, 1), 1),
+            exploration_fraction=min(1.0, cfg.eps_steps / steps),
+            exploration_initial_eps=cfg.eps_start,
+            exploration_final_eps=cfg.eps_end,
+            max_grad_norm=cfg.max_grad_norm,
+            policy_kwargs={"net_arch": cfg.hidden, "activation_fn": act},
+            seed=seed,
+        )
+    if isinstance(cfg, PGConfig):
+        lr = cfg.lr
+        schedule = (lambda remaining: remaining * lr) if cfg.lr_decay else lr
+        common: dict[str, Any] = {
+            "learning_rate": schedule,
+            "n_steps": cfg.n_steps,
+            "gamma": cfg.gamma,
+            "gae_lambda": cfg.gae_lambda,
+            "ent_coef": cfg.ent_coef,
+            "vf_coef": cfg.vf_coef,
+            "max_grad_norm": cfg.max_grad_norm,
+            "policy_kwargs": {"net_arch": {"pi": cfg.hidden, "vf": cfg.hidden}, "activation_fn": act},
+            "seed": seed,
+        }
+        venv = make_vec_env(env_id, cfg.num_envs, seed=seed)
+        if algo == "ppo":
+            clip = cfg.clip
+            return PPO(
+                "MlpPolicy",
+                venv,
+                batch_size=cfg.minibatch_size,
+                n_epochs=cfg.epochs,
+                clip_range=(lambda remaining: remaining * clip) if cfg.clip_decay else clip,
+                **common,
+            )
+        return A2C("MlpPolicy", venv, use_rms_prop=cfg.optimizer == "rmsprop", **common)
+    assert isinstance(cfg, DDPGConfig)
+    venv = make_vec_env(env_id, 1, seed=seed)
+    space: Any = venv.action_space
+    half = (space.high - space.low) / 2
+    noise = NormalActionNoise(np.zeros(space.shape), cfg.noise * half)
+    kwargs: dict[str, Any] = {
+        "learning_rate": cfg.lr,
+        "buffer_size": cfg.buffer_size,
+        "learning_starts": cfg.learning_starts,
+        "batch_size": cfg.batch_size,
+        "tau": cfg.tau,
+        "gamma": cfg.gamma,
+        "train_freq": cfg.train_freq,
+        "gradient_steps": cfg.gradient_steps,
+        "action_noise": noise,
+        "policy_kwargs": {"net_arch": cfg.hidden, "activation_fn": act},
+        "seed": seed,
+    }
+    if algo == "td3":
+        return TD3(
+            "MlpPolicy",
+            venv,
+            policy_delay=cfg.policy_delay,
+            target_policy_noise=cfg.target_noise * float(half.max()),
+            target_noise_clip=cfg.target_noise_clip * float(half.max()),
+            **kwargs,
+        )
+    return DDPG("MlpPolicy", venv, **kwargs)
+
+
+def _sb3(row: Target, steps: int, seed: int) -> dict[str, Any] | str:
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        return "Stable-Baselines3 not installed (pip install 'beamrl[peers]')"
+    if row.algo == "reinforce":
+        return "SB3 has no REINFORCE"
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = config_for(row.algo, row.env_id)
+    started = time.monotonic()
+    model = _sb3_model(row.algo, row.env_id, cfg, steps, seed)
+    model.learn(total_timesteps=steps)
+    wall = time.monotonic() - started
+    returns = evaluate(_SB3Policy(model), row.env_id, FINAL_EVAL_EPISODES, seed=EVAL_SEED)  # type: ignore[arg-type]
+    return {"wall": wall, "return": float(np.mean(returns))}
+
+
+def acting_path(steps: int = 20_000, seed: int = 0) -> list[dict[str, Any]]:
+    """DQN CartPole acting with learning off vs a plain gymnasium + torch loop of the same network."""
+    import gymnasium
+    import torch
+
+    from beamrl.rl.deep.acting import Acting
+    from beamrl.rl.deep.learner import make_algorithm
+
+    torch.set_num_threads(1)
+    cfg = config_for("dqn", "CartPole-v1", {"learning_starts": 10**9, "eps_start": 0.05})
+    algo = make_algorithm("dqn", "CartPole-v1", cfg, seed)
+    acting = Acting("dqn", cfg, "CartPole-v1", seed, algo.spec(), steps)
+    acting.set_params(algo.policy_params())
+    started = time.perf_counter()
+    while not acting.finished:
+        acting.next_batches()
+    ours = steps / (time.perf_counter() - started)
+
+    env, q, rng = gymnasium.make("CartPole-v1"), algo.modules["q"], np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            if rng.random() < 0.05:
+                action = int(rng.integers(2))
+            else:
+                action = int(q(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())
+            obs, _, term, trunc, _ = env.step(action)
+            if term or trunc:
+                obs, _ = env.reset()
+    plain = steps / (time.perf_counter() - started)
+    return [
+        {"name": "plain loop: gymnasium CartPole + torch Q-net (floor)", "value": plain, "unit": "steps/s"},
+        {
+            "name": "beamrl acting path (numpy policy, replay writes)",
+            "value": ours,
+            "unit": "steps/s",
+            "note": f"{ours / plain:.2f}x the plain loop",
+        },
+    ]
+
+
+def run(quick: bool = False, seed: int = 0) -> list[dict[str, Any]]:
+    """The rows of ``beamrl bench learn``."""
+    rows: list[dict[str, Any]] = acting_path(5_000 if quick else 20_000, seed)
+    table = [r for r in TABLE if r.env_id == "CartPole-v1" and r.algo in ("dqn", "ppo")] if quick else TABLE
+    for row in table:
+        steps = row.steps // 10 if quick else row.steps
+        ours = _ours(row, steps, seed)
+        peer = _sb3(row, steps, seed)
+        name = f"{row.algo} {row.env_id} {steps:,} steps"
+        note = f"return {ours['return']:.1f} (target {row.target:g})"
+        if isinstance(peer, dict):
+            ratio = ours["wall"] / peer["wall"]
+            note += f"; SB3 {peer['wall']:.1f} s, return {peer['return']:.1f}; wall {ratio:.2f}x SB3's"
+        else:
+            note += f"; {peer}"
+        rows.append({"name": name, "value": ours["wall"], "unit": "s wall", "note": note})
+        rows.append({"name": "  env steps/s", "value": steps / ours["wall"], "unit": "steps/s"})
+    return rows

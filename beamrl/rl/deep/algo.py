@@ -1,0 +1,136 @@
+"""``Algorithm``: what every deep learner is: torch modules, optimizers, ``learn(batch)``, a state.
+
+    algo = DQN(cfg, obs_space, action_space, seed=0)
+    stats = algo.learn(batch)                 # one update (or one rollout's epochs)
+    spec, params = algo.spec(), algo.policy_params()   # what a numpy actor needs
+    tensors, meta = algo.state()              # everything to continue: weights, targets,
+    algo.load_state(tensors, meta)            # optimizer moments, RNG, counters
+
+Subclasses register their modules in ``self.modules`` (targets too) and optimizers in
+``self.optimizers``, name the module that holds the policy in ``policy_module``, and
+implement ``learn``. ``state`` flattens the optimizers' tensors into the same dict of
+numpy arrays (``optim/NAME/PARAM/KEY``) and their hyper-parameters into ``meta``, so a
+checkpoint is safetensors + JSON, nothing pickled.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from beamrl.rl.deep.nets import module_params
+from beamrl.rl.deep.params import Params
+from beamrl.rl.spaces import Box, Discrete
+
+__all__ = ["Algorithm", "obs_dim"]
+
+
+def obs_dim(space: Any) -> int:
+    """Flat size of a ``Box`` observation space (deep agents need vector observations)."""
+    if not isinstance(space, Box):
+        raise ValueError(f"deep agents need a Box observation space, got {space!r}")
+    return int(np.prod(space.shape))
+
+
+class Algorithm(ABC):
+    """Base of the deep learners; see the module docstring."""
+
+    policy_module: str = ""
+
+    def __init__(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.updates = 0  #: gradient updates (or rollouts) done
+
+    @abstractmethod
+    def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Learn from one batch; return stats (floats, and arrays such as ``td`` for priorities)."""
+
+    def spec(self) -> dict[str, Any]:
+        """The JSON description of the policy a ``NumpyPolicy`` needs."""
+        spec: dict[str, Any] = self.modules[self.policy_module].spec()  # type: ignore[operator]
+        return spec
+
+    def policy_params(self) -> Params:
+        """The policy's parameters as numpy copies."""
+        return module_params(self.policy_module, self.modules[self.policy_module])
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    # -- state ----------------------------------------------------------------------------
+    def state(self) -> tuple[Params, dict[str, Any]]:
+        """(tensors, meta): every weight, optimizer moment and RNG state, plus counters as JSON."""
+        tensors: Params = {}
+        for name, module in self.modules.items():
+            for key, value in module.state_dict().items():
+                tensors[f"module/{name}/{key}"] = value.detach().cpu().numpy().copy()
+        groups: dict[str, Any] = {}
+        for name, opt in self.optimizers.items():
+            sd = opt.state_dict()
+            groups[name] = sd["param_groups"]
+            for idx, per_param in sd["state"].items():
+                for key, value in per_param.items():
+                    tensors[f"optim/{name}/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().numpy().copy()
+        tensors["rng/torch"] = torch.get_rng_state().numpy().copy()
+        return tensors, {"updates": self.updates, "optim_groups": groups}
+
+    def load_state(self, tensors: Params, meta: dict[str, Any]) -> None:
+        """Restore what ``state`` returned; a missing or mis-shaped tensor raises ``ValueError``."""
+        for name, module in self.modules.items():
+            prefix = f"module/{name}/"
+            sd = {k[len(prefix) :]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(sd)
+            except RuntimeError as e:
+                raise ValueError(f"checkpoint does not fit module {name!r}: {e}") from e
+        for name, opt in self.optimizers.items():
+            prefix = f"optim/{name}/"
+            per: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in tensors.items():
+                if key.startswith(prefix):
+                    idx, _, field = key[len(prefix) :].partition("/")
+                    per.setdefault(int(idx), {})[field] = torch.from_numpy(np.array(value))
+            groups = meta["optim_groups"][name]
+            for group in groups:
+                if "betas" in group:
+                    group["betas"] = tuple(group["betas"])
+            try:
+                opt.load_state_dict({"state": per, "param_groups": groups})
+            except (ValueError, KeyError) as e:
+                raise ValueError(f"checkpoint does not fit optimizer {name!r}: {e}") from e
+        torch.set_rng_state(torch.from_numpy(np.array(tensors["rng/torch"])))
+        self.updates = int(meta["updates"])
+
+
+def clip_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], max_norm: float) -> None:
+    """Zero the gradients, backpropagate ``loss``, clip to ``max_norm`` and step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+
+
+def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """``target <- tau * source + (1 - tau) * target`` (tau == 1: a copy)."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters(), strict=True):
+            t.mul_(1.0 - tau).add_(s, alpha=tau)
+
+
+def action_info(space: Any) -> tuple[int, bool, tuple[list[float], list[float]] | None]:
+    """(action count or dimension, continuous?, bounds) of an action space."""
+    if isinstance(space, Discrete):
+        return int(space.n), False, None
+    if isinstance(space, Box):
+        low = [float(x) for x in np.asarray(space.low).ravel()]
+        high = [float(x) for x in np.asarray(space.high).ravel()]
+        return len(low), True, (low, high)
+    raise ValueError(f"deep agents need a Discrete or Box action space, got {space!r}")

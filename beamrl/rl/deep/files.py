@@ -1,0 +1,28 @@
+"""The deep run's JSON files, written through ``beamrl.persist`` (a reader sees the old
+file or the new one, never half of one)::
+
+    write_json(Path("runs/x/summary.json"), summary)
+
+Binary files use ``beamrl.persist.atomic_write_bytes`` directly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from beamrl.persist import atomic_write_bytes
+
+__all__ = ["write_json"]
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON (numpy arrays as lists), written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n").encode())
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

@@ -1,0 +1,127 @@
+"""Policy gradients on rollouts: REINFORCE with a learned baseline, A2C and PPO, all with GAE.
+
+A rollout is a dict of arrays with leading dims (T, N) (steps, envs): ``obs``,
+``actions``, ``rewards``, ``terminated``, ``dones`` (terminated or truncated) and
+``next_obs`` (the real next observation, before any reset), plus ``progress`` (the
+run's fraction done, for the schedules). The update::
+
+    δ_t   = r_t + γ V(s_{t+1}) (1 - terminated_t) - V(s_t)     (a time limit bootstraps)
+    A_t   = δ_t + γ λ (1 - done_t) A_{t+1}                     (GAE; λ = 1: Monte Carlo)
+    R_t   = A_t + V(s_t)                                        (the value target)
+    PPO:        L = -min(ρ A, clip(ρ, 1-ε, 1+ε) A),  ρ = π(a|s) / π_old(a|s)
+    A2C/REINFORCE: L = -log π(a|s) A
+    loss  = L + vf_coef (V(s) - R)^2 / 2 - ent_coef H(π(.|s))
+
+PPO runs ``epochs`` passes of shuffled minibatches; A2C and REINFORCE one step on the
+whole rollout (REINFORCE's rollouts are whole episodes of one env, its λ is 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from beamrl.rl.deep.algo import Algorithm, action_info, clip_step, obs_dim
+from beamrl.rl.deep.config import PGConfig
+from beamrl.rl.deep.nets import ActorCritic
+
+__all__ = ["PG", "gae"]
+
+
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    dones: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
+    """Generalised advantage estimates for arrays of shape (T, ...); see the module docstring."""
+    adv = np.zeros_like(np.asarray(values, dtype=np.float64))
+    last = np.zeros_like(adv[0])
+    for t in range(len(rewards) - 1, -1, -1):
+        delta = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t]) - values[t]
+        last = delta + gamma * lam * (1.0 - dones[t]) * last
+        adv[t] = last
+    return adv
+
+
+def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
+    """PPO's clipped surrogate (to minimise)."""
+    ratio = (logp - old_logp).exp()
+    return -torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv).mean()
+
+
+class PG(Algorithm):
+    """REINFORCE + baseline, A2C or PPO (``mode``), categorical or Gaussian policy."""
+
+    policy_module = "ac"
+
+    def __init__(self, mode: str, cfg: PGConfig, observation_space: Any, action_space: Any, seed: int = 0) -> None:
+        super().__init__(seed)
+        if mode not in ("reinforce", "a2c", "ppo"):
+            raise ValueError(f"unknown policy-gradient mode {mode!r}")
+        self.mode, self.cfg = mode, cfg
+        n, continuous, bounds = action_info(action_space)
+        self.continuous = continuous
+        self.ac = ActorCritic(
+            obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds
+        )
+        if cfg.optimizer == "rmsprop":
+            self.opt: torch.optim.Optimizer = torch.optim.RMSprop(self.ac.parameters(), lr=cfg.lr, alpha=0.99, eps=1e-5)
+        else:
+            self.opt = torch.optim.Adam(self.ac.parameters(), lr=cfg.lr, eps=1e-5)
+        self.modules = {"ac": self.ac}
+        self.optimizers = {"ac": self.opt}
+        self._params = list(self.ac.parameters())
+
+    def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        cfg = self.cfg
+        frac = min(1.0, float(batch.get("progress", 0.0)))
+        if cfg.lr_decay:
+            self.set_lr(cfg.lr * max(1.0 - frac, 0.0))
+        clip = cfg.clip * (1.0 - frac) if cfg.clip_decay else cfg.clip
+        clip = max(clip, 1e-3)
+        t, n = batch["rewards"].shape
+        obs = torch.as_tensor(batch["obs"], dtype=torch.float32).reshape(t * n, -1)
+        nxt = torch.as_tensor(batch["next_obs"], dtype=torch.float32).reshape(t * n, -1)
+        act = torch.as_tensor(batch["actions"]).reshape(t * n, -1)
+        act = act.float() if self.continuous else act.long().squeeze(-1)
+        with torch.no_grad():
+            values = self.ac.value(obs).reshape(t, n).numpy()
+            next_values = self.ac.value(nxt).reshape(t, n).numpy()
+            old_logp = self.ac.dist(obs).log_prob(act)
+        adv_np = gae(
+            batch["rewards"], values, next_values, batch["terminated"], batch["dones"], cfg.gamma, cfg.gae_lambda
+        )
+        ret = torch.as_tensor(adv_np + values, dtype=torch.float32).reshape(-1)
+        adv_all = torch.as_tensor(adv_np, dtype=torch.float32).reshape(-1)
+        size = t * n
+        epochs, mb = (cfg.epochs, min(cfg.minibatch_size, size)) if self.mode == "ppo" else (1, size)
+        stats = {"loss": 0.0, "pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0}
+        steps = 0
+        for _ in range(epochs):
+            order = torch.randperm(size)
+            for start in range(0, size - mb + 1, mb):
+                idx = order[start : start + mb]
+                adv = adv_all[idx]
+                if cfg.normalize_advantages and len(idx) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                dist = self.ac.dist(obs[idx])
+                logp = dist.log_prob(act[idx])
+                if self.mode == "ppo":
+                    pg_loss = ppo_policy_loss(logp, old_logp[idx], adv, clip)
+                else:
+                    pg_loss = -(logp * adv).mean()
+                v_loss = 0.5 * (self.ac.value(obs[idx]) - ret[idx]).pow(2).mean()
+                entropy = dist.entropy().mean()
+                loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                clip_step(self.opt, loss, self._params, cfg.max_grad_norm)
+                steps += 1
+                for key, value in (("loss", loss), ("pg_loss", pg_loss), ("v_loss", v_loss), ("entropy", entropy)):
+                    stats[key] += value.item()
+        self.updates += 1
+        return {k: v / max(steps, 1) for k, v in stats.items()}

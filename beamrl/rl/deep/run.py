@@ -1,0 +1,310 @@
+"""``beamrl train <deep algo> ENV_ID``: a Learner and an Actor under a supervisor, and the run's files.
+
+    summary = beamrl.node.run(train_deep("dqn", "CartPole-v1", 50_000, seed=0, out="runs/dqn"))
+
+The tree (one node, ``one_for_one``): ``learner`` (torch: networks, optimizer,
+checkpoints in ``OUT/learner``) and ``actor`` (numpy: envs, replay or rollouts,
+checkpoints in ``OUT/actor``); the actor sends batches, the learner answers with new
+versions. ``kill_at=[(step, "learner")]`` kills a process once the actor has taken that
+many env steps: its supervisor restarts it from its checkpoint and the run goes on.
+``resume=True`` continues the run in ``out`` (both processes restore their
+checkpoints) up to ``steps``.
+
+Writes into ``out``: ``metrics.csv`` (one row per episode: step, return, length, loss,
+ε, steps/s, parameter version; evaluation rows carry ``eval_mean_return``),
+``curve.png`` (when matplotlib is installed), ``summary.json`` (the exact
+hyper-parameters, the final evaluation: ``eval_mean_return`` over 20 greedy episodes
+on the judge env, the events) and ``model.safetensors`` (policy parameters; metadata:
+spec, algo, env) with ``model.json`` (the same metadata, readable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beamrl.errors import BeamError, CallTimeout, NoProc
+from beamrl.node import Node, run
+from beamrl.rl.deep.config import config_for, parse_sets
+from beamrl.rl.deep.evaluate import evaluate
+from beamrl.rl.deep.files import write_json
+from beamrl.rl.deep.params import NumpyPolicy, save_params
+from beamrl.rl.training import judge_env
+from beamrl.supervisor import child
+
+__all__ = ["FINAL_EVAL_EPISODES", "train_deep"]
+
+FINAL_EVAL_EPISODES = 20
+CSV_COLUMNS = [
+    "step",
+    "episode_return",
+    "episode_length",
+    "eval_mean_return",
+    "loss",
+    "epsilon",
+    "steps_per_s",
+    "version",
+]
+RUN_FILE = "run.json"
+
+
+def _prepare(
+    algo: str,
+    env_id: str,
+    steps: int | None,
+    seed: int,
+    out_dir: Path,
+    overrides: dict[str, Any] | None,
+    resume: bool,
+) -> tuple[str, str, int, Any, int]:
+    """Check the run directory, settle the config (a resumed run keeps its own) and write ``run.json``."""
+    if resume:
+        run = _load_run(out_dir)
+        algo, env_id, seed = run["algo"], run["env_id"], int(run["seed"])
+        values = {**run["hyper"], **(overrides or {})}
+        steps = steps or int(run["steps"])
+    else:
+        if (out_dir / "learner").exists() or (out_dir / "actor").exists():
+            raise ValueError(
+                f"{out_dir} holds a deep run already: continue it with --resume {out_dir} or use another --out"
+            )
+        values = dict(overrides or {})
+    cfg = config_for(algo, env_id, values)
+    budget = int(steps or 100_000)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "hyper": dataclasses.asdict(cfg)}
+    write_json(out_dir / RUN_FILE, run_info)
+    return algo, env_id, seed, cfg, budget
+
+
+def _load_run(out: Path) -> dict[str, Any]:
+    path = out / RUN_FILE
+    if not path.is_file():
+        raise ValueError(f"--resume {out}: no {RUN_FILE} there (not a deep run directory)")
+    run: dict[str, Any] = json.loads(path.read_text())
+    return run
+
+
+async def train_deep(
+    algo: str,
+    env_id: str,
+    steps: int | None,
+    seed: int = 0,
+    out: str | os.PathLike[str] = "runs/deep",
+    overrides: dict[str, Any] | None = None,
+    kill_at: list[tuple[int, str]] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    listen: str | None = None,
+    keys: str | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate and write the run's files; return the summary (see the module docstring).
+
+    ``listen`` (e.g. ``tcp://127.0.0.1:7001``) opens the node so that ``beamrl shell ADDR``
+    reaches ``learner`` and ``actor`` by name (``learner.stats()``, ``actor.act(obs)``).
+    """
+    out_dir = Path(out)
+    algo, env_id, seed, cfg, budget = _prepare(algo, env_id, steps, seed, out_dir, overrides, resume)
+    hyper = dataclasses.asdict(cfg)
+    kills = sorted(kill_at or [])
+    events: list[dict[str, Any]] = []
+    started = time.monotonic()
+    async with Node("deep", listen=listen, keys=keys) as node:
+        children = [
+            child(
+                "beamrl.rl.deep.learner:Learner", algo, env_id, hyper, seed, str(out_dir / "learner"), name="learner"
+            ),
+            child(
+                "beamrl.rl.deep.actor:Actor", algo, env_id, hyper, seed, budget, str(out_dir / "actor"), name="actor"
+            ),
+        ]
+        await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
+        if node.address is not None:  # once learner and actor are up (torch imported): the shell finds both
+            print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
+        final = await _drive(node, out_dir, budget, kills, events, progress, resume, algo, env_id)
+        restarts = {c.name: c.restarts for c in await node.which_children("deep")}
+        await node.stop("deep", timeout=30.0)
+    wall = time.monotonic() - started
+    meta = {
+        "spec": final["spec"],
+        "algo": algo,
+        "env_id": env_id,
+        "version": final["version"],
+        "selected": final["selected"],
+    }
+    save_params(out_dir / "model.safetensors", final["params"], meta)
+    write_json(out_dir / "model.json", meta)
+    policy = NumpyPolicy(final["spec"], final["params"])
+    returns = evaluate(policy, env_id, FINAL_EVAL_EPISODES)
+    summary = {
+        "algo": algo,
+        "env_id": env_id,
+        "seed": seed,
+        "steps": budget,
+        "env_steps": final["env_steps"],
+        "hyper": hyper,
+        "eval_mean_return": float(np.mean(returns)),
+        "eval_returns": returns,
+        "eval_episodes": FINAL_EVAL_EPISODES,
+        "judge": judge_env(env_id, {})[1],
+        "model_selected": final["selected"],
+        "model_version": final["version"],
+        "best_periodic_eval": final["best_return"] if np.isfinite(final["best_return"]) else None,
+        "wall_seconds": wall,
+        "steps_per_s": budget / wall if wall > 0 else None,
+        "events": events,
+        "restarts": restarts,
+        "resumed": resume,
+        "curve": _plot(out_dir),
+    }
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+async def _drive(
+    node: Node,
+    out_dir: Path,
+    budget: int,
+    kills: list[tuple[int, str]],
+    events: list[dict[str, Any]],
+    progress: bool,
+    resume: bool,
+    algo: str,
+    env_id: str,
+) -> dict[str, Any]:
+    """Poll the actor, write metrics rows, show progress, inject kills; return the actor's final answer."""
+    bar = _bar(budget, f"{algo} {env_id}") if progress else None
+    csv_path = out_dir / "metrics.csv"
+    append = resume and csv_path.is_file()
+    last_ok = time.monotonic()
+    recent: list[float] = []
+    with csv_path.open("a" if append else "w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+        if not append:
+            writer.writeheader()
+        while True:
+            try:
+                p = await node.call("actor", ["progress"], timeout=30.0)
+            except (NoProc, CallTimeout) as e:  # the actor is restarting
+                if time.monotonic() - last_ok > 120:
+                    raise TrainingStalled(f"the actor has not answered for 120 s: {e}") from e
+                await asyncio.sleep(0.1)
+                continue
+            last_ok = time.monotonic()
+            for row in p["rows"]:
+                writer.writerow(row)
+                if "episode_return" in row:
+                    recent = [*recent[-19:], row["episode_return"]]
+            if p["rows"]:
+                f.flush()  # metrics.csv can be watched while the run goes on
+            events.extend(p["events"])
+            while kills and p["steps"] >= kills[0][0]:
+                at, name = kills.pop(0)
+                node.kill(name)
+                events.append({"event": "killed", "name": name, "at_step": at, "step": p["steps"]})
+            if bar is not None:
+                bar.n = p["steps"]
+                ret = f"{np.mean(recent):.1f}" if recent else "-"
+                bar.set_postfix_str(f"return {ret} loss {p['loss']:.3g} steps/s {p['steps_per_s']:.0f}", refresh=False)
+                bar.refresh()
+            if p["done"]:
+                f.flush()
+                break
+            await asyncio.sleep(0.1)
+    if bar is not None:
+        bar.close()
+    final: dict[str, Any] = await node.call("actor", ["final"], timeout=30.0)
+    return final
+
+
+class TrainingStalled(BeamError, RuntimeError):
+    """The deep run's actor stopped answering."""
+
+
+def _bar(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def _plot(out_dir: Path) -> str | None:
+    """``curve.png``: episode returns and evaluations over env steps (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    steps, rets, esteps, evals = [], [], [], []
+    with (out_dir / "metrics.csv").open() as f:
+        for row in csv.DictReader(f):
+            if row["episode_return"]:
+                steps.append(int(row["step"]))
+                rets.append(float(row["episode_return"]))
+            if row["eval_mean_return"]:
+                esteps.append(int(row["step"]))
+                evals.append(float(row["eval_mean_return"]))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, rets, lw=0.6, alpha=0.6, label="episode return")
+    ax.plot(esteps, evals, "o-", label="greedy evaluation")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("return")
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / "curve.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
+    """``["20000:learner"]`` -> ``[(20000, "learner")]``."""
+    kills = []
+    for item in items or []:
+        at, sep, name = item.partition(":")
+        if not sep or not at.isdigit() or name not in ("learner", "actor"):
+            raise ValueError(f"--kill-at expects STEP:learner or STEP:actor for deep runs, got {item!r}")
+        kills.append((int(at), name))
+    return kills
+
+
+def cli_main(args: Any) -> int:
+    """``beamrl train`` for a deep algorithm (``args`` from the CLI's train parser)."""
+    if args.nodes != 1 or args.attach:
+        raise ValueError(f"{args.algo} trains on one node for now (--nodes 1); Ape-X across nodes is issue 13")
+    if args.episodes is not None:
+        raise ValueError(f"{args.algo} counts its budget in env steps: use --steps N, not --episodes")
+    resume = args.resume is not None
+    out = args.resume or args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
+    summary = run(
+        train_deep(
+            args.algo,
+            args.env_id,
+            args.steps,
+            seed=args.seed,
+            out=out,
+            overrides=parse_sets(args.hyper),
+            kill_at=parse_kill_at(args.kill_at),
+            resume=resume,
+            progress=not args.quiet,
+            listen=args.listen,
+            keys=args.keys,
+        )
+    )
+    shown = {k: summary[k] for k in ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return")}
+    print(json.dumps(shown))
+    mean = summary["eval_mean_return"]
+    print(f"evaluated {summary['eval_episodes']} greedy episodes on {summary['judge']}: mean return {mean:.1f}")
+    if summary["events"]:
+        print(f"events: {json.dumps(summary['events'])}")
+    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/model.safetensors and the plot {summary.get('curve')}")
+    return 0

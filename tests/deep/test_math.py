@@ -1,0 +1,147 @@
+"""The update math: GAE by hand, PPO's clip, (Double) DQN targets, n-step targets, target updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
+from beamrl.rl.exp import Exp
+from beamrl.rl.replay import ReplayMemory
+from beamrl.rl.spaces import Box, Discrete
+
+torch = pytest.importorskip("torch")
+
+from beamrl.rl.deep.dqn import DQN, dqn_targets  # noqa: E402
+from beamrl.rl.deep.pg import gae, ppo_policy_loss  # noqa: E402
+
+
+def test_gae_matches_a_hand_computed_case() -> None:
+    # one env, 3 steps: the episode terminates at t=1, then a new one is cut by a time limit at t=2
+    r = np.array([[1.0], [2.0], [3.0]])
+    v = np.array([[0.5], [1.0], [1.5]])
+    nv = np.array([[1.0], [9.0], [2.0]])  # t=1's next value is ignored (terminated); t=2 bootstraps
+    term = np.array([[0.0], [1.0], [0.0]])
+    done = np.array([[0.0], [1.0], [1.0]])
+    g, lam = 0.9, 0.8
+    d2 = 3.0 + g * 2.0 - 1.5
+    d1 = 2.0 - 1.0
+    d0 = 1.0 + g * 1.0 - 0.5
+    a2 = d2
+    a1 = d1  # the episode ended: nothing flows back from t=2
+    a0 = d0 + g * lam * a1
+    np.testing.assert_allclose(gae(r, v, nv, term, done, g, lam)[:, 0], [a0, a1, a2])
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value() -> None:
+    r = np.array([[1.0], [1.0], [1.0]])
+    v = np.array([[0.2], [0.3], [0.4]])
+    nv = np.array([[0.3], [0.4], [0.0]])  # V(s_{t+1}), as a rollout gives it
+    term = np.array([[0.0], [0.0], [1.0]])
+    adv = gae(r, v, nv, term, term, 0.5, 1.0)[:, 0]
+    np.testing.assert_allclose(adv, [1 + 0.5 + 0.25 - 0.2, 1 + 0.5 - 0.3, 1 - 0.4])
+
+
+def test_ppo_clip_stops_the_gradient_outside_the_trust_region() -> None:
+    old = torch.zeros(3)
+    adv = torch.tensor([1.0, 1.0, -1.0])
+    logp = torch.log(torch.tensor([1.5, 1.1, 0.5])).requires_grad_(True)  # ratios 1.5, 1.1, 0.5
+    loss = ppo_policy_loss(logp, old, adv, clip=0.2)
+    loss.backward()
+    expected = -(1.2 * 1.0 + 1.1 * 1.0 + 0.8 * -1.0) / 3  # clipped, inside, clipped (pessimistic)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    grad = logp.grad
+    assert grad is not None
+    assert grad[0] == 0 and grad[2] == 0  # clipped ratios give no gradient
+    assert grad[1] == pytest.approx(-1.1 / 3, rel=1e-5)
+
+
+def test_double_dqn_evaluates_the_online_argmax_with_the_target_net() -> None:
+    online = torch.tensor([[1.0, 5.0], [3.0, 2.0]])
+    target = torch.tensor([[4.0, 0.5], [1.0, 7.0]])
+    reward = torch.tensor([1.0, 0.0])
+    discount = torch.tensor([0.5, 0.0])  # the second transition terminated
+    assert dqn_targets(online, target, reward, discount, double=True).tolist() == [1.25, 0.0]
+    assert dqn_targets(online, target, reward, discount, double=False).tolist() == [3.0, 0.0]
+
+
+def _dqn(**overrides: object) -> DQN:
+    cfg = config_for("dqn", "CartPole-v1", {"hidden": [8], "batch_size": 4, **overrides})
+    assert isinstance(cfg, DQNConfig)
+    return DQN(cfg, Box(-1.0, 1.0, (2,)), Discrete(2), seed=0)
+
+
+def _batch(rng: np.random.Generator, n: int = 4) -> dict[str, np.ndarray]:
+    return {
+        "state": rng.normal(size=(n, 2)).astype(np.float32),
+        "next_state": rng.normal(size=(n, 2)).astype(np.float32),
+        "action": rng.integers(0, 2, n),
+        "reward": rng.normal(size=n).astype(np.float32),
+        "discount": np.full(n, 0.99, np.float32),
+    }
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_hard_target_update_every_n_updates() -> None:
+    algo, rng = _dqn(target_update=3), np.random.default_rng(0)
+    assert _same(algo.q, algo.q_target)
+    algo.learn(_batch(rng))
+    assert not _same(algo.q, algo.q_target)
+    algo.learn(_batch(rng))
+    assert not _same(algo.q, algo.q_target)
+    algo.learn(_batch(rng))
+    assert _same(algo.q, algo.q_target)  # the third update copied the online net
+
+
+def test_soft_target_update_mixes_by_tau() -> None:
+    algo, rng = _dqn(tau=0.25), np.random.default_rng(0)
+    before = [p.detach().clone() for p in algo.q_target.parameters()]
+    algo.learn(_batch(rng))
+    for old, new, online in zip(before, algo.q_target.parameters(), algo.q.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.75 * old + 0.25 * online.detach())
+
+
+def test_n_step_batches_give_the_n_step_target() -> None:
+    memory = ReplayMemory(10, n_step=3, gamma=0.5)
+    for t in range(4):
+        s, s2 = np.array([t, 0.0], np.float32), np.array([t + 1, 0.0], np.float32)
+        memory.add(Exp(s, 1, float(t + 1), s2, False, False))
+    batch = memory.get_batch(2, mode="latest")  # the transitions starting at t=0 and t=1
+    algo = _dqn(double=False)
+    with torch.no_grad():
+        q_boot = algo.q_target(torch.tensor([[3.0, 0.0], [4.0, 0.0]])).max(1).values.numpy()
+        y = dqn_targets(
+            algo.q(torch.from_numpy(batch["next_state"])),
+            algo.q_target(torch.from_numpy(batch["next_state"])),
+            torch.from_numpy(batch["reward"]),
+            torch.from_numpy(batch["discount"]),
+            double=False,
+        ).numpy()
+    expected = [1 + 0.5 * 2 + 0.25 * 3 + 0.125 * q_boot[0], 2 + 0.5 * 3 + 0.25 * 4 + 0.125 * q_boot[1]]
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+def test_prioritized_learning_returns_td_errors_for_the_replay() -> None:
+    algo, rng = _dqn(), np.random.default_rng(0)
+    batch = _batch(rng)
+    batch["weights"] = np.ones(4, np.float32)
+    stats = algo.learn(batch)
+    assert stats["td"].shape == (4,) and (stats["td"] >= 0).all()
+
+
+def test_config_table_and_set_overrides() -> None:
+    cfg = config_for("dqn", "CartPole-v1", parse_sets(["lr=5e-4", "dueling=true", "hidden=[32,32]"]))
+    assert isinstance(cfg, DQNConfig)
+    assert (cfg.lr, cfg.dueling, cfg.hidden) == (5e-4, True, [32, 32])
+    assert config_for("dqn", "Acrobot-v1").target_update == 250  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="no hyper-parameter 'lrr'"):
+        config_for("dqn", "CartPole-v1", {"lrr": 1})
+    with pytest.raises(ValueError, match="dueling must be true or false"):
+        config_for("dqn", "CartPole-v1", {"dueling": "yes"})
+    with pytest.raises(ValueError, match="--set expects KEY=VALUE"):
+        parse_sets(["lr"])
+    with pytest.raises(ValueError, match="unknown deep algorithm"):
+        config_for("dqn2", "CartPole-v1")
