@@ -3,17 +3,19 @@
     name = "learner"                      # node name, unique in the cluster
     listen = "tcp://0.0.0.0:7001"         # where peers reach it (loopback unless told otherwise)
     join = ["tcp://10.0.0.5:7001"]        # nodes to connect to at start (retried until they answer)
-    keys = "keys/"                        # CURVE: own key pair + trusted peers' public keys
+    keys = "../keys/"                     # CURVE: own key pair + trusted peers' public keys
     insecure = false                      # allow a non-loopback listen without keys
-    tree = "supervisors/learner.toml"     # the supervision tree to start
+    tree = "../supervisors/learner.toml"  # the supervision tree to start (or a packaged one: "actor_node")
     cookie_file = "/etc/beamrl/cookie"    # plaintext nodes' shared secret (default ~/.config/beamrl/cookie)
     allow_modules = ["myproject.envs"]    # more modules peers may start classes from
     data_dir = "/var/lib/beamrl/learner"  # where paths in peers' requests stay
     heartbeat_interval = 0.5
     heartbeat_timeout = 3.0
 
-Relative paths are resolved from the current directory (run ``beamrl node start``
-from the project root). A bad file is refused whole, naming file, key and problem.
+Relative paths (``keys``, ``tree``, ``data_dir``, ``cookie_file``) are resolved from the role file's folder, so
+``beamrl node start path/to/role.toml`` works from any directory; a ``tree`` that is
+no file there names a tree beamrl ships (``"actor_node"``). A bad file is refused
+whole, naming file, key and problem.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class NodeConfig:
     """Seconds between heartbeats."""
     heartbeat_timeout: float = 3.0
     """Seconds of silence after which a peer is declared down."""
+    stop_with_parent: bool = False
+    """Stop when the process that started this node is gone (nodes a trainer starts)."""
     allow_modules: list[str] = field(default_factory=list)
     """Modules (and their submodules) peers may start classes from, beside beamrl's own and the tree's."""
     data_dir: str | None = None
@@ -63,6 +67,7 @@ _TYPES: dict[str, Any] = {
     "cookie_file": str,
     "heartbeat_interval": (int, float),
     "heartbeat_timeout": (int, float),
+    "stop_with_parent": bool,
     "allow_modules": list,
     "data_dir": str,
 }
@@ -71,7 +76,17 @@ _TYPES: dict[str, Any] = {
 def load_node_file(path: str | Path) -> NodeConfig:
     """Read and check a node role file."""
     path = Path(path)
-    return config_from_mapping(read_toml(path), str(path))
+    config = config_from_mapping(read_toml(path), str(path))
+    here = path.resolve().parent
+    if config.keys is not None:
+        config.keys = str(here / config.keys)
+    if config.data_dir is not None:
+        config.data_dir = str(here / Path(config.data_dir).expanduser())
+    if config.cookie_file is not None:
+        config.cookie_file = str(here / Path(config.cookie_file).expanduser())
+    if (config.tree is not None and (here / config.tree).is_file()) or _is_a_path(config.tree):
+        config.tree = str(here / str(config.tree))  # else a packaged tree's name ("actor_node")
+    return config
 
 
 def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:
@@ -94,6 +109,11 @@ def config_from_mapping(data: dict[str, Any], where: str) -> NodeConfig:
     if data.get("heartbeat_timeout", 3.0) <= data.get("heartbeat_interval", 0.5):
         raise TreeError(f"{where}: heartbeat_timeout must be longer than heartbeat_interval")
     return NodeConfig(**{k: v for k, v in data.items()})
+
+
+def _is_a_path(tree: str | None) -> bool:
+    """Whether a role file's ``tree`` is a path (it has a folder or ends in .toml) rather than a name."""
+    return tree is not None and ("/" in tree or "\\" in tree or tree.endswith(".toml"))
 
 
 def _type_name(expected: Any) -> str:

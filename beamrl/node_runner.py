@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+from collections.abc import Callable, Iterator
 
 # imported for its wire types: spaces, Exp and the rl errors register with the codec there
 import beamrl.rl.errors
@@ -36,6 +39,65 @@ async def _join(node: Node, address: str, stop: asyncio.Event) -> None:
         return
 
 
+async def _stop_with_parent(stop: asyncio.Event, every: float = 0.5) -> None:
+    """Set ``stop`` once the process that started this one is gone (it was re-parented)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        if os.getppid() != parent:
+            # its output pipe went with it: write the rest nowhere rather than fail on a broken pipe
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
+            stop.set()
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass
+
+
+class _HoldBack(logging.Filter):
+    """Holds log records back; ``release`` emits them, else they are dropped."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.held.append(record)
+        return False
+
+    def release(self) -> None:
+        self.handler.removeFilter(self)
+        for record in self.held:
+            self.handler.handle(record)
+        self.held.clear()
+
+
+@contextlib.contextmanager
+def _log_held_back() -> Iterator[Callable[[], None]]:
+    """Hold the log back; the ``release`` it yields shows what was held, else it is dropped.
+
+    While a tree starts: shown if it starts, dropped if it fails, so the error says why
+    once, without the crash reports of the children that failed to start.
+    """
+    holds = [_HoldBack(handler) for handler in logging.getLogger().handlers]
+    for hold in holds:
+        hold.handler.addFilter(hold)
+
+    def release() -> None:
+        for hold in holds:
+            hold.release()
+
+    try:
+        yield release
+    finally:
+        for hold in holds:
+            hold.handler.removeFilter(hold)
+
+
 async def serve(config: NodeConfig) -> int:
     """Run the node described by ``config`` until SIGINT/SIGTERM; 0 on a clean stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,9 +119,13 @@ async def serve(config: NodeConfig) -> int:
     async with node:
         print(f"node {node.name!r} listening on {node.address}", flush=True)
         joins = [asyncio.ensure_future(_join(node, address, stop)) for address in config.join]
+        if config.stop_with_parent:
+            joins.append(asyncio.ensure_future(_stop_with_parent(stop)))
         try:
             if config.tree is not None:
-                pid = await start_tree(node, config.tree)
+                with _log_held_back() as release:
+                    pid = await start_tree(node, config.tree)  # a failure: its message alone, no crash reports
+                    release()
                 print(f"tree {config.tree} started: {pid}", flush=True)
             await stop.wait()
         finally:

@@ -5,7 +5,8 @@
 A ``Sensor`` counts ticks; a ``Flaky`` worker reads it and crashes every few
 ticks; a ``Reporter`` monitors the worker and prints each crash and the new pid
 the supervisor started. The sensor keeps its count through the crashes: only
-the crashed process restarts (one_for_one).
+the crashed process restarts (one_for_one). The node logs the first crash report
+in full (with its traceback), then one line per crash: they crash on purpose.
 
 Smoke expect: sensor kept counting through the crashes
 """
@@ -13,6 +14,7 @@ Smoke expect: sensor kept counting through the crashes
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,30 @@ T0 = time.monotonic()
 
 def say(text: str) -> None:
     print(f"[{time.monotonic() - T0:5.2f}s] {text}", flush=True)
+
+
+class OneLinePerRepeatedCrash(logging.Filter):
+    """The first crash report of an injected fault in full, then one line per crash."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 4 and "(injected fault)" in str(args[2]):
+            if self.reported:
+                record.msg = "process %s%s crashed: %s (as above; the first report has the traceback)"
+                record.args = args[:3]
+            self.reported = True
+        return True
+
+
+def quiet_repeated_crashes() -> None:
+    """Install ``OneLinePerRepeatedCrash`` on beamrl's log, once."""
+    beamrl_log = logging.getLogger("beamrl")
+    if not any(isinstance(f, OneLinePerRepeatedCrash) for f in beamrl_log.filters):
+        beamrl_log.addFilter(OneLinePerRepeatedCrash())
 
 
 class Sensor(GenServer):
@@ -53,6 +79,7 @@ class Flaky(GenServer):
     """Polls the sensor and crashes on every ``every``-th reading."""
 
     async def init(self, every: int = 4, period: float = 0.15) -> None:
+        quiet_repeated_crashes()
         self.every = every
         self.period = period
         self.readings = 0
@@ -97,8 +124,6 @@ TREE = [
 
 
 async def main(seconds: float = 2.5) -> None:
-    import logging
-
     logging.getLogger("beamrl").setLevel(logging.CRITICAL)  # the reporter tells the story instead
     async with Node("demo") as node:
         sup = await node.start_supervisor(TREE, strategy="one_for_one", max_restarts=10, max_seconds=5, name="demo")

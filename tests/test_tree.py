@@ -123,3 +123,64 @@ def test_a_bad_node_role_file_names_file_key_and_problem(tmp_path: Path) -> None
         with pytest.raises(TreeError, match=problem) as info:
             load_node_file(path)
         assert str(path) in str(info.value)
+
+
+def test_a_tree_imports_its_classes_from_its_pythonpath_relative_to_the_file(tmp_path: Path) -> None:
+    import sys
+
+    project = tmp_path / "project"
+    (project / "mine").mkdir(parents=True)
+    (project / "mine" / "__init__.py").write_text("")
+    (project / "mine" / "procs.py").write_text(
+        "from beamrl import GenServer\n\nclass Here(GenServer):\n    async def init(self, n=0):\n        self.n = n\n"
+    )
+    tree = project / "trees" / "t.toml"
+    tree.parent.mkdir()
+    tree.write_text('pythonpath = [".."]\n[[children]]\nstart = "mine.procs:Here"\nkwargs = { n = 3 }\n')
+    try:
+        spec = load_tree(tree)
+    finally:
+        sys.path.remove(str(project))
+    assert spec.args[0][0].kwargs == {"n": 3}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('pythonpath = "src"\n', r"pythonpath: expected a list of folders relative to the file"),
+        ('pythonpath = ["nowhere"]\n', r"pythonpath: 'nowhere' is no folder"),
+        (
+            '[[children]]\nstart = "beamrl.testing:Counter"\nname = "c"\nkwargs = { strat = 1 }\n',
+            r"children\[0\] \(c\)",
+        ),
+        ('[[children]]\nstart = "beamrl.testing:Counter"\nargs = [1, 2, 3, 4, 5]\n', r"Counter\.init too many"),
+    ],
+)
+def test_a_bad_pythonpath_or_init_arguments_are_refused_naming_file_and_child(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text + ('[[children]]\nstart = "beamrl.testing:Counter"\n' if "children" not in text else ""))
+    with pytest.raises(TreeError, match=problem) as info:
+        load_tree(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_packaged_tree_is_found_by_name_and_an_unknown_name_lists_the_shipped_ones() -> None:
+    assert load_tree("actor_node") == load_tree("actor_node.toml")
+    with pytest.raises(TreeError, match=r"nosuch: no such file \(nor a tree beamrl ships: actor_node\)"):
+        load_tree("nosuch")
+
+
+def test_a_role_files_paths_are_relative_to_it_and_a_bare_tree_is_a_packaged_name(tmp_path: Path) -> None:
+    from beamrl.node_config import load_node_file
+
+    role = tmp_path / "nodes" / "role.toml"
+    role.parent.mkdir()
+    role.write_text('keys = "../keys"\ndata_dir = "state"\ntree = "actor_node"\n')
+    config = load_node_file(role)
+    assert Path(config.keys or "").resolve() == tmp_path.resolve() / "keys"
+    assert Path(config.data_dir or "").resolve() == tmp_path.resolve() / "nodes" / "state"
+    assert config.tree == "actor_node"
+    role.write_text('tree = "../trees/mine.toml"\n')
+    assert Path(load_node_file(role).tree or "").resolve() == tmp_path.resolve() / "trees" / "mine.toml"

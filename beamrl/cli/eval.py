@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from beamrl.cli.options import HelpFormatter, positive_int
 from beamrl.rl.deep.evaluate import EVAL_SEED, evaluate, load_policy
 from beamrl.rl.deep.params import NumpyPolicy
 from beamrl.rl.envs import make
@@ -58,17 +59,12 @@ def _action(policy: NumpyPolicy, obs: Any, env: Any) -> Any:
     return np.asarray(a, np.float32).reshape(env.action_space.shape) if isinstance(env.action_space, Box) else int(a)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate (or --render) a deep run's model.safetensors, numpy only")
-    p.add_argument("run_dir")
-    p.add_argument("--episodes", type=_positive, default=20)
+    p = sub.add_parser(
+        "eval", help="evaluate (or --render) a deep run's model.safetensors, numpy only", formatter_class=HelpFormatter
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a deep beamrl train run")
+    p.add_argument("--episodes", metavar="N", type=positive_int, default=20, help="episodes to evaluate")
     p.add_argument("--render", action="store_true", help="play one episode, printing the env's text rendering")
-    p.add_argument("--seed", type=int, default=EVAL_SEED)
+    p.add_argument("--seed", metavar="S", type=int, default=EVAL_SEED, help="seed of the evaluation episodes")
     p.set_defaults(handler=eval_command)

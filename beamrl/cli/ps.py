@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from beamrl.cli.options import HelpFormatter
 from beamrl.cli.session_args import add_session_args, open_session
 from beamrl.node_server import format_tree
 
@@ -19,6 +20,6 @@ def ps(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ps", help="the live supervision tree of a node")
+    p = sub.add_parser("ps", help="the live supervision tree of a node", formatter_class=HelpFormatter)
     add_session_args(p)
     p.set_defaults(handler=ps)

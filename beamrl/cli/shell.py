@@ -10,6 +10,7 @@ from typing import Any
 import numpy
 
 import beamrl
+from beamrl.cli.options import HelpFormatter
 from beamrl.cli.session_args import add_session_args, open_session
 from beamrl.errors import BeamError
 
@@ -47,6 +48,6 @@ def shell(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("shell", help="a Python REPL with a session on a live node")
+    p = sub.add_parser("shell", help="a Python REPL with a session on a live node", formatter_class=HelpFormatter)
     add_session_args(p)
     p.set_defaults(handler=shell)

@@ -10,14 +10,21 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from beamrl.cli.dashboard import add_dashboard_args, observers
+from beamrl.cli.options import HelpFormatter, address, positive_int
+from beamrl.cli.session_args import nothing_answered
+from beamrl.errors import NodeDown
 from beamrl.node import run
 from beamrl.node_config import load_node_file
 from beamrl.rl.deep import ALGOS as DEEP_ALGOS
-from beamrl.rl.envs.registry import facts
-from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, train
+from beamrl.rl.envs.registry import GYM_FACTS, NATIVE, facts
+from beamrl.rl.training import ALGOS, PLANNING_ALGOS, RunSpec, TrainingFailed, train
+from beamrl.rl.training.preflight import KILLABLE, hyper_keys
 from beamrl.rl.training.spec import default
 
 
@@ -38,17 +45,12 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
     return result
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def _chaos(args: argparse.Namespace) -> list[dict[str, Any]]:
     chaos: list[dict[str, Any]] = []
+    if args.crash_worker is not None and args.crash_at is None:
+        raise ValueError("--crash-worker picks the worker --crash-at crashes: give --crash-at EPISODE too")
     if args.crash_at is not None:
-        chaos.append({"at": args.crash_at, "fault": args.crash_worker})
+        chaos.append({"at": args.crash_at, "fault": args.crash_worker or 0})
     for item in args.kill_at or []:
         at, sep, name = item.partition(":")
         if not sep or not at.isdigit() or not name:
@@ -96,20 +98,29 @@ def train_command(args: argparse.Namespace) -> int:
         listen, keys, name = config.listen, keys or config.keys, config.name or name
     out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
     watchers = observers(args)  # [dashboard] --dashboard, --tensorboard: checked before the run starts
-    summary = run(
-        train(
-            spec,
-            out,
-            nodes=args.nodes,
-            attach=args.attach,
-            progress=not args.quiet,
-            listen=args.listen or listen,
-            keys=keys,
-            name=name,
-            final_episodes=args.final_eval_episodes,
-            observers=watchers,
-        )
+    run_it = train(
+        spec,
+        out,
+        nodes=args.nodes,
+        attach=args.attach,
+        progress=not args.quiet,
+        listen=args.listen or listen,
+        keys=keys,
+        name=name,
+        final_episodes=args.final_eval_episodes,
+        observers=watchers,
     )
+    started = time.time()
+    try:
+        summary = run(run_it)
+    except KeyboardInterrupt:
+        _say_what_was_kept(out, started)
+        raise
+    except (NodeDown, TrainingFailed) as exc:  # an --attach address where nothing answers: one sentence
+        where = next((a for a in args.attach if a.partition("#")[0] in str(exc)), None)
+        if where is None:
+            raise
+        raise type(exc)(nothing_answered(where, 5.0, str(exc))) from None
     shown = {k: summary[k] for k in ("episodes", "steps", "wall_seconds", "eval_mean_return", "eval_success_rate")}
     print(json.dumps(shown, indent=None, default=str))
     success = summary.get("eval_success_rate")
@@ -118,36 +129,135 @@ def train_command(args: argparse.Namespace) -> int:
         f"evaluated over {summary['eval_episodes']} episodes on {summary['judge']}: {verdict}"
         f"mean return {summary['eval_mean_return']:.3f}"
     )
-    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/qtable.npz and the plot {summary.get('curve')}")
+    plot = f" and the plot {summary['curve']}" if summary.get("curve") else " (no plot: pip install matplotlib)"
+    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/qtable.npz{plot}")
     return 0
 
 
+def _say_what_was_kept(out: str, started: float) -> None:
+    """After Ctrl-C: where the partial results are, if this run got as far as writing them."""
+    path = Path(out, "summary.json")
+    try:
+        if path.stat().st_mtime < started:
+            return  # an earlier run's
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if summary.get("interrupted"):
+        print(
+            f"\ninterrupted after {summary['episodes']} episodes: wrote the partial results to {out}/"
+            ' (summary.json says "interrupted": true)',
+            file=sys.stderr,
+        )
+
+
+def _epilog() -> str:
+    lines = ['--set KEY=VALUE keys, per algorithm (JSON values; schedules as {"kind": ...}):']
+    lines += [f"  {algo:<17} {', '.join(hyper_keys(algo) or ['(see its config)'])}" for algo in ALGOS]
+    lines.append("")
+    lines.append("default episode budget, per env (when neither --episodes nor --steps is given):")
+    lines += [f"  {env_id:<24} {facts(env_id).episodes:,}" for env_id in NATIVE]
+    lines.append(f"  {'any other (gymnasium)':<24} {GYM_FACTS.episodes:,}")
+    lines.append("planners (value-iteration, policy-iteration) need no budget: they solve the env's model")
+    return "\n".join(lines)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train an agent as a supervised tree of processes")
-    p.add_argument("algo", help=", ".join([*ALGOS, *DEEP_ALGOS]))
-    p.add_argument("env_id")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--episodes", type=_positive, help="episode budget (default: the env's, from the registry)")
-    budget.add_argument("--steps", type=_positive)
-    p.add_argument("--seed", type=int, default=default("seed"))
-    p.add_argument("--out", help="output directory (default runs/ALGO-ENV-seedS)")
-    nodes = inspect.signature(train).parameters["nodes"].default
-    p.add_argument("--nodes", type=_positive, default=nodes, help="nodes to train on; K-1 start as local OS processes")
-    p.add_argument("--attach", action="append", default=[], help="address of an already running actor node")
-    p.add_argument("--node", help="a node role file for the learner (name, listen, keys)")
-    p.add_argument("--listen", help="learner listen address (default: loopback when distributed)")
-    p.add_argument("--keys", help="CURVE key directory for the learner")
-    p.add_argument("--env", dest="env_kwarg", action="append", help="env keyword, e.g. --env is_slippery=false")
-    p.add_argument("--set", dest="hyper", action="append", help="hyper-parameter, e.g. --set gamma=0.95")
-    p.add_argument("--eval-every", type=_positive, default=default("eval_every"))
-    p.add_argument("--eval-episodes", type=_positive, default=default("eval_episodes"))
-    p.add_argument(
-        "--final-eval-episodes", type=_positive, help="episodes of the final judged evaluation (default: the env's)"
+    p = sub.add_parser(
+        "train",
+        help="train an agent as a supervised tree of processes",
+        description="Train an agent as a supervised tree of processes; writes metrics.csv, curve.png,"
+        " summary.json and qtable.npz into --out.",
+        epilog=_epilog(),
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--stop-at-success", type=float, help="stop once a periodic evaluation reaches this success rate")
-    p.add_argument("--crash-at", type=_positive, help="inject a fault into a worker at this episode (demo)")
-    p.add_argument("--crash-worker", type=int, default=0)
-    p.add_argument("--kill-at", action="append", help="EPISODE:NAME kills a learner process (e.g. 1000:qserver)")
+    p.add_argument("algo", metavar="ALGO", help=", ".join([*ALGOS, *DEEP_ALGOS]))
+    p.add_argument("env_id", metavar="ENV_ID", help=f"an env id: {', '.join(NATIVE)}, or any gymnasium id")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--episodes",
+        metavar="N",
+        type=positive_int,
+        help="episode budget over all workers (default: the env's, listed below)",
+    )
+    budget.add_argument(
+        "--steps", metavar="N", type=positive_int, help="env-step budget over all workers, instead of --episodes"
+    )
+    p.add_argument(
+        "--seed", metavar="S", type=int, default=default("seed"), help="seeds the envs, agents and evaluations"
+    )
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/ALGO-ENV_ID-seedSEED)")
+    nodes = inspect.signature(train).parameters["nodes"].default
+    p.add_argument(
+        "--nodes",
+        metavar="K",
+        type=positive_int,
+        default=nodes,
+        help="nodes to train on; K-1 start as local OS processes",
+    )
+    p.add_argument(
+        "--attach",
+        metavar="ADDR",
+        type=address,
+        action="append",
+        default=[],
+        help="tcp://HOST:PORT[#NAME] of an actor node already running (repeatable)",
+    )
+    p.add_argument("--node", metavar="ROLE.toml", help="a node role file for the learner (name, listen, keys)")
+    p.add_argument(
+        "--listen", metavar="ADDR", type=address, help="learner listen address (default: loopback when distributed)"
+    )
+    p.add_argument("--keys", metavar="DIR", help="CURVE key directory for the learner")
+    p.add_argument(
+        "--env",
+        metavar="KEY=VALUE",
+        dest="env_kwarg",
+        action="append",
+        help="env keyword, e.g. --env is_slippery=false",
+    )
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        dest="hyper",
+        action="append",
+        help="hyper-parameter, e.g. --set gamma=0.95 (keys below)",
+    )
+    p.add_argument(
+        "--eval-every",
+        metavar="N",
+        type=positive_int,
+        default=default("eval_every"),
+        help="episodes between evaluations",
+    )
+    p.add_argument(
+        "--eval-episodes",
+        metavar="N",
+        type=positive_int,
+        default=default("eval_episodes"),
+        help="episodes per evaluation",
+    )
+    p.add_argument(
+        "--final-eval-episodes",
+        metavar="N",
+        type=positive_int,
+        help="episodes of the final judged evaluation (default: the env's)",
+    )
+    p.add_argument(
+        "--stop-at-success",
+        metavar="RATE",
+        type=float,
+        help="stop once a periodic evaluation reaches this success rate",
+    )
+    p.add_argument(
+        "--crash-at", metavar="EPISODE", type=positive_int, help="inject a fault into a worker at this episode (demo)"
+    )
+    p.add_argument("--crash-worker", metavar="I", type=int, help="which worker --crash-at crashes, 0..K-1 (default 0)")
+    p.add_argument(
+        "--kill-at",
+        metavar="EPISODE:NAME",
+        action="append",
+        help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
     add_dashboard_args(p, train=True)  # [dashboard]

@@ -15,7 +15,8 @@ Requests (what ``handle_call`` answers):
                                 ``InvalidAction`` (a ``Rejected``) and leaves the env as it was;
                                 stepping a finished episode without ``reset`` is ``Rejected``
 ``["step_many", actions]``      vector env (``num_envs=N``): one action per copy ->
-                                ``{"obs", "reward", "terminated", "truncated"}`` arrays
+                                ``{"obs", "reward", "terminated", "truncated"}`` arrays;
+                                before the first ``reset`` it is ``Rejected``
 ``["observe"]``                 the current observation (``None`` before the first reset)
 ``["render"]``                  text rendering
 ``["spaces"]``                  ``{"action_space": ..., "observation_space": ...}``
@@ -63,6 +64,7 @@ class EnvServer(GenServer):
         self.episodes = 0
         self.steps = 0
         self.last: Exp | None = None
+        self.vector_started = False  # a vector env steps only after its first reset
 
     async def terminate(self, reason: Any) -> None:
         self.env.close()
@@ -123,6 +125,7 @@ class EnvServer(GenServer):
         if self.vector:
             obs, info = self.env.reset(seed=seed)
             self.episodes += 1
+            self.vector_started = True
             return {"obs": obs, "info": info}
         try:
             self.last = self.env.reset(seed=seed, options=options)
@@ -148,6 +151,8 @@ class EnvServer(GenServer):
     def _step_many(self, actions: Any) -> dict[str, Any]:
         if not self.vector:
             raise Rejected("step_many needs a vector env: start the EnvServer with num_envs=N")
+        if not self.vector_started:
+            raise Rejected(f"{self.env_id}: reset the vector env before the first step_many")
         try:
             actions = np.asarray(actions)
         except (TypeError, ValueError) as exc:  # ragged or mixed lists

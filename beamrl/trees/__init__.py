@@ -16,3 +16,8 @@ def tree_path(name: str) -> Path:
     if not resource.is_file():
         raise FileNotFoundError(f"beamrl ships no tree named {name!r}")
     return Path(str(resource))
+
+
+def packaged_trees() -> list[str]:
+    """The file names of the trees beamrl ships (``["actor_node.toml"]``)."""
+    return sorted(r.name for r in resources.files(__package__).iterdir() if r.name.endswith(".toml"))

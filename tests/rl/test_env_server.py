@@ -257,6 +257,14 @@ async def test_step_many_refuses_bad_batches_and_leaves_the_copies_unchanged(ser
         await single.step_many([0] * n)
 
 
+async def test_step_many_before_the_first_reset_is_rejected_and_the_server_lives_on(servers: Servers) -> None:
+    venv = await servers.start("FrozenLake-v1", num_envs=4)
+    with pytest.raises(Rejected, match="reset the vector env before the first step_many"):
+        await venv.step_many([1] * 4)
+    assert (await venv.reset(0))["obs"].tolist() == [0, 0, 0, 0]  # the same process answers
+    assert (await venv.step_many([1] * 4))["obs"].shape == (4,)
+
+
 async def test_a_gymnasium_env_through_the_server(servers: Servers) -> None:
     pytest.importorskip("gymnasium")
     env = await servers.start("CartPole-v1")

@@ -158,6 +158,8 @@ class _Planner(Agent):
         self._pi = np.zeros(0, dtype=np.int64)
         #: sweeps (VI) or improvement rounds (PI) the last ``plan`` took
         self.iterations = 0
+        #: the largest change of a state value in each sweep (VI) or improvement round (PI)
+        self.deltas: list[float] = []
         self.episodes = 0
         self.steps = 0
 
@@ -204,12 +206,14 @@ class ValueIteration(_Planner):
         T, R = model_arrays(P, n_states, n_actions)
         v = np.zeros(n_states)
         Q = R.copy()
+        self.deltas = []
         for i in range(1, cfg.max_iterations + 1):
             Q = R + cfg.gamma * T @ v
             new = Q.max(axis=1)
             delta = float(np.max(np.abs(new - v)))
             v = new
             self.iterations = i
+            self.deltas.append(delta)
             if delta < cfg.theta:
                 break
         self.V, self.Q = v, R + cfg.gamma * T @ v
@@ -231,8 +235,11 @@ class PolicyIteration(_Planner):
         T, R = model_arrays(P, n_states, n_actions)
         pi = np.zeros(n_states, dtype=np.int64)
         v = np.zeros(n_states)
+        self.deltas = []
         for i in range(1, cfg.max_iterations + 1):
+            before = v
             v = policy_evaluation(T, R, pi, cfg.gamma, cfg.theta, V=v)
+            self.deltas.append(float(np.max(np.abs(v - before))))
             Q = R + cfg.gamma * T @ v
             best = Q.max(axis=1)
             # keep the current action unless another is strictly better (avoids tie cycling)

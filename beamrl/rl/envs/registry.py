@@ -71,6 +71,8 @@ class EnvFacts:
     """Success means reaching a goal, so a success rate is worth reporting."""
     hyper: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Tuned hyper-parameters by agent family (``"td"``, ``"mc"``) that reach the published targets."""
+    success_target: float | None = None
+    """A greedy success rate that counts as solved (a run's ``time_to_success``); None: no target."""
 
 
 #: every id ``make`` hands to gymnasium
@@ -80,8 +82,8 @@ _FROZEN_HYPER = {"mc": {"alpha": 0.02, "init": 1.0}}
 _CLIFF_HYPER = {
     "td": {"gamma": 1.0, "epsilon": 0.1, "alpha": {"kind": "exponential", "start": 0.5, "end": 0.01, "decay": 0.995}}
 }
-_FROZEN = EnvFacts(positive_terminal, 5_000, 2_000, tabular=True, hyper=_FROZEN_HYPER)
-_CLIFF = EnvFacts(goal_reached, 1_000, 10, tabular=True, hyper=_CLIFF_HYPER)
+_FROZEN = EnvFacts(positive_terminal, 5_000, 2_000, tabular=True, hyper=_FROZEN_HYPER, success_target=0.7)
+_CLIFF = EnvFacts(goal_reached, 1_000, 10, tabular=True, hyper=_CLIFF_HYPER, success_target=1.0)
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,10 @@ class Spec:
 
 NATIVE: dict[str, Spec] = {
     "FrozenLake-v1": Spec(FrozenLake, {"map_name": "4x4"}, 100, _FROZEN),
-    "FrozenLake8x8-v1": Spec(FrozenLake, {"map_name": "8x8"}, 200, EnvFacts(**{**vars(_FROZEN), "episodes": 20_000})),
-    "Taxi-v4": Spec(Taxi, {}, 200, EnvFacts(positive_terminal, 20_000, 1_000, tabular=True)),
+    "FrozenLake8x8-v1": Spec(
+        FrozenLake, {"map_name": "8x8"}, 200, EnvFacts(**{**vars(_FROZEN), "episodes": 20_000, "success_target": 0.85})
+    ),
+    "Taxi-v4": Spec(Taxi, {}, 200, EnvFacts(positive_terminal, 20_000, 1_000, tabular=True, success_target=0.95)),
     "CliffWalking-v1": Spec(CliffWalking, {}, None, _CLIFF),
     "CliffWalkingSlippery-v1": Spec(CliffWalking, {"is_slippery": True}, None, _CLIFF),
     "Blackjack-v1": Spec(

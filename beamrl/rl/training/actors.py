@@ -1,26 +1,25 @@
 """Where a run's workers live: the worker subtree as data, and extra actor nodes on loopback.
 
-``beamrl train --nodes K`` starts K-1 ``beamrl node start`` processes, each running the
-packaged actor tree (``beamrl/trees/actor_node.toml``: an empty ``workers``
-DynamicSupervisor), then starts one worker subtree on each. ``--attach ADDR`` uses nodes
-already running elsewhere (started from ``nodes/actor.toml``).
+``beamrl train --nodes K`` starts K-1 ``beamrl node start`` processes through the one
+launcher, ``NodeProcess``, each running the packaged tree ``actor_node``
+(``beamrl/trees/actor_node.toml``: an empty ``workers`` DynamicSupervisor), then starts
+one worker subtree on each. ``--attach ADDR`` uses nodes already running elsewhere
+(started from ``nodes/actor.toml``); one without ``workers`` is refused within seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from beamrl.errors import BeamError
+from beamrl.errors import BeamError, NoProc
+from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.rl.training.spec import RunSpec
 from beamrl.rl.training.tabular import TableShape
-from beamrl.trees import tree_path
 
 
 def worker_spec(spec: RunSpec, index: int, learner: str, table: TableShape | None = None) -> dict[str, Any]:
@@ -50,43 +49,62 @@ def worker_spec(spec: RunSpec, index: int, learner: str, table: TableShape | Non
 
 
 class ActorNodes:
-    """Extra nodes as OS processes on loopback, each running the actor tree; logs in ``out/NAME.log``."""
+    """Extra nodes as OS processes on loopback, each running the actor tree; logs in ``out/NAME.log``.
+
+    They start side by side (``NodeProcess`` with ``wait=False``) and the learner waits for
+    them to join; each runs in its own session, so a Ctrl-C stops the learner, which then
+    stops them (no false "crashed" lines from nodes that got the signal first); should the
+    learner die without stopping them, each stops by itself (``--stop-with-parent``).
+    """
 
     def __init__(self, count: int, learner_address: str, run_name: str, out_dir: Path) -> None:
-        self.procs: list[subprocess.Popen[str]] = []
         self.names = [f"{run_name}-actor{i}" for i in range(1, count + 1)]
         self.logs = [out_dir / f"{name}.log" for name in self.names]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        tree = str(tree_path("actor_node.toml"))
-        for name, log_path in zip(self.names, self.logs, strict=True):
-            cmd = [sys.executable, "-m", "beamrl.cli", "node", "start", "--name", name, "--join", learner_address]
-            cmd += ["--tree", tree]
-            with log_path.open("w") as log_file:
-                self.procs.append(subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True))
+        self.nodes: list[NodeProcess] = []
+        tree = "actor_node"  # the packaged tree, by name: the same from a clone and from a wheel
+        try:
+            for name, log_path in zip(self.names, self.logs, strict=True):
+                args = ("--join", learner_address, "--stop-with-parent")  # no orphan if the learner dies
+                node = NodeProcess(name, *args, tree=tree, log=log_path, wait=False, own_session=True)
+                self.nodes.append(node)
+        except BaseException:
+            self.close()
+            raise
 
     def failed(self) -> str | None:
         """A message naming the first actor node that exited early, with its log file."""
-        for name, proc, log_path in zip(self.names, self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
-                return f"actor node {name!r} exited with code {proc.returncode}: see {log_path}"
+        for node, log_path in zip(self.nodes, self.logs, strict=True):
+            code = node.exit_code()
+            if code is not None:
+                return f"actor node {node.name!r} exited with code {code}: see {log_path}"
         return None
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        """Stop every actor node (SIGTERM to all, then wait for each)."""
+        for node in self.nodes:
+            node.request_stop()
+        for node in self.nodes:
+            node.terminate()
 
 
-async def wait_for_actor_trees(node: Node, names: list[str], actors: ActorNodes | None, timeout: float = 60.0) -> None:
-    """Return once every node in ``names`` is connected and its ``workers`` supervisor answers."""
-    deadline = time.monotonic() + timeout
+async def wait_for_actor_trees(
+    node: Node,
+    names: list[str],
+    actors: ActorNodes | None,
+    timeout: float = 60.0,
+    *,
+    attached: Mapping[str, str] | None = None,
+    grace: float = 3.0,
+) -> None:
+    """Return once every node in ``names`` is connected and its ``workers`` supervisor answers.
+
+    A node in ``attached`` (name -> address) was already running: if it still has no
+    ``workers`` after ``grace`` seconds it never will, and a ``ValueError`` says so.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
     pending = set(names)
+    attached = attached or {}
     while pending:
         failure = actors.failed() if actors is not None else None
         if failure is not None:
@@ -95,6 +113,14 @@ async def wait_for_actor_trees(node: Node, names: list[str], actors: ActorNodes 
             if name in node.nodes():
                 try:
                     await node.call(("workers", name), ["count_children"], timeout=2.0)
+                except NoProc:
+                    if name in attached and time.monotonic() - started > grace:
+                        raise ValueError(
+                            f"node {name!r} at {attached[name]} runs no 'workers' supervisor, so it cannot host"
+                            " workers: start it with the actor tree (beamrl node start nodes/actor.toml,"
+                            " or --tree actor_node)"
+                        ) from None
+                    continue
                 except BeamError:  # not up yet: its tree is still starting
                     continue
                 pending.discard(name)

@@ -13,7 +13,7 @@ from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer, NoReply
 from beamrl.process import Down, format_reason
 from beamrl.reprs import short_repr
-from beamrl.rl.envs.registry import make
+from beamrl.rl.envs.registry import facts, make
 from beamrl.rl.training.chaos import inject
 from beamrl.rl.training.progress import Progress, say
 from beamrl.rl.training.spec import RunSpec
@@ -30,7 +30,8 @@ class Recorder(GenServer):
     play another episode: exactly the budget is granted), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
-    once every granted episode had reported), ``["metrics", cursor]`` (live metrics after
+    once every granted episode had reported), ``["interrupt"]`` (Ctrl-C: end the run now, keep what
+    was learnt, reply with the summary marked ``interrupted``), ``["metrics", cursor]`` (live metrics after
     ``cursor``, see ``metrics_since``).
     Casts: ``["episode", index, ret, length, success, epsilon]``, ``["event", text]`` (recorded
     in the summary's ``events``). A worker whose node is lost for good (its ``DOWN`` says
@@ -62,12 +63,17 @@ class Recorder(GenServer):
         self.steps = 0
         self.finished = False
         self.waiting: list[Any] = []
+        self.parked: list[tuple[int, Any]] = []  # workers asking for an episode while the rest are out
         self.events: list[dict[str, Any]] = []
         self.granted = 0
         self.in_flight = [0] * n_workers  # granted episodes not reported yet, per worker
         self.final_table: Any = None
         self.t0 = time.monotonic()
         self.time_to_success: float | None = None
+        self.episodes_to_success: int | None = None
+        self.interrupted = False
+        #: a greedy success rate that counts as solved: the run's stop target, else the env's
+        self.success_target = self.spec.stop_at_success or facts(self.spec.env_id).success_target
         if eval_env is None:
             eval_env = make(self.spec.env_id, **self.spec.env_kwargs)
         self.eval_env = eval_env
@@ -98,10 +104,15 @@ class Recorder(GenServer):
             case ["next", index, *version]:  # [dashboard] the version of the table it plays with
                 if version:
                     self.table_versions[index] = int(version[0])
-                granted = self._grant()
-                if granted:
+                if self._grant():
                     self.in_flight[index] += 1
-                return granted
+                    return True
+                if not self.finished and any(self.in_flight):
+                    # the budget is handed out, not played: a worker lost meanwhile gives its episode
+                    # back, and this one plays it; so the answer waits until that is decided
+                    self.parked.append((index, from_))
+                    return NoReply
+                return False
             case ["wait"]:
                 if self.finished:
                     return self.summary()
@@ -117,6 +128,10 @@ class Recorder(GenServer):
                 return list(self.evals)
             case ["final_table"]:
                 return self.final_table
+            case ["interrupt"]:
+                self.interrupted = not self.finished
+                await self._finish()
+                return self.summary()
         raise Rejected(f"Recorder does not understand {short_repr(request)}")
 
     async def handle_cast(self, request: Any) -> None:
@@ -132,6 +147,7 @@ class Recorder(GenServer):
             if index is not None:  # its unfinished episode will never report: grant it again
                 self.granted -= self.in_flight[index]
                 self.in_flight[index] = 0
+                self._answer_parked()
             if index is None or self.finished:
                 return
             if message.reason == "noconnection":  # its node is gone, and its supervisor with it
@@ -171,6 +187,7 @@ class Recorder(GenServer):
         )
         if done:
             await self._finish()
+        self._answer_parked()
 
     async def _evaluate(self, episode: int) -> None:
         table = await call(self.qserver, ["table"])
@@ -187,11 +204,12 @@ class Recorder(GenServer):
         )
         result.update(episode=float(episode), wall=time.monotonic() - self.t0)
         self.evals.append(result)
+        passed = self.success_target is not None and result["success_rate"] >= self.success_target
+        if passed and self.time_to_success is None:
+            self.time_to_success, self.episodes_to_success = result["wall"], episode
         target = spec.stop_at_success
         if target is not None and result["success_rate"] >= target:
-            if self.time_to_success is None:
-                self.time_to_success = result["wall"]
-                self.final_table = table  # the run's result is the table that passed
+            self.final_table = table  # the run's result is the table that passed
             say(f"  episode {episode}: greedy success {result['success_rate']:.3f} >= {target}: stopping")
             await self._finish()
 
@@ -219,6 +237,18 @@ class Recorder(GenServer):
         for waiting in self.waiting:
             self.node.reply(waiting, summary)
         self.waiting.clear()
+        self._answer_parked()
+
+    def _answer_parked(self) -> None:
+        """Answer the workers waiting for an episode: granted while any is left, else no once none is out."""
+        while self.parked and self._grant():
+            index, from_ = self.parked.pop(0)
+            self.in_flight[index] += 1
+            self.node.reply(from_, True)
+        if self.parked and (self.finished or not any(self.in_flight)):
+            for _index, from_ in self.parked:
+                self.node.reply(from_, False)
+            self.parked.clear()
 
     def summary(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
@@ -229,9 +259,12 @@ class Recorder(GenServer):
             "steps_per_second": self.steps / wall if wall > 0 else 0.0,
             "worker_restarts": list(self.restarts),
             "last_eval": self.evals[-1] if self.evals else None,
+            "success_target": self.success_target,
             "time_to_success": self.time_to_success,
+            "episodes_to_success": self.episodes_to_success,
             "events": list(self.events),
             "finished": self.finished,
+            "interrupted": self.interrupted,
         }
 
     async def _table_version(self) -> int | None:

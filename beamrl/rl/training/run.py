@@ -15,6 +15,10 @@ The learner node runs::
 The env id goes through ``make`` once on the learner (its spaces give the ``TableShape``
 every process shares, and it is the recorder's evaluation env); the final evaluation
 plays on the judge (gymnasium's env when installed). Outputs: see ``outputs``.
+
+``preflight`` refuses a run that cannot do what it says before anything starts. When the
+run is cancelled (Ctrl-C), the recorder ends it at once; what was learnt so far is judged
+and written, with ``"interrupted": true`` in ``summary.json``, and the cancellation goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +43,11 @@ from beamrl.rl.envs.registry import canonical_id, facts, make
 from beamrl.rl.qserver import QServer
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees, worker_spec
 from beamrl.rl.training.outputs import write_outputs
+from beamrl.rl.training.preflight import preflight
 from beamrl.rl.training.progress import say
 from beamrl.rl.training.recorder import Recorder
 from beamrl.rl.training.spec import PLANNING_ALGOS, RunSpec
-from beamrl.rl.training.tabular import TableShape, greedy_eval, table_shape
+from beamrl.rl.training.tabular import TableShape, greedy_eval
 from beamrl.supervisor import DynamicSupervisor, child
 
 log = logging.getLogger("beamrl.rl")
@@ -85,28 +91,73 @@ async def train(
     """Run training as a supervised tree and write metrics, plot, summary and table to ``out``.
 
     ``observers`` watch the run from the learner's node (``beamrl train --dashboard``);
-    planners run no tree and ignore them. Raises ``TrainingFailed`` when the tree goes
-    down or no episode ends for ``stall_seconds``.
+    planners run no tree and ignore them.
+
+    Raises ``ValueError`` (before anything starts) for a run that cannot work, and
+    ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
     """
+    env, table = preflight(spec, nodes, attach or [])
+    if table is None:
+        raise ValueError(f"{spec.algo} is not a tabular algorithm: this trainer trains tabular ones")
     out_dir = Path(out)
     await asyncio.to_thread(_prepare, out_dir)
     started = time.monotonic()
-    env = make(spec.env_id, **spec.env_kwargs)
-    table = table_shape(env.observation_space, env.action_space)
+    what_ran = {
+        "algo": spec.algo,
+        "env_id": spec.env_id,
+        "env_kwargs": spec.env_kwargs,
+        "seed": spec.seed,
+        "nodes": max(nodes, 1) + len(attach or []),  # preflight refused what would not run on all of them
+        "hyper_parameters": spec.hyper,
+    }
     if spec.algo in PLANNING_ALGOS:
-        summary, q = await _plan(spec, env)
-        rows: dict[str, list[Any]] = {}
-        evals: list[dict[str, float]] = []
+        outcome = await _plan(spec, env)
     else:
-        summary, q, rows, evals = await _learn(
-            spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds, observers
-        )
+        try:
+            outcome = await _learn(
+                spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds, observers
+            )
+        except Interrupted as stop:
+            stop.outcome.summary.update(what_ran)
+            await _judge_and_write(spec, out_dir, table, stop.outcome, final_episodes, started)
+            raise asyncio.CancelledError from None  # the cancellation goes on, the partial outputs written
+    outcome.summary.update(what_ran)
+    await _judge_and_write(spec, out_dir, table, outcome, final_episodes, started)
+    return outcome.summary
+
+
+@dataclass
+class Outcome:
+    """What a run produced, before the judged evaluation."""
+
+    summary: dict[str, Any]
+    """The recorder's (or the planner's) summary; the judged results are added to it."""
+    q: np.ndarray
+    """The learnt Q-table."""
+    rows: dict[str, list[Any]]
+    """``metrics.csv``'s columns: per episode (``METRICS``) or, for a planner, per sweep."""
+    evals: list[dict[str, float]] = field(default_factory=list)
+    """The periodic greedy evaluations."""
+
+
+class Interrupted(Exception):
+    """The run was cancelled; ``outcome`` is what the recorder had by then."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__("interrupted")
+        self.outcome = outcome
+
+
+async def _judge_and_write(
+    spec: RunSpec, out_dir: Path, table: TableShape, outcome: Outcome, final_episodes: int | None, started: float
+) -> None:
+    """Play the final evaluation on the judge, then write every output of the run."""
     judge, judge_name = judge_env(spec.env_id, spec.env_kwargs)
     env_facts = facts(spec.env_id)
     n_final = final_episodes or env_facts.eval_episodes
     result = await asyncio.to_thread(
         greedy_eval,
-        np.argmax(q, axis=1),
+        np.argmax(outcome.q, axis=1),
         judge,
         table,
         spec.env_id,
@@ -114,21 +165,14 @@ async def train(
         spec.seed + FINAL_EVAL_SALT,
         spec.max_steps,
     )
-    summary.update(
-        algo=spec.algo,
-        env_id=spec.env_id,
-        env_kwargs=spec.env_kwargs,
-        seed=spec.seed,
-        nodes=max(nodes, 1) + len(attach or []),
-        hyper_parameters=spec.hyper,
+    outcome.summary.update(
         eval_mean_return=result["mean_return"],
         eval_success_rate=result["success_rate"] if env_facts.has_goal else None,
         eval_episodes=n_final,
         judge=judge_name,
         total_wall_seconds=time.monotonic() - started,
     )
-    await asyncio.to_thread(write_outputs, out_dir, spec, summary, q, rows, evals)
-    return summary
+    await asyncio.to_thread(write_outputs, out_dir, spec, outcome.summary, outcome.q, outcome.rows, outcome.evals)
 
 
 def _prepare(out_dir: Path) -> None:
@@ -138,7 +182,7 @@ def _prepare(out_dir: Path) -> None:
         checkpoint.unlink()  # a new run starts from scratch; restarts within the run resume
 
 
-async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray]:
+async def _plan(spec: RunSpec, env: Any) -> Outcome:
     hyper = dict(spec.hyper)
     if spec.algo == "value-iteration":
         planner: Any = ValueIteration(ValueIterationConfig(**hyper))
@@ -147,7 +191,9 @@ async def _plan(spec: RunSpec, env: Any) -> tuple[dict[str, Any], np.ndarray]:
     t0 = time.monotonic()
     await asyncio.to_thread(planner.plan_env, env)
     wall = time.monotonic() - t0
-    return {"episodes": 0, "steps": 0, "wall_seconds": wall, "iterations": planner.iterations}, planner.Q
+    rows = {"iteration": list(range(1, len(planner.deltas) + 1)), "value_change": list(planner.deltas)}
+    summary = {"episodes": 0, "steps": 0, "wall_seconds": wall, "iterations": planner.iterations}
+    return Outcome(summary, planner.Q, rows)
 
 
 async def _learn(
@@ -163,7 +209,7 @@ async def _learn(
     name: str,
     stall_seconds: float = 60.0,
     observers: Sequence[Observer] = (),
-) -> tuple[dict[str, Any], np.ndarray, dict[str, list[Any]], list[dict[str, float]]]:
+) -> Outcome:
     distributed = nodes > 1 or bool(attach)
     if distributed and listen is None:
         listen = "tcp://127.0.0.1:0"
@@ -200,22 +246,26 @@ async def _learn(
         actors = ActorNodes(nodes - 1, address, name, out_dir) if nodes > 1 else None
         try:
             remote_names = list(actors.names) if actors is not None else []
-            for address in attach:
+            attached = {}  # name -> address of the nodes already running
+            for peer_address in attach:
                 try:
-                    remote_names.append(await node.connect(address))
+                    attached[await node.connect(peer_address)] = peer_address
                 except NodeDown as exc:
-                    raise TrainingFailed(f"cannot reach the actor node at {address}: {exc}") from None
+                    raise TrainingFailed(f"cannot reach the actor node at {peer_address}: {exc}") from None
+            remote_names += list(attached)
             try:
-                await wait_for_actor_trees(node, remote_names, actors)
+                await wait_for_actor_trees(node, remote_names, actors, attached=attached)
             except (RuntimeError, TimeoutError) as exc:  # an actor node died or hung while starting
                 raise TrainingFailed(f"the actor nodes did not come up: {exc}") from None
             await node.start_child("workers", worker_spec(spec, 0, name, table))
             for i, remote in enumerate(remote_names, start=1):
                 await _start_remote_worker(node, remote, worker_spec(spec, i, name, table), i)
-            summary = await _wait_for_the_run(node, stall_seconds)
-            q = await node.call("recorder", ["final_table"])
-            rows = await node.call("recorder", ["metrics"])
-            evals = await node.call("recorder", ["evals"])
+            try:
+                summary = await _wait_for_the_run(node, stall_seconds)
+            except asyncio.CancelledError:
+                summary = await node.call("recorder", ["interrupt"])  # quiet from here on: no false crashes
+                raise Interrupted(await _outcome(node, summary)) from None
+            outcome = await _outcome(node, summary)
             for i, remote in enumerate(remote_names, start=1):
                 try:
                     await node.terminate_child(("workers", remote), f"worker-{i}-sup", timeout=10)
@@ -224,7 +274,13 @@ async def _learn(
         finally:
             if actors is not None:
                 await asyncio.to_thread(actors.close)
-    return summary, q, rows, evals
+    return outcome
+
+
+async def _outcome(node: Node, summary: dict[str, Any]) -> Outcome:
+    """The recorder's results: the final table, the metrics rows and the evaluations."""
+    q = await node.call("recorder", ["final_table"])
+    return Outcome(summary, q, await node.call("recorder", ["metrics"]), await node.call("recorder", ["evals"]))
 
 
 async def _start_remote_worker(node: Node, remote: str, spec: dict[str, Any], index: int) -> None:
