@@ -30,6 +30,7 @@ from typing import Any
 
 from beamrl.calls import Calls
 from beamrl.errors import CallSelf, CallTimeout, NodeDown, NoProc, NotInProcess
+from beamrl.events import EventLog
 from beamrl.pid import Pid, Ref
 from beamrl.process import _TIMEOUT, CALL, CAST, INFO, NORMAL, SYSTEM, From, Process, current_node, current_process
 from beamrl.registry import Registry, Target
@@ -83,6 +84,7 @@ class LocalNode(Registry, Signals):
         #: modules whose classes a request may name for a start (see ``beamrl.trust``)
         self.allowed_modules = ModuleAllowList()
         self._data_dir: Path | None = None
+        self.events = EventLog(name)  # [dashboard] crashes, restarts, peers up/down (read through $node)
         self._init_signals()
 
     # -- trust ---------------------------------------------------------------------

@@ -203,7 +203,8 @@ class Node(LocalNode):
             dist = self._dist = Distribution(self, self._options)
             self._remote = dist
             await dist.start()
-            await self.start(NodeServer, name=NAME)
+            if self.whereis(NAME) is None:  # [dashboard] a dashboard may have started it already
+                await self.start(NodeServer, name=NAME)
         return dist
 
     async def shutdown(self, timeout: float = 5.0) -> None:

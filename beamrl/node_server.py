@@ -6,11 +6,15 @@ Requests (``call(("$node", node_name), request)``):
     ["nodes"]           -> names of connected nodes
     ["processes"]       -> process_info of every live process
     ["tree"]            -> the live supervision trees: nested dicts with name, pid,
-                           module, mailbox, restarts and children
+                           module, mailbox, handled, restarts and children
+    ["events", since]   -> {"seq": last, "events": [...]}: the node's event log after ``since``
+    ["snapshot", since] -> one poll of a dashboard: {"node", "creation", "address", "time", "nodes",
+                           "tree", "loose" (live processes outside every tree), "seq", "events"}
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
@@ -36,21 +40,55 @@ class NodeServer(GenServer):
                 infos = (node.process_info(pid) for pid in node.processes())
                 return [i for i in infos if i is not None]
             case ["tree"]:
-                return [await self._describe(pid, None) for pid in node.top_level() if pid != self.pid]
-        raise Rejected(f"$node does not understand {short_repr(request)}: use registered, nodes, processes or tree")
+                return await self._trees()
+            case ["events", int(since)]:  # [dashboard]
+                return {"seq": node.events.last_seq, "events": node.events.since(since)}
+            case ["snapshot", int(since)]:  # [dashboard]
+                return await self._snapshot(since)
+        raise Rejected(
+            f"$node does not understand {short_repr(request)}: "
+            "use registered, nodes, processes, tree, events or snapshot"
+        )
+
+    async def _trees(self) -> list[dict[str, Any]]:
+        return [await self._describe(pid, None) for pid in self.node.top_level() if pid != self.pid]
+
+    async def _snapshot(self, since: int) -> dict[str, Any]:
+        """[dashboard] Everything a dashboard shows of this node, in one reply."""
+        node = self.node
+        trees = await self._trees()
+        shown: set[Pid] = set()
+
+        def collect(entry: dict[str, Any]) -> None:
+            if entry["pid"] is not None:
+                shown.add(entry["pid"])
+            for c in entry["children"]:
+                collect(c)
+
+        for tree in trees:
+            collect(tree)
+        loose = []
+        for pid in node.processes():
+            info = node.process_info(pid) if pid not in shown else None
+            if info is not None:
+                loose.append(_entry(info, None))
+        return {
+            "node": node.name,
+            "creation": node.creation,
+            "address": node.address,
+            "time": time.time(),
+            "nodes": node.nodes(),
+            "tree": trees,
+            "loose": loose,
+            "seq": node.events.last_seq,
+            "events": node.events.since(since),
+        }
 
     async def _describe(self, pid: Pid, restarts: int | None) -> dict[str, Any]:
         info = self.node.process_info(pid)
         if info is None:
             return {"pid": pid, "name": None, "module": "?", "mailbox": 0, "restarts": restarts, "children": []}
-        entry = {
-            "pid": pid,
-            "name": info["name"],
-            "module": info["module"],
-            "mailbox": info["mailbox"],
-            "restarts": restarts,
-            "children": [],
-        }
+        entry = _entry(info, restarts)
         if _is_supervisor(self.node._procs.get(pid.id)):
             try:
                 children = await self.node.call(pid, ["which_children"], timeout=2.0)
@@ -64,6 +102,7 @@ class NodeServer(GenServer):
                             "name": c.name or str(c.id),
                             "module": c.module,
                             "mailbox": 0,
+                            "handled": 0,
                             "restarts": c.restarts,
                             "children": [],
                         }
@@ -71,6 +110,18 @@ class NodeServer(GenServer):
                 else:
                     entry["children"].append(await self._describe(c.pid, c.restarts))
         return entry
+
+
+def _entry(info: dict[str, Any], restarts: int | None) -> dict[str, Any]:
+    return {
+        "pid": info["pid"],
+        "name": info["name"],
+        "module": info["module"],
+        "mailbox": info["mailbox"],
+        "handled": info.get("handled", 0),
+        "restarts": restarts,
+        "children": [],
+    }
 
 
 def _is_supervisor(proc: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 from beamrl.calls import Calls
 from beamrl.errors import NoProc, ProcessCrashed
+from beamrl.events import EventLog
 from beamrl.pid import Pid, Ref
 from beamrl.process import INFO, Down, From, Process, format_reason, is_normal
 from beamrl.remote import Remote
@@ -34,6 +35,8 @@ class Signals:
     _top: list[Pid]
     _serving: dict[From, Process]
     _remote: Remote | None
+    _closing: bool
+    events: EventLog
 
     def _init_signals(self) -> None:
         # per peer: links (local pid, remote pid), monitors we hold on its processes
@@ -166,6 +169,8 @@ class Signals:
                 format_reason(reason),
                 "".join(traceback.format_exception(reason)),
             )
+        if not self._closing and not is_normal(reason):  # [dashboard] the event log
+            _record_exit(self.events, proc, reason)
         if proc._inbound:
             error = _call_error(proc, reason)
             for from_ in list(proc._inbound):
@@ -286,6 +291,22 @@ class Signals:
             served = self._serving.pop(from_, None)
             if served is not None:
                 served._inbound.discard(from_)  # nobody is left to answer
+
+
+def _record_exit(events: EventLog, proc: Process, reason: Any) -> None:
+    """[dashboard] A crash (with the exception's type and message) or another abnormal exit."""
+    label = f"{proc.pid}{f' ({proc.name})' if proc.name else ''}"
+    if isinstance(reason, BaseException):
+        events.record(
+            "crash",
+            f"{label} crashed: {format_reason(reason)}",
+            pid=proc.pid,
+            name=proc.name,
+            exc_type=type(reason).__qualname__,
+            exc_message=str(reason),
+        )
+    else:
+        events.record("exit", f"{label} exited: {format_reason(reason)}", pid=proc.pid, name=proc.name)
 
 
 def _call_error(proc: Process, reason: Any) -> BaseException:

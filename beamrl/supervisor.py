@@ -246,6 +246,14 @@ class Supervisor(GenServer):
                     index = 0
                 continue
             c.restarts += 1
+            self.node.events.record(  # [dashboard] the event log
+                "restart",
+                f"{self.pid} restarted {c.spec.name or c.id!r} as {c.pid} (restart {c.restarts})",
+                pid=c.pid,
+                name=c.spec.name,
+                supervisor=self.pid,
+                restarts=c.restarts,
+            )
             index += 1
         return None
 

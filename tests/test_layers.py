@@ -93,4 +93,4 @@ def test_the_codec_is_a_leaf() -> None:
 
 def test_importing_beamrl_and_rl_loads_no_optional_heavy_dependency() -> None:
     loaded = _loaded_after("import beamrl, beamrl.rl")
-    assert not {"torch", "gymnasium", "matplotlib", "zmq.auth.thread"} & loaded
+    assert not {"torch", "gymnasium", "matplotlib", "aiohttp", "tensorboard", "zmq.auth.thread"} & loaded

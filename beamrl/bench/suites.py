@@ -22,6 +22,15 @@ def _env(quick: bool) -> list[Row]:
     return rows + env_server_bench.run(quick=quick)
 
 
+def _dashboard(quick: bool) -> list[Row]:
+    try:
+        from beamrl.bench import dashboard_bench  # deferred: the optional dashboard extra (aiohttp)
+    except ImportError as exc:
+        note = f"skipped: {exc}; pip install 'beamrl[dashboard]'"
+        return [{"name": "dashboard cost on a training run", "value": float("nan"), "unit": "", "note": note}]
+    return dashboard_bench.run(quick=quick)
+
+
 def _replay(quick: bool) -> list[Row]:
     rows: list[Row] = replay_bench.run(capacity=100_000 if quick else 1_000_000)
     return rows + replay_server_bench.run(quick=quick)
@@ -34,6 +43,7 @@ SUITES: dict[str, Callable[[bool], list[Row]]] = {
     "replay": _replay,
     "train": lambda quick: train_bench.run(quick=quick),
     "codec": lambda quick: codec_bench.run(quick=quick),
+    "dashboard": _dashboard,
 }
 """Suite name -> ``run(quick)`` returning its rows; ``all`` runs them in this order."""
 

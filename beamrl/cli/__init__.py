@@ -1,11 +1,13 @@
 """The ``beamrl`` command line: one module per command.
 
-beamrl bench [local|remote|env|replay|train|codec|learn|all] [--quick]     ``bench``
+beamrl bench [local|remote|env|replay|train|codec|learn|dashboard|all] [--quick]   ``bench``
 beamrl keys generate DIR --name NODE                           ``keys``
 beamrl node start [ROLE.toml] [--name N --listen ADDR --join ADDR --tree TREE --keys DIR ...]  ``node``
 beamrl shell ADDR [--keys DIR]                                 ``shell``
 beamrl ps ADDR [--keys DIR]                                    ``ps``
 beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]  ``train``
+              [--dashboard [PORT]] [--tensorboard DIR]
+beamrl dashboard ADDR [--port 8080] [--host H] [--allow-control] [--keys DIR]  ``dashboard``
 beamrl eval RUN_DIR [--episodes N] [--render] [--seed S]        ``eval``
 
 Each command module has ``add_parser(subparsers)``, which registers the command and
@@ -22,11 +24,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from beamrl.cli import bench, eval, keys, node, ps, shell, train
+from beamrl.cli import bench, dashboard, eval, keys, node, ps, shell, train
 from beamrl.cli.options import HelpFormatter, cli_wording, help_of
 from beamrl.errors import BeamError
 
-COMMANDS = (bench, keys, node, shell, ps, train, eval)
+COMMANDS = (bench, keys, node, shell, ps, train, eval, dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

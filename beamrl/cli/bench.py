@@ -27,14 +27,18 @@ MEASURES = {
     "replay": "ReplayMemory add and (prioritized) sample against a numpy gather floor, and ReplayServer"
     " samples over a remote call",
     "train": "Q-learning on FrozenLake-v1 to 0.70 greedy success on 1 and 3 nodes, and training env steps/s",
+    "codec": "decode speed of typical messages, and what one hostile message can cost: memory per body byte"
+    " and the longest event-loop stall",
+    "dashboard": "a training run's env steps/s with a dashboard page open against none, and how fast a crash"
+    " reaches the page (needs the dashboard extra)",
     "learn": "deep agents against reference implementations on their envs (takes minutes)",
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    epilog = "suites:\n" + "\n".join(f"  {name:<8} {MEASURES.get(name, '')}" for name in SUITES)
+    epilog = "suites:\n" + "\n".join(f"  {name:<8} {MEASURES[name]}" for name in SUITES)
     epilog += "\n  all      every suite above, in this order"
-    epilog += "".join(f"\n  {name:<8} {MEASURES.get(name, '')} (only when named)" for name in OPT_IN)
+    epilog += "".join(f"\n  {name:<8} {MEASURES[name]} (only when named)" for name in OPT_IN)
     p = sub.add_parser(
         "bench",
         help="measure beamrl against floors taken in the same run",

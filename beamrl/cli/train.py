@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from beamrl.cli.dashboard import add_dashboard_args, observers
 from beamrl.cli.options import HelpFormatter, address, positive_int
 from beamrl.cli.session_args import nothing_answered
 from beamrl.errors import NodeDown
@@ -82,6 +83,11 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 def train_command(args: argparse.Namespace) -> int:
     if args.algo in DEEP_ALGOS:
+        if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
+            raise ValueError(
+                f"--dashboard and --tensorboard watch tabular runs so far; {args.algo} is a deep run: "
+                "drop the option (its curves are in the run's output directory)"
+            )
         from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
 
         return cli_main(args)
@@ -91,6 +97,7 @@ def train_command(args: argparse.Namespace) -> int:
         config = load_node_file(args.node)
         listen, keys, name = config.listen, keys or config.keys, config.name or name
     out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
+    watchers = observers(args)  # [dashboard] --dashboard, --tensorboard: checked before the run starts
     run_it = train(
         spec,
         out,
@@ -101,6 +108,7 @@ def train_command(args: argparse.Namespace) -> int:
         keys=keys,
         name=name,
         final_episodes=args.final_eval_episodes,
+        observers=watchers,
     )
     started = time.time()
     try:
@@ -252,4 +260,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
+    add_dashboard_args(p, train=True)  # [dashboard]
     p.set_defaults(handler=train_command)

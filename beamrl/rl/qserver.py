@@ -15,6 +15,7 @@ Requests (the Elixir original's names in brackets):
 ``["td_update", states, actions, targets, alpha]``  ``q[s,a] += alpha * (target - q[s,a])`` in order, batched;
                                                     replies with the TD errors. As a cast: the same, no reply
 ``["version"]``                                     how many writes the table has seen
+``["versioned_table"]``                             ``[version, table]``: a copy and the version it is of
 ``["info"]``                                        ``{"resumed": from a checkpoint?, "version", "shape"}``
 ``["checkpoint"]``                                  write the checkpoint now; replies with its path
 ``["save", name]``                                  a copy of the table named ``name`` beside the checkpoint
@@ -120,6 +121,8 @@ class QServer(GenServer):
                     return q.td_update(states, actions, _finite_array(targets), _finite_array(alpha, "alpha"))
                 case ["version"]:
                     return q.version
+                case ["versioned_table"]:  # [dashboard] workers report the version they act with
+                    return [q.version, q.to_array()]
                 case ["info"]:
                     return {"resumed": self.resumed, "version": q.version, "shape": list(q.table.shape)}
                 case ["checkpoint"]:

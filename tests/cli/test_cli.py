@@ -15,7 +15,7 @@ from beamrl.rl.training import RunSpec
 
 def test_every_command_has_its_module() -> None:
     names = {c.__name__.rsplit(".", 1)[1] for c in COMMANDS}
-    assert names == {"bench", "eval", "keys", "node", "ps", "shell", "train"}
+    assert names == {"bench", "dashboard", "eval", "keys", "node", "ps", "shell", "train"}
     for name in names:  # each module registers its command, with a handler
         with pytest.raises(SystemExit, match="0"):
             build_parser().parse_args([name, "--help"])

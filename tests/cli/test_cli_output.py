@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from beamrl.bench.suites import OPT_IN, SUITES
 from beamrl.cli import build_parser
 from beamrl.launch import NodeProcess
 from beamrl.rl.envs.registry import NATIVE, facts
@@ -69,7 +70,7 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 def test_bench_help_says_what_each_suite_measures(tmp_path: Path) -> None:
     result = beamrl("bench", "--help", cwd=tmp_path)
     assert result.returncode == 0
-    for suite in ("local", "remote", "env", "replay", "train"):
+    for suite in [*SUITES, *OPT_IN]:
         line = next((ln for ln in result.stdout.splitlines() if ln.strip().startswith(f"{suite} ")), "")
         assert len(line.split()) > 5, f"no description for {suite}:\n{result.stdout}"
 

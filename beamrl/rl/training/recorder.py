@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from beamrl.api import call, cast, monitor
-from beamrl.errors import Rejected
+from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer, NoReply
 from beamrl.process import Down, format_reason
 from beamrl.reprs import short_repr
@@ -26,12 +26,13 @@ METRICS = ("episode", "worker", "return", "length", "success", "epsilon", "wall"
 class Recorder(GenServer):
     """Counts episodes, evaluates the greedy policy, injects the demo's faults, ends the run.
 
-    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index]`` (may it
+    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index, table_version]`` (may it
     play another episode: exactly the budget is granted), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
     once every granted episode had reported), ``["interrupt"]`` (Ctrl-C: end the run now, keep what
-    was learnt, reply with the summary marked ``interrupted``).
+    was learnt, reply with the summary marked ``interrupted``), ``["metrics", cursor]`` (live metrics after
+    ``cursor``, see ``metrics_since``).
     Casts: ``["episode", index, ret, length, success, epsilon]``, ``["event", text]`` (recorded
     in the summary's ``events``). A worker whose node is lost for good (its ``DOWN`` says
     ``noconnection``) is recorded as an event; the others finish the budget.
@@ -82,6 +83,7 @@ class Recorder(GenServer):
             else table_shape(eval_env.observation_space, eval_env.action_space)
         )
         self.progress = Progress(self.spec) if progress else None
+        self.table_versions: dict[int, int] = {}  # [dashboard] worker -> version of its table copy
 
     async def terminate(self, reason: Any) -> None:
         if self.progress is not None:
@@ -99,7 +101,9 @@ class Recorder(GenServer):
                 self.workers[index] = pid
                 monitor(pid)
                 return {"episodes": self.per_worker[index], "stop": self.finished}
-            case ["next", index]:
+            case ["next", index, *version]:  # [dashboard] the version of the table it plays with
+                if version:
+                    self.table_versions[index] = int(version[0])
                 if self._grant():
                     self.in_flight[index] += 1
                     return True
@@ -118,6 +122,8 @@ class Recorder(GenServer):
                 return self.summary()
             case ["metrics"]:
                 return self.metrics()
+            case ["metrics", dict(cursor)]:  # [dashboard] live metrics
+                return self.metrics_since(cursor, await self._table_version())
             case ["evals"]:
                 return list(self.evals)
             case ["final_table"]:
@@ -259,6 +265,46 @@ class Recorder(GenServer):
             "events": list(self.events),
             "finished": self.finished,
             "interrupted": self.interrupted,
+        }
+
+    async def _table_version(self) -> int | None:
+        """The shared table's version now, for distributed runs' parameter lag (None: not asked)."""
+        if self.n_workers < 2 or not self.table_versions:
+            return None
+        try:
+            version: int = await call(self.qserver, ["version"], timeout=1.0)
+        except (NoProc, ProcessCrashed, CallTimeout):  # restarting: no lag this time
+            return None
+        return version
+
+    def metrics_since(
+        self, cursor: dict[str, Any], table_version: int | None = None, limit: int = 20_000
+    ) -> dict[str, Any]:
+        """[dashboard] Live metrics for dashboards: what was added after ``cursor``.
+
+        ``cursor`` is ``{"rows": r, "evals": e, "events": v}`` (counts already read; ``{}``
+        at first). The reply holds the next cursor, up to ``limit`` episode rows as
+        columns, the new evaluations and events, the run's totals and ``scalars``: with
+        ``table_version`` (the shared table's now), ``param_lag/worker-i`` is how many
+        writes each worker's table copy is behind it.
+        """
+        r, e, v = (max(0, int(cursor.get(k, 0))) for k in ("rows", "evals", "events"))
+        scalars: dict[str, list[list[float]]] = {}
+        if table_version is not None:
+            for index, copy in sorted(self.table_versions.items()):
+                scalars[f"param_lag/worker-{index}"] = [[len(self.rows), max(0, table_version - copy)]]
+        rows = self.rows[r : r + limit]
+        cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * len(METRICS)
+        return {
+            "cursor": {"rows": r + len(rows), "evals": len(self.evals), "events": len(self.events)},
+            "rows": {name: list(col) for name, col in zip(METRICS, cols, strict=True)},
+            "evals": self.evals[e:],
+            "events": self.events[v:],
+            "run": {"algo": self.spec.algo, "env_id": self.spec.env_id, "episodes": self.spec.episodes},
+            "steps": self.steps,
+            "wall": time.monotonic() - self.t0,
+            "finished": self.finished,
+            "scalars": scalars,
         }
 
     def metrics(self) -> dict[str, Any]:

@@ -27,6 +27,8 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,10 @@ from beamrl.rl.training.tabular import TableShape, greedy_eval
 from beamrl.supervisor import DynamicSupervisor, child
 
 log = logging.getLogger("beamrl.rl")
+
+#: Something that watches a run from its node (a dashboard, a TensorBoard writer): entered once the
+#: learner's node is up (before the training tree starts), exited when the run is over. [dashboard]
+Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 #: the seed offset of the final evaluation (apart from the periodic ones)
 FINAL_EVAL_SALT = 7919
@@ -80,8 +86,12 @@ async def train(
     name: str = "learner",
     final_episodes: int | None = None,
     stall_seconds: float = 60.0,
+    observers: Sequence[Observer] = (),
 ) -> dict[str, Any]:
     """Run training as a supervised tree and write metrics, plot, summary and table to ``out``.
+
+    ``observers`` watch the run from the learner's node (``beamrl train --dashboard``);
+    planners run no tree and ignore them.
 
     Raises ``ValueError`` (before anything starts) for a run that cannot work, and
     ``TrainingFailed`` when the tree goes down or no episode ends for ``stall_seconds``.
@@ -105,7 +115,7 @@ async def train(
     else:
         try:
             outcome = await _learn(
-                spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds
+                spec, env, table, out_dir, nodes, attach or [], progress, listen, keys, name, stall_seconds, observers
             )
         except Interrupted as stop:
             stop.outcome.summary.update(what_ran)
@@ -198,6 +208,7 @@ async def _learn(
     keys: str | None,
     name: str,
     stall_seconds: float = 60.0,
+    observers: Sequence[Observer] = (),
 ) -> Outcome:
     distributed = nodes > 1 or bool(attach)
     if distributed and listen is None:
@@ -205,7 +216,9 @@ async def _learn(
     n_workers = max(nodes, 1) + len(attach)
     spec = spec.replace(workers=n_workers)
     checkpoint = out_dir / "qserver.npz"
-    async with Node(name, listen=listen, keys=keys) as node:
+    async with Node(name, listen=listen, keys=keys) as node, AsyncExitStack() as watching:
+        for observer in observers:  # [dashboard] up before the run's clock starts; closed before the node
+            await watching.enter_async_context(observer(node))
         await node.start_supervisor(
             [
                 child(

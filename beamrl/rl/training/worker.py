@@ -50,7 +50,7 @@ class Worker(GenServer):
         self.success = facts(self.spec.env_id).success
         hello = await call(recorder, ["hello", index, self.pid])
         resume(self.agent, hello["episodes"])
-        self.agent.q.assign(await call(qserver, ["table"]))
+        await self._refresh()
         self.stopped = bool(hello["stop"])
         self.fault = False
         self.episode_seed = self.spec.seed * 1_000_003 + index * 10_007 + hello["episodes"]
@@ -64,17 +64,23 @@ class Worker(GenServer):
         if message != "episode" or self.stopped:
             return
         # no timeout: the recorder answers after any evaluation it is running (bounded work)
-        if not await call(self.recorder, ["next", self.index], timeout=None):  # the budget is spent
+        # the table version it plays with goes along: the recorder reports each worker's lag [dashboard]
+        if not await call(self.recorder, ["next", self.index, self.table_version], timeout=None):  # budget spent
             self.stopped = True
             return
         ret, length, success = await self._episode()
         cast(self.recorder, ["episode", self.index, ret, length, success, float(self.agent_epsilon())])
         if self.agent.episodes % self.spec.sync_every == 0:
             try:
-                self.agent.q.assign(await call(self.qserver, ["table"]))
+                await self._refresh()
             except (NoProc, ProcessCrashed, CallTimeout) as exc:  # the QServer is restarting: keep the local copy
                 log.info("worker %d: no table refresh this episode (%s)", self.index, exc)
         send(self.pid, "episode")  # through the mailbox: stop and calls get their turn
+
+    async def _refresh(self) -> None:
+        """Take a fresh copy of the shared table (and the version it is of)."""
+        self.table_version, table = await call(self.qserver, ["versioned_table"])
+        self.agent.q.assign(table)
 
     def agent_epsilon(self) -> float:
         return float(getattr(self.agent, "epsilon", 0.0))

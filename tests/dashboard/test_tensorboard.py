@@ -1,0 +1,60 @@
+"""``train --tensorboard``: the dashboard's scalars as TensorBoard event files, read back by TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from beamrl.rl.training import RunSpec, train
+
+pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+pytest.importorskip("aiohttp", reason="the dashboard extra (aiohttp) is not installed")
+
+from beamrl.dashboard.run import tensorboard_observer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_a_run_writes_its_curves_for_tensorboard(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logdir, out = tmp_path / "tb", tmp_path / "run"
+    spec = RunSpec("q-learning", "FrozenLake-v1", episodes=400, eval_every=100, eval_episodes=20)
+    await train(spec, out, progress=False, final_episodes=50, observers=[tensorboard_observer(str(logdir))])
+    with (out / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    returns = events.Scalars("charts/episodic_return")
+    assert [e.step for e in returns] == [int(r["episode"]) for r in rows]
+    assert [e.value for e in returns] == [float(r["return"]) for r in rows]
+    evals = events.Scalars("eval/success_rate")
+    assert [(e.step, round(e.value, 4)) for e in evals] == [
+        (int(r["episode"]), float(r["eval_success_rate"])) for r in rows if r["eval_success_rate"]
+    ]
+    assert {"charts/return_mean100", "eval/mean_return", "charts/epsilon"} <= set(events.Tags()["scalars"])
+
+
+def test_without_the_package_the_flag_says_how_to_get_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['tensorboard'] = None\n"
+        "from beamrl.cli import main\n"
+        f"sys.exit(main(['train', 'q-learning', 'FrozenLake-v1', '--episodes', '10', '--out', {str(tmp_path)!r},"
+        f" '--tensorboard', {str(tmp_path / 'tb')!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "pip install 'beamrl[tensorboard]'" in result.stderr
+    assert not (tmp_path / "metrics.csv").exists()  # refused before training started
