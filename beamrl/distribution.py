@@ -37,6 +37,8 @@ log = logging.getLogger("beamrl.dist")
 _CALL = b"\x95" + codec.packb("call")
 _REPLY = b"\x94" + codec.packb("reply")
 _CAST = b"\x93" + codec.packb("cast")
+#: wire kinds delivered straight to a mailbox (same fields as ``wire.Cast`` / ``wire.Send``)
+_FAST_KINDS: dict[str, int] = {"cast": CAST, "send": INFO}
 _SEND = b"\x93" + codec.packb("send")
 _TRUE, _FALSE = codec.packb(True), codec.packb(False)
 _REF = struct.Struct(">BQ")  # a msgpack uint64: 0xcf then 8 big-endian bytes
@@ -217,6 +219,13 @@ class Distribution:
         self.reply(From(caller, ref), None, CodecError(f"node {self.node.name!r} refused the call: {exc}"))
 
     def _dispatch(self, peer: str, value: Any) -> None:
+        head = value[0] if type(value) is list and len(value) == 3 else None
+        if type(head) is str and (kind := _FAST_KINDS.get(head)) is not None:
+            try:  # the hot path (casts, sends) without building a record: ~0.5 µs less CPU a message
+                self.node.deliver(value[1], kind, value[2])
+            except Exception as exc:  # the wire boundary, as below
+                self._warn(f"bad:{peer}", "dropped a bad %s message from node %r: %s", head, peer, exc)
+            return
         try:
             message = wire.from_wire(value)
             handler = self._handlers[type(message)]

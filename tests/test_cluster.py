@@ -150,6 +150,10 @@ async def test_junk_on_the_wire_never_takes_a_node_down() -> None:
             ["exit", 1, 2, 3, 4],
             ["monitor", None, None, None],
             ["link", "someone", "echo"],
+            ["cast", ["unhashable"], 1],
+            ["send", {"a": 1}, 1],
+            [["cast"], "echo", 1],
+            ["cast", "nobody-here", 1],
         ]
         for message in bad_messages:
             transport.send("target", codec.encode(message))
