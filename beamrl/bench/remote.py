@@ -3,6 +3,11 @@
 Rows: the raw pyzmq ROUTER/DEALER msgpack echo and PUSH/PULL floors (measured by
 the same command), then beamrl sequential ``call`` round trips, pipelined calls
 (many outstanding), ``cast`` throughput and a 4 MB float32 array through a call.
+
+Last, the CPU one remote cast costs, sender and receiver together: two nodes in this
+one process on loopback, ``time.process_time`` over 50,000 casts (the best of 5). Rates
+swing with whatever else the machine runs; CPU time per message barely does, so this
+is the row to compare across commits on a busy machine.
 """
 
 from __future__ import annotations
@@ -89,12 +94,35 @@ async def _measure(address: str, quick: bool) -> dict[str, float]:
     return {"sequential": sequential, "pipelined": pipelined, "cast": cast_rate, "array": array_rate}
 
 
+async def cast_cpu(casts: int = 50_000, repeats: int = 5) -> float:
+    """CPU seconds per remote cast, sender and receiver nodes both in this process (best of ``repeats``)."""
+    async with Node("bench-cpu-server", listen="tcp://127.0.0.1:0") as server, Node("bench-cpu-client") as client:
+        await server.start(Sink, name="sink")
+        assert server.address is not None
+        await client.connect(server.address)
+        sink = ("sink", "bench-cpu-server")
+        for i in range(200):  # warm up
+            await client.call(sink, i)
+        best = float("inf")
+        for _ in range(repeats):
+            before = await client.call(sink, "casts")
+            start = time.process_time()
+            for i in range(casts):
+                client.cast(sink, i)
+                if i % 5_000 == 4_999:
+                    await asyncio.sleep(0)
+            assert await client.call(sink, "casts", timeout=60) - before == casts
+            best = min(best, (time.process_time() - start) / casts)
+    return best
+
+
 def run(quick: bool = False) -> list[Row]:
     """Start the server node in a child process, measure, and return the rows."""
     raw_echo = zmq_floor.measure_raw_echo(2_000 if quick else 5_000)
     raw_push = zmq_floor.measure_raw_push_pull(100_000 if quick else 300_000)
     with NodeProcess("bench-server", tree_text=SERVER_TREE) as server:
         got: dict[str, float] = run_on_uvloop(_measure(server.address, quick))
+    cpu = run_on_uvloop(cast_cpu(20_000 if quick else 50_000))
     return [
         {"name": "raw pyzmq ROUTER/DEALER msgpack echo (floor)", "value": raw_echo, "unit": "round trips/s"},
         {"name": "raw pyzmq PUSH/PULL (floor)", "value": raw_push, "unit": "messages/s"},
@@ -123,6 +151,12 @@ def run(quick: bool = False) -> list[Row]:
             "value": got["array"] / 1e9,
             "unit": "GB/s",
             "target": ">= 1 GB/s",
+        },
+        {
+            "name": "CPU per remote cast, both nodes in one process",
+            "value": cpu * 1e6,
+            "unit": "us",
+            "note": "sender + receiver; steady under load, compare across commits",
         },
     ]
 
