@@ -42,7 +42,8 @@ from beamrl.testing import eventually
 _LIM = codec.DEFAULT_LIMITS
 #: where the object budget reaches ``max_objects``: the body size with the most objects per byte
 ATTACK_BYTES = _LIM.bytes_per_object * (_LIM.max_objects - _LIM.object_allowance)
-BIG_BYTES = 48 << 20  # the "one big bytes" message: a copy, no objects; inside the 64 MiB send window (a cast beyond it is dropped)
+# the "one big bytes" message: a copy, no objects; inside the 64 MiB send window (a cast beyond it is dropped)
+BIG_BYTES = 48 << 20
 SHAPES = ("one-entry dicts", "empty lists", "floats", "one big bytes")
 # per item: (wire bytes, objects counted: the item in its list, plus itself and its items)
 _ITEMS = {"one-entry dicts": (3, 4), "empty lists": (1, 2), "floats": (9, 1)}
