@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,9 @@ import numpy as np
 import pytest
 
 import beamrl
-from beamrl import Rejected
+from beamrl import NodeDown, Rejected
 from beamrl.rl.deep.params import NumpyPolicy, load_params
+from beamrl.transport.keys import generate_keys
 from tests import ROOT
 
 BEAMRL = [sys.executable, "-m", "beamrl.cli"]
@@ -188,3 +190,21 @@ def test_a_missing_or_broken_run_is_one_line_naming_the_file(tmp_path: Path) -> 
 def test_a_non_loopback_listen_needs_keys(runs: dict[str, Path]) -> None:
     done = _serve_fails(str(runs["ql"]), "--listen", "tcp://0.0.0.0:0")
     assert "--keys DIR" in done.stderr and "--insecure" in done.stderr
+
+
+def test_with_keys_only_a_trusted_client_gets_actions(runs: dict[str, Path], tmp_path: Path) -> None:
+    server_keys, client_keys, stranger_keys = tmp_path / "pi", tmp_path / "laptop", tmp_path / "stranger"
+    generate_keys(server_keys, "pi-1")
+    generate_keys(client_keys, "laptop")
+    generate_keys(stranger_keys, "stranger")
+    shutil.copy(client_keys / "laptop.key", server_keys)  # only public keys travel
+    shutil.copy(server_keys / "pi-1.key", client_keys)
+    shutil.copy(server_keys / "pi-1.key", stranger_keys)
+    server = Served(str(runs["ql"]), "--keys", str(server_keys), "--node-name", "pi-1")
+    try:
+        with beamrl.connect(server.address, keys=client_keys, name="laptop") as session:
+            assert session.call("policy", ["act", 0]) in range(4)
+        with pytest.raises(NodeDown, match="not trusted"):
+            beamrl.connect(server.address, keys=stranger_keys, name="stranger", timeout=3.0)
+    finally:
+        assert server.stop() == 0, "".join(server.output)

@@ -20,26 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from beamrl import codec
-from beamrl.errors import Rejected
 from beamrl.reprs import short_repr
+from beamrl.rl.errors import InvalidObservation
 from beamrl.rl.spaces import Box, Discrete, Tuple
 
 __all__ = ["InvalidObservation", "ObservationCheck", "observation_check"]
 
 MAX_BATCH = 65_536
 """The most observations one ``act_batch`` takes (a larger batch is refused, not cut)."""
-
-
-class InvalidObservation(Rejected, ValueError):
-    """An observation the served policy cannot take (shape, dtype, range, NaN); the server goes on.
-
-    The message names what is wrong, e.g. ``"observation[2] = 9.0 is outside the space's
-    bounds [-0.419, 0.419]"``. A caller that does not know this class gets a ``Rejected``.
-    """
-
-
-codec.register_exception(InvalidObservation)
 
 
 class ObservationCheck(ABC):

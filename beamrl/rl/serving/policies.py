@@ -67,6 +67,7 @@ class ServedPolicy(ABC):
         *,
         algo: str | None,
         env_id: str,
+        env_kwargs: dict[str, Any],
         file: Path,
         data: bytes,
         observation_space: Any,
@@ -76,6 +77,7 @@ class ServedPolicy(ABC):
     ) -> None:
         self.algo = algo
         self.env_id = env_id
+        self.env_kwargs = env_kwargs
         self.file = file
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.observation_space = observation_space
@@ -110,6 +112,7 @@ class ServedPolicy(ABC):
             "family": self.family,
             "algo": self.algo,
             "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
             "observation_space": self.observation_space,
             "action_space": self.action_space,
             "spaces_from": self.spaces_from,
@@ -228,6 +231,7 @@ def _load_deep(path: Path, import_envs: bool, max_batch: int) -> DeepPolicy:
         meta,
         algo=meta.get("algo"),
         env_id=env_id,
+        env_kwargs={},
         file=path,
         data=data,
         observation_space=obs_space,
@@ -308,6 +312,7 @@ def _load_table(root: Path, import_envs: bool, max_batch: int) -> TablePolicy:
         q,
         algo=summary.get("algo"),
         env_id=env_id,
+        env_kwargs=env_kwargs,
         file=path,
         data=data,
         observation_space=obs_space,

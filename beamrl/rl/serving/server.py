@@ -14,10 +14,11 @@ Requests:
                             row, a Q-network's), logits, Gaussian means or actor actions
 ``["output_batch", obs]``   the same for a batch, shape (batch, k)
 ``["info"]``                what is served: ``family`` (deep/tabular), ``algo``, ``env_id``,
-                            ``policy``, ``observation_space``, ``action_space``, ``file``,
-                            its ``sha256``, ``model_version`` (a deep run's parameter
-                            version), ``generation`` (1, then +1 per reload), ``acts``
-                            (observations answered), ``torch_imported`` (False: numpy only)
+                            ``env_kwargs``, ``policy``, ``observation_space``,
+                            ``action_space``, ``file``, its ``sha256``, ``model_version``
+                            (a deep run's parameter version), ``generation`` (1, then +1
+                            per reload), ``acts`` (observations answered),
+                            ``torch_imported`` (False: numpy only)
 ``["reload"]``              read the run directory again and serve what it holds now;
                             replies with the new ``info``
 ==========================  ==================================================================
