@@ -21,6 +21,13 @@ from beamrl.cli.options import HelpFormatter, address
 from beamrl.node import Node, run
 from beamrl.rl.serving import PolicyServer, load_run
 
+DESCRIPTION = """\
+Serve the greedy policy of a beamrl train run (a deep run's model.safetensors or a tabular
+run's qtable.npz) as a process named NAME on a node, until Ctrl-C or SIGTERM. Controllers
+call it from any node, beamrl shell (policy.act(obs)) or beamrl.connect. Requests: act,
+act_batch, output, output_batch, info, reload. Numpy only: torch is never imported.
+A bad observation is refused with a message and the server keeps serving."""
+
 
 def serve_command(args: argparse.Namespace) -> int:
     if args.watch is not None and not args.watch > 0:
@@ -59,14 +66,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a trained run's greedy policy as a process (['act', obs] -> action), numpy only",
         formatter_class=HelpFormatter,
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=DESCRIPTION,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a beamrl train run (deep or tabular)")
     p.add_argument(
         "--listen", metavar="ADDR", type=address, default="tcp://127.0.0.1:0", help="where controllers reach the node"
     )
     p.add_argument("--name", default="policy", help="the name the policy server is registered under")
-    p.add_argument("--node-name", dest="node_name", metavar="N", help="node name (default: a unique one)")
+    p.add_argument(
+        "--node-name",
+        dest="node_name",
+        metavar="N",
+        help="node name; with --keys, the name of this node's key pair in DIR (default: a unique one)",
+    )
     p.add_argument(
         "--keys", metavar="DIR", help="CURVE key directory (this node's key pair and the public keys it trusts)"
     )

@@ -20,6 +20,7 @@ from beamrl.rl.envs import make
 from beamrl.rl.serving import InvalidObservation, PolicyServer, load_run
 from beamrl.rl.spaces import Discrete, Tuple, state_index
 from beamrl.testing import eventually
+from beamrl.trust import PathRejected, for_a_peer
 
 
 def write_tabular_run(
@@ -246,3 +247,18 @@ async def test_watch_picks_up_a_newer_file_and_skips_a_broken_one(
 
 async def _equals(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
+
+
+async def test_started_for_a_peer_the_run_directory_stays_in_the_data_directory(
+    tmp_path: Path, lake: tuple[Path, np.ndarray]
+) -> None:
+    run_dir, q = lake
+    async with Node("confined", data_dir=tmp_path / "data") as node:
+        with for_a_peer():
+            with pytest.raises(PathRejected, match="is absolute"):
+                await node.start(PolicyServer, str(run_dir), name="policy")
+            with pytest.raises(PathRejected, match=r"contains '\.\.'"):
+                await node.start(PolicyServer, "../lake", name="policy")
+            write_tabular_run(tmp_path / "data" / "runs" / "lake", "FrozenLake-v1", q)
+            await node.start(PolicyServer, "runs/lake", name="policy")
+        assert await node.call("policy", ["act", 3]) == int(np.argmax(q[3]))
