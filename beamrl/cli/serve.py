@@ -15,8 +15,10 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
+from typing import Any
 
-from beamrl.child_spec import child
+from beamrl import Down, Pid, child, monitor, receive
 from beamrl.cli.options import HelpFormatter, address
 from beamrl.node import Node, run
 from beamrl.rl.serving import PolicyServer, load_run
@@ -50,15 +52,33 @@ async def _serve(args: argparse.Namespace, what: str) -> int:
         insecure=args.insecure,
         cookie_file=args.cookie_file,
     )
+    gave_up: list[Any] = []
     async with node:
         spec = child(PolicyServer, args.run_dir, name=args.name, watch=args.watch)
-        await node.start_supervisor([spec], strategy="one_for_one", max_restarts=5, max_seconds=10.0, name="serve")
+        sup = await node.start_supervisor(
+            [spec], strategy="one_for_one", max_restarts=5, max_seconds=10.0, name="serve"
+        )
+        await node.spawn(_stop_when_down, sup, stop, gave_up)
         print(f"node {node.name!r} listening on {node.address}", flush=True)
         print(f"serving {what} as {args.name!r}: beamrl shell {node.address}, then {args.name}.act(obs)", flush=True)
         await stop.wait()
         print(f"node {node.name!r} stopping", flush=True)
+    if gave_up:  # a node without its policy must not look alive to a service manager
+        print(f"beamrl serve: the policy server kept crashing, its supervisor gave up: {gave_up[0]}", file=sys.stderr)
+        return 1
     print("stopped", flush=True)
     return 0
+
+
+async def _stop_when_down(sup: Pid, stop: asyncio.Event, gave_up: list[Any]) -> None:
+    """Stop the node, noting why, once the supervisor is gone (more crashes than it tolerates)."""
+    monitor(sup)
+    while True:
+        message = await receive()
+        if isinstance(message, Down):
+            gave_up.append(message.reason)
+            stop.set()
+            return
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import beamrl
-from beamrl import NodeDown, Rejected
+from beamrl import NodeDown, NoProc, ProcessCrashed, Rejected
 from beamrl.rl.deep.params import NumpyPolicy, load_params
 from beamrl.transport.keys import generate_keys
 from tests import ROOT
@@ -208,3 +208,23 @@ def test_with_keys_only_a_trusted_client_gets_actions(runs: dict[str, Path], tmp
             beamrl.connect(server.address, keys=stranger_keys, name="stranger", timeout=3.0)
     finally:
         assert server.stop() == 0, "".join(server.output)
+
+
+async def test_when_its_supervisor_gives_up_the_command_exits_with_1(runs: dict[str, Path]) -> None:
+    """A policy server that keeps dying (killed here) takes the command down: no live node without a policy."""
+    server = Served(str(runs["ql"]))
+    try:
+        async with beamrl.Node("killer") as node:
+            peer = await node.connect(server.address)
+            for _ in range(20):
+                try:
+                    await node.call(("policy", peer), ["info"], timeout=2.0)
+                except (NoProc, NodeDown, ProcessCrashed, TimeoutError):
+                    if server.proc.poll() is not None:
+                        break
+                    continue
+                node.kill(("policy", peer))
+        assert server.proc.wait(30) == 1
+        assert "its supervisor gave up" in "".join(server.output)
+    finally:
+        server.stop()
