@@ -7,7 +7,8 @@ other way round: the Pi serves, a laptop asks): it connects with ``beamrl.connec
 ``["info"]`` which env the policy was trained on, then plays episodes of that env here,
 sending every observation to the server (``policy.act(obs)``) and stepping with the action
 it answers. It prints the mean return (and success rate for goal envs) and the round trip
-of one ``act``: median and 99th percentile, and acts per second.
+of one ``act``: median and 99th percentile, and acts per second, beside the floor of a
+bare remote call to the same node timed in the same run.
 
     python examples/pi_controller.py --demo [--episodes 100]
 
@@ -41,6 +42,7 @@ import numpy as np
 
 import beamrl
 from beamrl.rl import make
+from beamrl.rl.envs.registry import facts
 
 BEAMRL = [sys.executable, "-m", "beamrl.cli"]
 
@@ -52,6 +54,7 @@ def play(address: str, name: str, episodes: int, batch: int) -> None:
         info = policy.info()
         print(f"served {info['algo']} {info['env_id']} from {info['file']} (torch imported: {info['torch_imported']})")
         env = make(info["env_id"], **info["env_kwargs"])
+        judge = facts(info["env_id"])  # a goal env (FrozenLake...) has a success rate worth printing
         returns, successes, trips = [], [], []
         for episode in range(episodes):
             exp = env.reset(seed=episode)
@@ -63,12 +66,17 @@ def play(address: str, name: str, episodes: int, batch: int) -> None:
                 exp = env.step(action)
                 total += exp.reward
             returns.append(total)
-            successes.append(exp.terminated and exp.reward > 0)
-        print(
-            f"{episodes} episodes: mean return {np.mean(returns):.3f}, "
-            f"success {np.mean(successes):.3f}, {len(trips)} steps"
-        )
+            successes.append(judge.success(exp))
+        success = f", success {np.mean(successes):.3f}" if judge.success_target is not None else ""
+        print(f"{episodes} episodes: mean return {np.mean(returns):.3f}{success}, {len(trips)} steps")
         _report("act round trip", trips, 1)
+        floor = []
+        for _ in range(min(len(trips), 2_000)):
+            started = time.perf_counter()
+            session.registered()  # a remote call with a tiny answer and no policy work: the floor
+            floor.append(time.perf_counter() - started)
+        _report("floor: a bare remote call (registered names)", floor, 1)
+        print(f"act / floor: {statistics.median(trips) / statistics.median(floor):.2f}x the median round trip")
         if batch:
             obs = np.stack([np.asarray(env.observation_space.sample()) for _ in range(batch)])
             times = []
