@@ -76,8 +76,9 @@ async def _stop_when_down(sup: Pid, stop: asyncio.Event, gave_up: list[Any]) -> 
     while True:
         message = await receive()
         if isinstance(message, Down):
-            gave_up.append(message.reason)
-            stop.set()
+            if not stop.is_set():  # not the node's own shutdown after Ctrl-C or SIGTERM
+                gave_up.append(message.reason)
+                stop.set()
             return
 
 

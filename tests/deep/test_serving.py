@@ -118,6 +118,7 @@ BAD_OBSERVATIONS = [
     ([None, 0.0, 0.0, 0.0], r"is not made of numbers"),
     ([[0.0, 1.0], [2.0]], r"is not an array of numbers"),
     (0.5, r"has shape \(\); expected shape \(4,\)"),
+    ([0.0, 3e38, 0.0, -3e38], r"the network's output is not finite .* for this observation"),
 ]
 
 

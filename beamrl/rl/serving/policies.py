@@ -41,7 +41,7 @@ import numpy as np
 
 from beamrl.rl.deep.params import NumpyPolicy, params_from_bytes
 from beamrl.rl.envs import make
-from beamrl.rl.errors import UnknownEnv
+from beamrl.rl.errors import InvalidObservation, UnknownEnv
 from beamrl.rl.serving.observations import MAX_BATCH, ObservationCheck, observation_check
 from beamrl.rl.spaces import Box, Discrete, Tuple
 
@@ -133,10 +133,24 @@ class DeepPolicy(ServedPolicy):
         self.version = meta.get("version")
 
     def output(self, x: np.ndarray) -> np.ndarray:
-        return self.policy.output(x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.policy.output(x)
+        bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+        if bad.any():  # finite inputs can still overflow float32 on the way through the network
+            where = f"row {int(np.argmax(bad))} of the batch" if len(out) > 1 else "this observation"
+            raise InvalidObservation(
+                f"the network's output is not finite (NaN or inf) for {where}: "
+                "is it far outside what the policy was trained on?"
+            )
+        return out
 
     def greedy(self, x: np.ndarray) -> np.ndarray:
-        return self.policy.greedy(x)
+        out = self.output(x)
+        if self.kind in ("q", "dueling_q", "categorical"):
+            return np.asarray(out.argmax(axis=1))
+        if "low" in self.policy.spec:  # a Gaussian's mean or an actor's output, inside the bounds
+            return np.clip(out, self.policy.spec["low"], self.policy.spec["high"]).astype(np.float32)
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "policy": self.kind, "model_version": self.version}
