@@ -17,8 +17,8 @@ import pytest
 
 from beamrl import Node, Rejected
 from beamrl.rl.envs import make
-from beamrl.rl.serving import InvalidObservation, PolicyServer, load_run
-from beamrl.rl.spaces import Discrete, Tuple, state_index
+from beamrl.rl.serving import InvalidObservation, PolicyServer, load_run, observation_check
+from beamrl.rl.spaces import Box, Discrete, MultiDiscrete, Tuple, state_index
 from beamrl.testing import eventually
 from beamrl.trust import PathRejected, for_a_peer
 
@@ -262,3 +262,28 @@ async def test_started_for_a_peer_the_run_directory_stays_in_the_data_directory(
             write_tabular_run(tmp_path / "data" / "runs" / "lake", "FrozenLake-v1", q)
             await node.start(PolicyServer, "runs/lake", name="policy")
         assert await node.call("policy", ["act", 3]) == int(np.argmax(q[3]))
+
+
+# -- the checks on their own ------------------------------------------------------------------
+
+
+def test_a_discrete_space_with_a_start_maps_states_to_rows_from_zero() -> None:
+    check = observation_check(Discrete(5, start=-2))
+    np.testing.assert_array_equal(check.one(-2), [0])
+    np.testing.assert_array_equal(check.batch(np.array([2, -1, 0], np.int16)), [4, 1, 2])
+    with pytest.raises(InvalidObservation, match=r"= 3 is not a state of Discrete\(5, start=-2\) \(-2\.\.2\)"):
+        check.one(3)
+
+
+def test_a_box_takes_integers_as_float32_and_keeps_its_bounds_per_component() -> None:
+    check = observation_check(Box(np.array([0.0, -1.0]), np.array([10.0, 1.0]), (2,), np.float32))
+    x = check.one([3, 0])
+    assert x.dtype == np.float32 and x.shape == (1, 2)
+    assert check.batch(np.array([[0, -1], [10, 1]], np.int64)).tolist() == [[0.0, -1.0], [10.0, 1.0]]
+    with pytest.raises(InvalidObservation, match=r"observation\[1\] of row 1 = -2 is outside .* \[-1, 1\]"):
+        check.batch([[0.0, 0.0], [5.0, -2.0]])
+
+
+def test_a_space_a_policy_cannot_take_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"Box, Discrete or Tuple-of-Discrete observations, not MultiDiscrete"):
+        observation_check(MultiDiscrete([2, 3]))
