@@ -84,17 +84,24 @@ def _train(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny deep run and a tiny tabular run, trained by the ``beamrl train`` command."""
-    pytest.importorskip("torch")
+    """A tiny tabular run, trained by the ``beamrl train`` command."""
     root = tmp_path_factory.mktemp("runs")
-    _train("dqn", "CartPole-v1", "--steps", "600", "--out", str(root / "dqn"))
     _train("q-learning", "FrozenLake-v1", "--episodes", "200", "--out", str(root / "ql"))
-    return {"dqn": root / "dqn", "ql": root / "ql"}
+    return {"ql": root / "ql"}
+
+
+@pytest.fixture(scope="module")
+def dqn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny deep run, trained by the ``beamrl train`` command (torch trains it; serving needs none)."""
+    pytest.importorskip("torch")
+    out = tmp_path_factory.mktemp("runs") / "dqn"
+    _train("dqn", "CartPole-v1", "--steps", "600", "--out", str(out))
+    return out
 
 
 @pytest.fixture
-def served_dqn(runs: dict[str, Path]) -> Iterator[Served]:
-    server = Served(str(runs["dqn"]))
+def served_dqn(dqn_run: Path) -> Iterator[Served]:
+    server = Served(str(dqn_run))
     try:
         yield server
     finally:
@@ -107,10 +114,8 @@ def _maps_torch(pid: int) -> list[str]:
         return sorted({line.split()[-1] for line in f if "torch" in line.split()[-1]})
 
 
-def test_a_served_deep_run_acts_as_its_numpy_policy_and_never_loads_torch(
-    runs: dict[str, Path], served_dqn: Served
-) -> None:
-    params, meta = load_params(runs["dqn"] / "model.safetensors")
+def test_a_served_deep_run_acts_as_its_numpy_policy_and_never_loads_torch(dqn_run: Path, served_dqn: Served) -> None:
+    params, meta = load_params(dqn_run / "model.safetensors")
     reference = NumpyPolicy(meta["spec"], params)
     obs = np.random.default_rng(0).uniform(-0.2, 0.2, size=(64, 4)).astype(np.float32)
     with beamrl.connect(served_dqn.address) as session:
