@@ -8,8 +8,9 @@ from that copy's root:
   with ``bash``, on a ``PATH`` without any virtualenv, so a bare ``beamrl`` or ``python``
   fails as it would for a reader. ``beamrl node start`` runs forever, so it runs in the
   background, as in a second terminal, until the node prints where it listens (and that
-  its tree started); ``beamrl shell`` reads an empty stdin and exits. Every background
-  process is stopped at the end. Fixed ports (``:7001``) become free ones.
+  its tree started); so does ``beamrl serve``. ``beamrl shell`` reads an empty stdin and
+  exits. Every background process is stopped at the end. Fixed ports (``127.0.0.1:7001``)
+  become free ones, in ``python`` blocks too (the same port maps to the same free one).
 - ``python`` blocks of one file run in one interpreter (the fresh virtualenv's python), in
   order and in one namespace, as a reader pasting them would; top-level ``await`` works.
 - The README's set-up, ``python3 -m venv .venv && .venv/bin/pip install -q -e '.[EXTRAS]'``
@@ -39,7 +40,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ DOCS = ("README.md", "examples/README.md")
 COMMAND_TIMEOUT = 180.0
 SETUP = re.compile(r"(python3 -m venv \.venv && )?\.venv/bin/pip install (-q )?-e '\.\[[a-z,]*\]'")
 _FENCE = re.compile(r"^```([A-Za-z]*)\s*$")
+#: commands that serve until stopped: run in the background, ready once they print where they listen
+SERVERS = r"\bbeamrl (node start|serve)\b"
 _DIRECTIVE = re.compile(r"^<!--\s*readme-test:\s*(\w+)(.*?)-->\s*$")
 
 
@@ -327,7 +330,7 @@ class Walk:
         assert Path(where.stdout.strip()).is_relative_to(self.clone), f"not the clone's beamrl: {where.stdout}"
         return "true"
 
-    def localise(self, command: str) -> str:
+    def localise_ports(self, text: str) -> str:
         """Fixed ports become free ones (the same port maps to the same free one throughout)."""
 
         def swap(match: re.Match[str]) -> str:
@@ -336,13 +339,16 @@ class Walk:
                 self.ports[port] = str(free_port())
             return f"127.0.0.1:{self.ports[port]}"
 
-        command = re.sub(r"127\.0\.0\.1:(7\d\d\d)\b", swap, command)
-        return SETUP.sub(lambda m: self.setup(), command)
+        return re.sub(r"127\.0\.0\.1:(7\d\d\d)\b", swap, text)
+
+    def localise(self, command: str) -> str:
+        """Free ports for fixed ones, and the README's set-up run offline."""
+        return SETUP.sub(lambda m: self.setup(), self.localise_ports(command))
 
     def shell(self, block: Block) -> None:
         for original in commands_of(block.code):
             command = self.localise(original)
-            if block.directive == "background" or re.search(r"\bbeamrl node start\b", command):
+            if block.directive == "background" or re.search(SERVERS, command):
                 self.start(command, original, block)
                 continue
             try:
@@ -367,7 +373,7 @@ class Walk:
     def start(self, command: str, original: str, block: Block) -> None:
         server = Background(command, self.clone, self.env)
         self.background.append(server)
-        if re.search(r"\bbeamrl node start\b", command):
+        if re.search(SERVERS, command):
             server.wait_for(r"listening on tcp://")
             if "--tree" in command or re.search(r"node start \S+\.toml", command):
                 server.wait_for(r"tree .* started")
@@ -410,7 +416,7 @@ def test_every_bash_and_python_block_of_the_readmes_runs_in_order(walk: Walk) ->
                 if block.language == "python":
                     if python is None:
                         python = PythonSession(walk.clone / ".venv" / "bin" / "python", walk.clone, walk.env)
-                    status, output = python.run(block)
+                    status, output = python.run(replace(block, code=walk.localise_ports(block.code)))
                     walk.log.append(f">>> {block.where}\n{output}")
                     assert status == "ok", f"{block.where} ({status}):\n{block.code}\n{output}"
                 else:

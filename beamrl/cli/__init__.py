@@ -9,6 +9,7 @@ beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--no
               [--dashboard [PORT]] [--tensorboard DIR]
 beamrl dashboard ADDR [--port 8080] [--host H] [--allow-control] [--keys DIR]  ``dashboard``
 beamrl eval RUN_DIR [--episodes N] [--render] [--seed S]        ``eval``
+beamrl serve RUN_DIR [--listen ADDR] [--name NAME] [--keys DIR] [--watch S]  ``serve``
 
 Each command module has ``add_parser(subparsers)``, which registers the command and
 sets ``handler`` (``args -> exit code``). A new command is a new module listed in
@@ -24,11 +25,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from beamrl.cli import bench, dashboard, eval, keys, node, ps, shell, train
+from beamrl.cli import bench, dashboard, eval, keys, node, ps, serve, shell, train
 from beamrl.cli.options import HelpFormatter, cli_wording, help_of
 from beamrl.errors import BeamError
 
-COMMANDS = (bench, keys, node, shell, ps, train, eval, dashboard)
+COMMANDS = (bench, keys, node, shell, ps, train, eval, serve, dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,14 @@ class InvalidAction(Rejected):
     """
 
 
+class InvalidObservation(Rejected, ValueError):
+    """An observation a served policy cannot take (shape, dtype, range, NaN); the server goes on.
+
+    The message names what is wrong, e.g. ``"observation[2] = 0.9 is outside the observation
+    space's bounds [-0.418879, 0.418879]"`` (``beamrl.rl.serving``).
+    """
+
+
 class UnknownEnv(ValueError):
     """``make`` was given an id that is neither native nor registered with gymnasium."""
 

@@ -15,12 +15,13 @@ from beamrl.rl.training import RunSpec
 
 def test_every_command_has_its_module() -> None:
     names = {c.__name__.rsplit(".", 1)[1] for c in COMMANDS}
-    assert names == {"bench", "dashboard", "eval", "keys", "node", "ps", "shell", "train"}
+    assert names == {"bench", "dashboard", "eval", "keys", "node", "ps", "serve", "shell", "train"}
     for name in names:  # each module registers its command, with a handler
         with pytest.raises(SystemExit, match="0"):
             build_parser().parse_args([name, "--help"])
     assert build_parser().parse_args(["ps", "tcp://127.0.0.1:1"]).handler.__module__ == "beamrl.cli.ps"
     assert build_parser().parse_args(["eval", "runs/x"]).handler.__module__ == "beamrl.cli.eval"
+    assert build_parser().parse_args(["serve", "runs/x"]).handler.__module__ == "beamrl.cli.serve"
 
 
 def test_the_learn_suite_runs_only_when_named() -> None:
