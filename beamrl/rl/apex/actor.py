@@ -1,0 +1,137 @@
+"""``ApexActor``: an Ape-X actor as a process (numpy only: what a Raspberry Pi runs).
+
+    child("beamrl.rl.apex.actor:ApexActor", "CartPole-v1", cfg.to_data(), 0, 2, seed,
+          ("replay", "learner"), ("learner", "learner"), name="apex-actor-0")
+    await node.call("apex-actor-0", ["progress"])   # steps, episodes since the last call, version
+    await node.call("apex-actor-0", ["act", obs])   # the greedy action (REPL: actor.act(obs))
+
+It owns an ``ApexActing`` (a vector env, a numpy Q-network, the n-step windows) and
+runs it in slices of ~20 ms, so calls interleave. Every ``send_every`` transitions it
+casts ``["add_batch", columns, priorities]`` to the replay (a cast: it never waits on
+the learner node); every ``pull_every`` env steps it calls the learner's
+``["get_params", version]``, which answers only when newer. When the learner or its
+node is away the actor keeps acting on the parameters it has (its casts are dropped)
+and pulls again at the next period; a fresh actor asks for ``["get_params", None]`` in
+``init``, so an actor restarted on a restarted node starts from the current version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from beamrl.api import call, cast
+from beamrl.errors import BeamError, Rejected
+from beamrl.gen_server import GenServer
+from beamrl.process import From
+from beamrl.rl.apex.acting import ApexActing
+from beamrl.rl.apex.config import actor_epsilon, apex_config
+
+__all__ = ["ApexActor"]
+
+log = logging.getLogger("beamrl.rl.apex")
+_SLICE_S = 0.02
+_PULL_TIMEOUT_S = 5.0
+
+
+class ApexActor(GenServer):
+    """See the module docstring."""
+
+    async def init(
+        self,
+        env_id: str,
+        config: dict[str, Any],
+        index: int,
+        count: int,
+        seed: int,
+        replay: Any = "replay",
+        learner: Any = "learner",
+    ) -> None:
+        self.cfg = apex_config(env_id, config)
+        self.index, self.replay, self.learner = int(index), replay, learner
+        self.epsilon = actor_epsilon(index, count, self.cfg.eps_base, self.cfg.eps_alpha)
+        spec = await call(learner, ["spec"], timeout=30.0)
+        self.acting = ApexActing(env_id, self.cfg, spec, seed + 7_919 * index, self.epsilon)
+        self.version = -1
+        self.pulls = 0
+        self.pull_failures = 0
+        await self._pull(None)
+        if self.version < 0:
+            raise RuntimeError(f"actor {index}: the learner {learner!r} gave no parameters")
+        self.next_pull = self.cfg.pull_every
+        self.episodes: list[tuple[float, int]] = []
+        self.started = time.monotonic()
+        self.rate = (time.monotonic(), 0)
+        self.sps = 0.0
+        cast(self.pid, ["tick"])
+
+    async def _pull(self, since: int | None) -> None:
+        try:
+            got = await call(self.learner, ["get_params", since], timeout=_PULL_TIMEOUT_S)
+        except BeamError as exc:  # learner restarting or its node away: act on what we have
+            self.pull_failures += 1
+            log.info("actor %d: no parameters this time (%s); acting on version %d", self.index, exc, self.version)
+            return
+        self.pulls += 1
+        if got is not None:
+            self.version, params = got
+            self.acting.set_params(params)
+
+    # -- the loop -------------------------------------------------------------------------
+    async def handle_cast(self, request: Any) -> None:
+        if request == ["tick"]:
+            await self._tick()
+
+    async def _tick(self) -> None:
+        acting = self.acting
+        deadline = time.monotonic() + _SLICE_S
+        while time.monotonic() < deadline:
+            acting.step()
+            if acting.ready():
+                batch, priorities = acting.take()
+                cast(self.replay, ["add_batch", batch, priorities])
+            if acting.steps >= self.next_pull:
+                self.next_pull = acting.steps + self.cfg.pull_every
+                await self._pull(self.version)
+        self.episodes.extend(acting.envs.drain())
+        now = time.monotonic()
+        t0, s0 = self.rate
+        if now - t0 >= 1.0:
+            self.sps, self.rate = (acting.steps - s0) / (now - t0), (now, acting.steps)
+        if len(self.episodes) > 10_000:  # nobody polls: keep the newest
+            del self.episodes[:-10_000]
+        cast(self.pid, ["tick"])
+
+    # -- requests -------------------------------------------------------------------------
+    async def handle_call(self, request: Any, from_: From) -> Any:
+        match request:
+            case ["progress"]:
+                episodes, self.episodes = self.episodes, []
+                return {
+                    "index": self.index,
+                    "steps": self.acting.steps,
+                    "sent": self.acting.sent,
+                    "episodes": [[r, n] for r, n in episodes],
+                    "version": self.version,
+                    "epsilon": self.epsilon,
+                    "steps_per_s": self.sps,
+                    "pulls": self.pulls,
+                    "pull_failures": self.pull_failures,
+                }
+            case ["act", obs]:
+                try:
+                    x = np.asarray(obs, np.float32).reshape(1, -1)
+                    return int(self.acting.policy.q_values(x).argmax(axis=1)[0])
+                except ValueError as exc:
+                    raise Rejected(f"actor {self.index}: cannot act on {obs!r}: {exc}") from None
+            case ["stats"]:
+                return {
+                    "index": self.index,
+                    "steps": self.acting.steps,
+                    "version": self.version,
+                    "epsilon": self.epsilon,
+                }
+        raise Rejected(f"apex actor: unknown request {request!r}")
