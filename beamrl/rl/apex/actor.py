@@ -17,7 +17,9 @@ and pulls again at the next period; a fresh actor asks for ``["get_params", None
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import time
 from typing import Any
 
@@ -103,6 +105,7 @@ class ApexActor(GenServer):
             self.sps, self.rate = (acting.steps - s0) / (now - t0), (now, acting.steps)
         if len(self.episodes) > 10_000:  # nobody polls: keep the newest
             del self.episodes[:-10_000]
+        await asyncio.sleep(0)  # let the node's other tasks run (a stop, heartbeats) between slices
         cast(self.pid, ["tick"])
 
     # -- requests -------------------------------------------------------------------------
@@ -133,5 +136,6 @@ class ApexActor(GenServer):
                     "steps": self.acting.steps,
                     "version": self.version,
                     "epsilon": self.epsilon,
+                    "torch_loaded": "torch" in sys.modules,  # an actor never needs it (a Pi has none)
                 }
         raise Rejected(f"apex actor: unknown request {request!r}")

@@ -69,6 +69,7 @@ METRICS = [
     "samples_per_s",
     "learner_steps_per_s",
     "actor_steps_per_s",
+    "actor_env_steps",
     "param_lag",
 ]
 _POLL_S = 0.5
@@ -379,7 +380,8 @@ async def _poll_actor(node: Node, run: _Run, actor: _Actor, writer: Any, wall: f
         )
     writer.writerow(
         {"kind": "actor", "wall_s": wall, "env_steps": run.env_steps(), "actor": actor.index}
-        | {"actor_steps_per_s": actor.steps_per_s, "param_lag": max(0, version - actor.version)}
+        | {"actor_steps_per_s": actor.steps_per_s, "actor_env_steps": actor.steps}
+        | {"param_lag": max(0, version - actor.version)}
         | {"learner_version": version}
     )
 
