@@ -28,6 +28,8 @@ MEASURES = {
     " samples over a remote call",
     "train": "Q-learning on FrozenLake-v1 to 0.70 greedy success on 1 and 3 nodes, and training env steps/s",
     "learn": "deep agents against reference implementations on their envs (takes minutes)",
+    "apex": "Ape-X DQN: env steps/s with 1 and 2 actor nodes, learner batches/s, replay inserts/s and"
+    " samples/s, and an actor against its loop without messaging (needs torch; a minute or two)",
 }
 
 
