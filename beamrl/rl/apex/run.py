@@ -209,6 +209,9 @@ async def train_apex(
                     log.info("leaving actor %d on %r: %s", actor.index, actor.node, exc)
             await node.call("learner-loop", ["pause"], timeout=30.0)
             final_version, params = await node.call("learner", ["get_params", None], timeout=30.0)
+            selected = "last"
+            if reached is not None:  # the model that reached the target, not the few updates after it
+                final_version, params, selected = reached["learner_version"], reached.pop("params"), "reached stop_at"
             spec = await node.call("learner", ["spec"])
             replay_stats = await node.call("replay", ["stats"])
             learner_stats = await node.call("learner", ["stats"])
@@ -218,7 +221,7 @@ async def train_apex(
             if started_nodes is not None:
                 await asyncio.to_thread(started_nodes.close)
     wall = time.monotonic() - run.started
-    meta = {"spec": spec, "algo": "apex-dqn", "env_id": env_id, "version": final_version, "selected": "last"}
+    meta = {"spec": spec, "algo": "apex-dqn", "env_id": env_id, "version": final_version, "selected": selected}
     save_params(out_dir / "model.safetensors", params, meta)
     write_json(out_dir / "model.json", meta)
     returns = await asyncio.to_thread(evaluate, NumpyPolicy(spec, params), env_id, FINAL_EVAL_EPISODES)
@@ -237,6 +240,8 @@ async def train_apex(
         "judge": judge_env(env_id, {})[1],
         "stop_at": stop_at,
         "time_to_target": reached,
+        "model_selected": selected,
+        "model_version": final_version,
         "learner_updates": int(learner_stats["updates"]),
         "replay": {k: replay_stats[k] for k in ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")},
         "samples_per_insert": limiter.get("samples_per_insert_actual"),
@@ -349,6 +354,7 @@ async def _drive(
                             "env_steps": run.env_steps(),
                             "learner_version": got[0],
                             "eval_mean_return": mean,
+                            "params": got[1],
                         }
     return reached
 

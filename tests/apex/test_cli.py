@@ -1,0 +1,55 @@
+"""``beamrl train apex-dqn``: a whole run through the CLI (with the learner killed mid-run), and bad options."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli_errors import beamrl
+
+pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+
+SMALL = ["--set", "hidden=[32,32]", "--set", "batch_size=64", "--set", "min_replay=500", "--set", "eval_every=5000"]
+
+
+def test_a_run_writes_its_files_and_survives_a_killed_learner_and_replay(tmp_path: Path) -> None:
+    args = ["--nodes", "1", "--steps", "30000", "--out", "run", "--quiet", *SMALL]
+    kills = ["--kill-at", "8000:learner", "--kill-at", "12000:replay"]
+    result = beamrl("train", "apex-dqn", "CartPole-v1", *args, *kills, cwd=tmp_path, timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] >= 30_000 and summary["actor_nodes"] == ["learner-actor1"]
+    killed = [e["target"] for e in summary["events"] if e["event"] == "killed"]
+    assert killed == ["learner", "replay"]
+    assert summary["restarts"]["learner"] == 1 and summary["restarts"]["replay"] == 1
+    assert summary["learner_updates"] > 0  # counted by the restarted learner, from its checkpoint on
+    with (run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"episode", "actor", "rates", "eval"}
+    versions = [int(r["learner_version"]) for r in rows if r["kind"] == "rates"]
+    assert versions[-1] > versions[len(versions) // 2] > 0  # it kept learning after the faults
+    for name in ("model.safetensors", "model.json", "learner-actor1.log"):
+        assert (run / name).is_file(), name
+    assert "mean return" in result.stdout and "events:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kill-at", "100:actor"], "--kill-at expects STEP:TARGET with TARGET one of actor-node, learner, replay"),
+        (["--episodes", "100"], "apex-dqn counts its budget in env steps: use --steps N"),
+        (["--set", "bogus=1"], "apex-dqn has no hyper-parameter 'bogus'"),
+        (["--nodes", "1", "--set", "batch_size=0"], "batch_size must be >= 1"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(args: list[str], message: str, tmp_path: Path) -> None:
+    result = beamrl("train", "apex-dqn", "CartPole-v1", "--out", "run", *args, cwd=tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not (tmp_path / "run" / "learner").exists()
