@@ -38,7 +38,10 @@ Rate limiter. Started with ``rate_limiter={"min_size": M, "samples_per_insert": 
 until the limiter allows it: the memory holds ``M`` transitions and the transitions
 sampled stay within ``E`` of ``R`` per transition inserted. One that is not allowed within
 ``sample_wait`` seconds answers ``None`` (so a learner's loop stays responsive and can
-retry); waiting samples are served in order as inserts arrive. ``stats["rate_limiter"]``
+retry); waiting samples are served in order as inserts arrive. ``["insert_headroom"]``
+(a call) answers how many transitions may still be inserted before the sampler lags the
+target by more than ``E`` (None without a limiter): actors pause while it is <= 0, as
+Reverb's inserters block. ``stats["rate_limiter"]``
 shows the counts, the actual ratio, and ``behind`` (the sampler lags the target).
 
 Bad input. In a call, bad input (wrong shape or dtype for what the memory holds,
@@ -234,6 +237,8 @@ class ReplayServer(GenServer):
                 return self._update(indices, priorities, "skip")
             case ["len"]:
                 return len(self.memory)
+            case ["insert_headroom"]:
+                return None if self.limiter is None else float(self.limiter.insert_headroom())
             case ["stats"]:
                 return self.stats()
             case ["checkpoint"]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from beamrl.rl.apex.acting import ApexActing
-from beamrl.rl.apex.config import actor_epsilon, apex_config
+from beamrl.rl.apex.config import actor_epsilon, actor_epsilons, apex_config
 from beamrl.rl.replay import ReplayMemory
 
 pytest.importorskip("gymnasium")
@@ -37,9 +37,17 @@ def test_actor_epsilons_follow_the_apex_schedule() -> None:
         actor_epsilon(3, 3)
 
 
+def test_each_env_of_an_actor_is_one_slot_of_the_schedule() -> None:
+    cfg = apex_config("CartPole-v1", {"num_envs": 4})
+    slots = [e for i in range(3) for e in actor_epsilons(i, 3, cfg)]
+    assert slots == pytest.approx([actor_epsilon(k, 12) for k in range(12)])
+    shared = apex_config("CartPole-v1", {"num_envs": 4, "eps_per_env": False})
+    assert actor_epsilons(1, 3, shared) == pytest.approx([actor_epsilon(1, 3)] * 4)
+
+
 def test_config_refuses_unknown_and_bad_values() -> None:
-    assert apex_config("CartPole-v1").batch_size == 512
-    assert apex_config("CartPole-v1", {"batch_size": 64}).batch_size == 64
+    assert apex_config("Acrobot-v1").batch_size == 512 and apex_config("CartPole-v1").batch_size == 64
+    assert apex_config("CartPole-v1", {"batch_size": 32}).batch_size == 32
     with pytest.raises(ValueError, match="no hyper-parameter 'bacth_size'"):
         apex_config("CartPole-v1", {"bacth_size": 64})
     with pytest.raises(ValueError, match="send_every must be >= 1"):

@@ -13,7 +13,18 @@ from tests.cli.test_cli_errors import beamrl
 pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
-SMALL = ["--set", "hidden=[32,32]", "--set", "batch_size=64", "--set", "min_replay=500", "--set", "eval_every=5000"]
+SMALL = [
+    "--set",
+    "hidden=[32,32]",
+    "--set",
+    "batch_size=64",
+    "--set",
+    "samples_per_insert=2",
+    "--set",
+    "min_replay=500",
+    "--set",
+    "eval_every=5000",
+]
 
 
 def test_a_run_writes_its_files_and_survives_a_killed_learner_and_replay(tmp_path: Path) -> None:

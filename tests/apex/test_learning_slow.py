@@ -59,7 +59,6 @@ def test_apex_with_two_actor_nodes_reaches_475_on_cartpole(tmp_path: Path) -> No
                     seed=seed,
                     out=tmp_path / f"apex{seed}",
                     stop_at=TARGET,
-                    overrides={"eval_every": 5_000},
                 )
             )
         )

@@ -53,7 +53,7 @@ async def test_an_actor_node_acts_without_ever_importing_torch() -> None:
 
 async def test_an_actor_node_killed_mid_run_rejoins_with_current_params(tmp_path: Path) -> None:
     """kill -9 of an actor node: the learner goes on; the restarted node's actor gets the current version."""
-    overrides = {"eval_every": 1_000_000}  # no periodic evaluation: this test is about the fault
+    overrides = {"eval_every": 1_000_000, "samples_per_insert": 1.0}  # about the fault: no evaluations, fast actors
     summary = await train_apex(
         "CartPole-v1", 150_000, nodes=2, out=tmp_path / "run", kill_at=[(10_000, "actor-node")], overrides=overrides
     )

@@ -1,6 +1,6 @@
 """``ApexActing``: an Ape-X actor's loop without messages (numpy only).
 
-    acting = ApexActing("CartPole-v1", cfg, spec, seed=0, epsilon=0.4)
+    acting = ApexActing("CartPole-v1", cfg, spec, seed=0, epsilon=0.4)   # or one ε per env
     acting.set_params(params)
     while True:
         acting.step()                        # every env once, ε-greedy on the numpy Q-values
@@ -41,9 +41,12 @@ _Pending = tuple[np.ndarray, int, float, float]  # state, action, reward, Q(stat
 class ApexActing:
     """See the module docstring."""
 
-    def __init__(self, env_id: str, cfg: ApexConfig, spec: dict[str, Any], seed: int, epsilon: float) -> None:
-        self.cfg, self.epsilon = cfg, float(epsilon)
+    def __init__(
+        self, env_id: str, cfg: ApexConfig, spec: dict[str, Any], seed: int, epsilon: float | list[float]
+    ) -> None:
+        self.cfg = cfg
         self.envs = EnvBatch(env_id, cfg.num_envs, seed)
+        self.epsilon = np.broadcast_to(np.asarray(epsilon, np.float64), (self.envs.n,)).copy()
         self.n_actions = int(self.envs.envs[0].action_space.n)
         self.policy = NumpyPolicy(spec)
         self.rng = np.random.default_rng(seed + 1_000_003)

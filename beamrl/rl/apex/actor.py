@@ -9,7 +9,9 @@ It owns an ``ApexActing`` (a vector env, a numpy Q-network, the n-step windows) 
 runs it in slices of ~20 ms, so calls interleave. Every ``send_every`` transitions it
 casts ``["add_batch", columns, priorities]`` to the replay (a cast: it never waits on
 the learner node); every ``pull_every`` env steps it calls the learner's
-``["get_params", version]``, which answers only when newer. When the learner or its
+``["get_params", version]``, which answers only when newer, and asks the replay for its
+``insert_headroom``: while the rate limiter has none (the learner lags the target
+samples-per-insert ratio), the actor pauses, polling every 10 ms (``throttle``). When the learner or its
 node is away the actor keeps acting on the parameters it has (its casts are dropped)
 and pulls again at the next period; a fresh actor asks for ``["get_params", None]`` in
 ``init``, so an actor restarted on a restarted node starts from the current version.
@@ -25,18 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.api import call, cast
+from beamrl.api import call, cast, send_after
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.rl.apex.acting import ApexActing
-from beamrl.rl.apex.config import actor_epsilon, apex_config
+from beamrl.rl.apex.config import actor_epsilons, apex_config
 
 __all__ = ["ApexActor"]
 
 log = logging.getLogger("beamrl.rl.apex")
 _SLICE_S = 0.02
 _PULL_TIMEOUT_S = 5.0
+_PAUSE_S = 0.01
 
 
 class ApexActor(GenServer):
@@ -54,12 +57,14 @@ class ApexActor(GenServer):
     ) -> None:
         self.cfg = apex_config(env_id, config)
         self.index, self.replay, self.learner = int(index), replay, learner
-        self.epsilon = actor_epsilon(index, count, self.cfg.eps_base, self.cfg.eps_alpha)
+        self.epsilon = actor_epsilons(index, count, self.cfg)
         spec = await call(learner, ["spec"], timeout=30.0)
         self.acting = ApexActing(env_id, self.cfg, spec, seed + 7_919 * index, self.epsilon)
         self.version = -1
         self.pulls = 0
         self.pull_failures = 0
+        self.paused_s = 0.0  #: time spent waiting for the replay's insert headroom
+        self.throttled = False
         await self._pull(None)
         if self.version < 0:
             raise RuntimeError(f"actor {index}: the learner {learner!r} gave no parameters")
@@ -82,13 +87,34 @@ class ApexActor(GenServer):
             self.version, params = got
             self.acting.set_params(params)
 
+    async def _headroom(self) -> bool:
+        """Whether the replay takes more now (no limiter, or it is away: go on acting)."""
+        if not self.cfg.throttle:
+            return True
+        try:
+            room = await call(self.replay, ["insert_headroom"], timeout=_PULL_TIMEOUT_S)
+        except BeamError:
+            return True
+        return room is None or room > 0
+
     # -- the loop -------------------------------------------------------------------------
     async def handle_cast(self, request: Any) -> None:
         if request == ["tick"]:
             await self._tick()
 
+    async def handle_info(self, message: Any) -> None:
+        if message == "tick":
+            await self._tick()
+
     async def _tick(self) -> None:
         acting = self.acting
+        if self.throttled:  # the learner lags: wait (as Reverb's inserter blocks) and ask again
+            t0 = time.monotonic()
+            self.throttled = not await self._headroom()
+            if self.throttled:
+                self.paused_s += time.monotonic() - t0 + _PAUSE_S
+                send_after(_PAUSE_S, self.pid, "tick")
+                return
         deadline = time.monotonic() + _SLICE_S
         while time.monotonic() < deadline:
             acting.step()
@@ -98,6 +124,9 @@ class ApexActor(GenServer):
             if acting.steps >= self.next_pull:
                 self.next_pull = acting.steps + self.cfg.pull_every
                 await self._pull(self.version)
+                if not await self._headroom():
+                    self.throttled = True
+                    break
         self.episodes.extend(acting.envs.drain())
         now = time.monotonic()
         t0, s0 = self.rate
@@ -123,6 +152,7 @@ class ApexActor(GenServer):
                     "steps_per_s": self.sps,
                     "pulls": self.pulls,
                     "pull_failures": self.pull_failures,
+                    "paused_s": self.paused_s,
                 }
             case ["act", obs]:
                 try:

@@ -8,6 +8,7 @@ checkpoints, versioned parameters) stays a plain request/answer process; this lo
 drives it::
 
     batch = call(replay, ["sample", batch_size])     # None: the rate limiter held it back
+    batch["weights"] /= batch["weights"].max()       # importance weights, per batch (see below)
     reply = call(learner, ["learn", batch])          # one update; |TD errors| in reply["td"]
     cast(replay, ["update_priorities", batch["indices"], reply["td"]])
 
@@ -24,6 +25,8 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
+
 from beamrl.api import call, cast, send_after
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
@@ -38,10 +41,21 @@ _RETRY_S = 0.1
 class LearnerLoop(GenServer):
     """See the module docstring."""
 
-    async def init(self, replay: Any = "replay", learner: Any = "learner", batch_size: int = 512) -> None:
+    async def init(
+        self,
+        replay: Any = "replay",
+        learner: Any = "learner",
+        batch_size: int = 512,
+        priorities: bool = True,
+        decay_updates: int | None = None,
+    ) -> None:
+        """``priorities``: send |TD errors| back to the replay (a prioritized one). ``decay_updates``:
+        each batch carries ``progress`` = updates / decay_updates (capped at 1), which the
+        learner's learning-rate schedule follows (None: no progress)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.replay, self.learner, self.batch_size = replay, learner, batch_size
+        self.replay, self.learner, self.batch_size, self.priorities = replay, learner, batch_size, priorities
+        self.decay_updates = decay_updates
         self.updates = 0  #: updates this loop asked for and got
         self.version = 0  #: the learner's version after the last update
         self.held_back = 0  #: samples the rate limiter answered with None
@@ -65,6 +79,9 @@ class LearnerLoop(GenServer):
             if batch is None:
                 cast(self.pid, ["tick"])
                 return
+            _batch_normalised(batch)
+            if self.decay_updates:
+                batch["progress"] = np.array(min(1.0, self.version / self.decay_updates))
             learned, self._next = await asyncio.gather(
                 call(self.learner, ["learn", batch], timeout=60.0), self._sample()
             )
@@ -78,7 +95,7 @@ class LearnerLoop(GenServer):
             return
         self.updates += 1
         self.version = int(learned["version"])
-        if "td" in learned:
+        if self.priorities and "td" in learned:
             cast(self.replay, ["update_priorities", batch["indices"], learned["td"]])
         cast(self.pid, ["tick"])
 
@@ -105,3 +122,16 @@ class LearnerLoop(GenServer):
                 self.paused = True
                 return self.updates
         raise Rejected(f"learner loop: unknown request {request!r}")
+
+
+def _batch_normalised(batch: dict[str, Any]) -> None:
+    """Scale the importance weights so the batch's largest is 1.
+
+    The replay normalises by the largest weight in the whole memory, which belongs to
+    its smallest priority; actors' initial priorities can be ~0 (a transition the actor
+    already predicted well), which would shrink every weight, and so the step size, by
+    orders of magnitude. Per-batch normalisation keeps the relative weights and the step.
+    """
+    weights = batch.get("weights")
+    if weights is not None and len(weights) and weights.max() > 0:
+        batch["weights"] = weights / weights.max()

@@ -9,8 +9,10 @@ Counts are in transitions. Sampling waits until the memory holds ``min_size`` an
 keeps the number of transitions sampled within ``error_buffer`` of
 ``samples_per_insert × (inserts - min_size)`` (Reverb's ``SampleToInsertRatio``):
 a learner faster than its actors waits for data instead of over-fitting a few
-transitions, and a slower one is reported as ``behind`` (inserts are casts from many
-actors, so the limiter never blocks them; Reverb would).
+transitions. Inserts are casts from many actors, so the limiter cannot block them as
+Reverb's does; it reports ``insert_headroom`` (how many more fit before the sampler lags
+by more than ``error_buffer``), which actors ask for and pause on when it is gone, and
+``behind`` when the sampler lags anyway.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class RateLimiter:
     def allowance(self) -> float:
         """Transitions that may still be sampled before more are inserted."""
         return self.samples_per_insert * (self.inserts - self.min_size) + self.error_buffer - self.samples
+
+    def insert_headroom(self) -> float:
+        """Transitions that may still be inserted before the sampler lags by more than the error buffer."""
+        return self.min_size + (self.samples + self.error_buffer) / self.samples_per_insert - self.inserts
 
     def can_sample(self, n: int, size: int) -> bool:
         return size >= max(self.min_size, n) and n <= self.allowance()
