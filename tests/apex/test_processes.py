@@ -63,6 +63,9 @@ async def test_actors_feed_the_replay_and_follow_the_learner() -> None:
             await node.call("actor-0", ["act", [1.0, 2.0]])
         with pytest.raises(Rejected, match="unknown request"):
             await node.call("loop", ["jump"])
+        assert await node.call("actor-0", ["plain_rate", 0.2]) > 0  # the bench's floor, in its process
+        with pytest.raises(Rejected, match="unknown request"):
+            await node.call("actor-0", ["plain_rate", 600])  # it blocks the actor: at most 10 s
         assert (await node.call("actor-0", ["stats"]))["steps"] > progress["steps"] - 1  # still running
 
 

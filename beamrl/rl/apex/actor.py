@@ -4,6 +4,7 @@
           ("replay", "learner"), ("learner", "learner"), name="apex-actor-0")
     await node.call("apex-actor-0", ["progress"])   # steps, episodes since the last call, version
     await node.call("apex-actor-0", ["act", obs])   # the greedy action (REPL: actor.act(obs))
+    await node.call("apex-actor-0", ["plain_rate", 1.0])   # its loop's steps/s without messaging
 
 It owns an ``ApexActing`` (a vector env, a numpy Q-network, the n-step windows) and
 runs it in slices of ~20 ms, so calls interleave. Every ``send_every`` transitions it
@@ -56,7 +57,7 @@ class ApexActor(GenServer):
         learner: Any = "learner",
     ) -> None:
         self.cfg = apex_config(env_id, config)
-        self.index, self.replay, self.learner = int(index), replay, learner
+        self.index, self.replay, self.learner, self.env_id = int(index), replay, learner, env_id
         self.epsilon = actor_epsilons(index, count, self.cfg)
         spec = await call(learner, ["spec"], timeout=30.0)
         self.acting = ApexActing(env_id, self.cfg, spec, seed + 7_919 * index, self.epsilon)
@@ -137,6 +138,21 @@ class ApexActor(GenServer):
         await asyncio.sleep(0)  # let the node's other tasks run (a stop, heartbeats) between slices
         cast(self.pid, ["tick"])
 
+    def _plain_rate(self, seconds: float) -> float:
+        """Env steps/s of this actor's loop with no messaging, run here for ``seconds``.
+
+        ``beamrl bench apex``'s floor, measured in the actor's own process between its
+        messaging windows (the same CPU, the same moment); this process acts for nothing else
+        meanwhile.
+        """
+        plain = ApexActing(self.env_id, self.cfg, self.acting.policy.spec, 12_345, self.epsilon)
+        plain.set_params(self.acting.policy.params)
+        plain.run_plain(500)
+        t0, s0 = time.perf_counter(), plain.steps
+        while time.perf_counter() - t0 < seconds:
+            plain.run_plain(200)
+        return (plain.steps - s0) / (time.perf_counter() - t0)
+
     # -- requests -------------------------------------------------------------------------
     async def handle_call(self, request: Any, from_: From) -> Any:
         match request:
@@ -160,6 +176,8 @@ class ApexActor(GenServer):
                     return int(self.acting.policy.q_values(x).argmax(axis=1)[0])
                 except ValueError as exc:
                     raise Rejected(f"actor {self.index}: cannot act on {obs!r}: {exc}") from None
+            case ["plain_rate", seconds] if isinstance(seconds, int | float) and 0 < seconds <= 10:
+                return self._plain_rate(float(seconds))
             case ["stats"]:
                 return {
                     "index": self.index,
