@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT, start_peer
 from tests.cli.test_cli_errors import beamrl
 
 pytest.importorskip("torch")
@@ -64,3 +65,28 @@ def test_bad_options_are_refused_before_anything_starts(args: list[str], message
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert not (tmp_path / "run" / "learner").exists()
+
+
+def test_the_readme_apex_recipe_over_curve_on_loopback(tmp_path: Path) -> None:
+    """Keys per machine, public keys exchanged, an actor node from nodes/actor.toml, the learner from
+    nodes/learner.toml attaching it by name: the README's Ape-X recipe, all over CURVE."""
+    learner_keys, actor_keys = tmp_path / "learner-box", tmp_path / "pi"
+    for directory, name in ((learner_keys, "learner"), (actor_keys, "pi-actor-1")):
+        assert beamrl("keys", "generate", str(directory), "--name", name, cwd=tmp_path).returncode == 0
+    (actor_keys / "learner.key").write_bytes((learner_keys / "learner.key").read_bytes())
+    (learner_keys / "pi-actor-1.key").write_bytes((actor_keys / "pi-actor-1.key").read_bytes())
+    actor = start_peer("pi-actor-1", str(ROOT / "nodes/actor.toml"), "--keys", str(actor_keys))
+    try:
+        result = beamrl(
+            *("train", "apex-dqn", "CartPole-v1", "--node", str(ROOT / "nodes/learner.toml")),
+            *("--listen", "tcp://127.0.0.1:0", "--keys", str(learner_keys)),
+            *("--attach", f"{actor.address}#pi-actor-1", "--steps", "15000", "--out", "run", "--quiet", *SMALL),
+            cwd=tmp_path,
+            timeout=110,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert summary["actor_nodes"] == ["pi-actor-1"] and summary["env_steps"] >= 15_000
+        assert summary["learner_updates"] > 0
+    finally:
+        assert actor.terminate() == 0, "".join(actor.output)
