@@ -6,7 +6,8 @@ Layout (torch-free modules marked *; importing this package never imports torch)
     acting*   ApexActing: vector env + numpy Q-network + n-step windows + initial priorities
     actor*    ApexActor: the acting loop as a process, batches out as casts, parameters pulled
     loop*     LearnerLoop: replay -> Learner (beamrl.rl.deep.learner) -> priorities back
-    run*      ``beamrl train apex-dqn``: the learner node's tree, the actor nodes, the run's files
+    run*      ``beamrl train apex-dqn``: the learner node's tree, the actor nodes, faults, polling
+    outputs*  metrics.csv columns and curve.png
 
 The Learner itself (torch) is ``beamrl.rl.deep.learner.Learner``, started by name.
 """

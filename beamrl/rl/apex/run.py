@@ -43,6 +43,7 @@ from beamrl.errors import BeamError, NodeDown
 from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.rl.apex.config import ApexConfig, apex_config
+from beamrl.rl.apex.outputs import METRICS, plot
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
@@ -51,27 +52,11 @@ from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
 from beamrl.rl.training.progress import say
 from beamrl.supervisor import child
 
-__all__ = ["KILL_TARGETS", "METRICS", "train_apex"]
+__all__ = ["KILL_TARGETS", "actor_spec", "parse_kill_at", "train_apex"]
 
 log = logging.getLogger("beamrl.rl.apex")
 KILL_TARGETS = ("actor-node", "learner", "replay")
 FINAL_EVAL_EPISODES = 20
-METRICS = [
-    "kind",
-    "wall_s",
-    "env_steps",
-    "actor",
-    "episode_return",
-    "episode_length",
-    "eval_mean_return",
-    "learner_version",
-    "inserts_per_s",
-    "samples_per_s",
-    "learner_steps_per_s",
-    "actor_steps_per_s",
-    "actor_env_steps",
-    "param_lag",
-]
 _POLL_S = 0.5
 
 
@@ -257,7 +242,7 @@ async def train_apex(
         "env_steps_per_s": run.env_steps() / wall if wall > 0 else None,
         "events": run.events,
         "restarts": restarts,
-        "curve": _plot(out_dir),
+        "curve": plot(out_dir),
     }
     write_json(out_dir / "summary.json", summary)
     return summary
@@ -422,34 +407,3 @@ def _restart_node(nodes: ActorNodes, name: str, address: str, out_dir: Path) -> 
     args = ("--join", address, "--stop-with-parent")
     nodes.nodes[i] = NodeProcess(name, *args, tree="actor_node", log=log_path, wait=False, own_session=True)
     nodes.logs[i] = log_path
-
-
-def _plot(out_dir: Path) -> str | None:
-    """``curve.png``: episode returns and greedy evaluations over wall time (None without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    ep_t, ep_r, ev_t, ev_r = [], [], [], []
-    with (out_dir / "metrics.csv").open() as f:
-        for row in csv.DictReader(f):
-            if row["kind"] == "episode":
-                ep_t.append(float(row["wall_s"]))
-                ep_r.append(float(row["episode_return"]))
-            elif row["kind"] == "eval":
-                ev_t.append(float(row["wall_s"]))
-                ev_r.append(float(row["eval_mean_return"]))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(ep_t, ep_r, ".", ms=2, alpha=0.5, label="episode return (actors)")
-    ax.plot(ev_t, ev_r, "o-", label="greedy evaluation (learner's parameters)")
-    ax.set_xlabel("wall seconds")
-    ax.set_ylabel("return")
-    ax.legend()
-    fig.tight_layout()
-    path = out_dir / "curve.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
