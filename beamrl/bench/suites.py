@@ -55,5 +55,12 @@ def _learn(quick: bool) -> list[Row]:
     return rows
 
 
-OPT_IN: dict[str, Callable[[bool], list[Row]]] = {"learn": _learn}
+def _apex(quick: bool) -> list[Row]:
+    from beamrl.bench import apex_bench  # deferred: its learner loads torch
+
+    rows: list[Row] = apex_bench.run(quick=quick)
+    return rows
+
+
+OPT_IN: dict[str, Callable[[bool], list[Row]]] = {"learn": _learn, "apex": _apex}
 """Suites run only when named (``beamrl bench learn``): not part of ``all``, they take minutes."""

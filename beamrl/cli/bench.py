@@ -32,6 +32,8 @@ MEASURES = {
     "dashboard": "a training run's env steps/s with a dashboard page open against none, and how fast a crash"
     " reaches the page (needs the dashboard extra)",
     "learn": "deep agents against reference implementations on their envs (takes minutes)",
+    "apex": "Ape-X DQN: env steps/s with 1 and 2 actor nodes, learner batches/s, replay inserts/s and"
+    " samples/s, and an actor against its loop without messaging (needs torch; a minute or two)",
 }
 
 

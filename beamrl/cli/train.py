@@ -82,6 +82,12 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    if args.algo == "apex-dqn":
+        from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
+
+        return apex_main(args)
+    if args.stop_at_return is not None:
+        raise ValueError("--stop-at-return is for apex-dqn runs")
     if args.algo in DEEP_ALGOS:
         if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
             raise ValueError(
@@ -171,7 +177,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_epilog(),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("algo", metavar="ALGO", help=", ".join([*ALGOS, *DEEP_ALGOS]))
+    p.add_argument("algo", metavar="ALGO", help=", ".join([*ALGOS, *DEEP_ALGOS, "apex-dqn"]))
     p.add_argument("env_id", metavar="ENV_ID", help=f"an env id: {', '.join(NATIVE)}, or any gymnasium id")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -193,7 +199,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         type=positive_int,
         default=nodes,
-        help="nodes to train on; K-1 start as local OS processes",
+        help="nodes to train on; K-1 start as local OS processes (apex-dqn: K actor nodes besides the learner's)",
     )
     p.add_argument(
         "--attach",
@@ -256,7 +262,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--kill-at",
         metavar="EPISODE:NAME",
         action="append",
-        help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver",
+        help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
+        " deep runs: STEP:learner; apex-dqn: STEP:actor-node, STEP:learner, STEP:replay",
+    )
+    p.add_argument(
+        "--stop-at-return",
+        metavar="R",
+        type=float,
+        help="apex-dqn: stop once a periodic greedy evaluation reaches this mean return (time-to-target)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")

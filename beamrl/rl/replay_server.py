@@ -33,6 +33,17 @@ Requests (casts never answer; a call answers with the value shown):
 ``["checkpoint"]``                             call: write a checkpoint now -> bytes written
 =============================================  ===================================================
 
+Rate limiter. Started with ``rate_limiter={"min_size": M, "samples_per_insert": R,
+"error_buffer": E}`` (``beamrl.rl.replay.ratelimit``), a ``["sample", ...]`` call waits
+until the limiter allows it: the memory holds ``M`` transitions and the transitions
+sampled stay within ``E`` of ``R`` per transition inserted. One that is not allowed within
+``sample_wait`` seconds answers ``None`` (so a learner's loop stays responsive and can
+retry); waiting samples are served in order as inserts arrive. ``["insert_headroom"]``
+(a call) answers how many transitions may still be inserted before the sampler lags the
+target by more than ``E`` (None without a limiter): actors pause while it is <= 0, as
+Reverb's inserters block. ``stats["rate_limiter"]``
+shows the counts, the actual ratio, and ``behind`` (the sampler lags the target).
+
 Bad input. In a call, bad input (wrong shape or dtype for what the memory holds,
 sampling more than it holds or from an empty memory, NaN or negative priorities,
 stale ids, unknown requests) raises ``beamrl.rl.errors.ReplayError`` (a ``Rejected``)
@@ -99,21 +110,23 @@ import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from beamrl.api import cancel_timer, send_after
+from beamrl.api import cancel_timer, reply, send_after
 from beamrl.fencing import WriterFence
-from beamrl.gen_server import GenServer, Stop
+from beamrl.gen_server import GenServer, NoReply, Stop
 from beamrl.process import NORMAL, Exit
 from beamrl.reprs import short_repr, short_text
 from beamrl.rl.errors import ReplayError
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
 from beamrl.rl.replay.ledger import LEDGER, check_config, read_ledger, write_ledger
+from beamrl.rl.replay.ratelimit import RateLimiter
 from beamrl.rl.replay.segments import has_checkpoint
 
 __all__ = ["LEDGER", "ReplayServer"]
@@ -124,6 +137,7 @@ log = logging.getLogger("beamrl.replay")
 
 _CHECKPOINT_TICK = "beamrl.replay:checkpoint"
 _LEDGER_TICK = "beamrl.replay:ledger"
+_SAMPLE_EXPIRED = "beamrl.replay:sample_expired"
 
 # The codec rebuilds only the errors of beamrl.rl.errors as their class; these live in replay.py.
 
@@ -138,18 +152,33 @@ class ReplayServer(GenServer):
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: float | None = 30.0,
         ledger_every: float = 0.5,
+        rate_limiter: Mapping[str, Any] | None = None,
+        sample_wait: float = 1.0,
         **memory_kwargs: Any,
     ) -> None:
         """``capacity`` and ``memory_kwargs`` (prioritized, alpha, beta, eps, n_step, gamma,
         beta_steps, seed) build the ``ReplayMemory``. ``checkpoint_dir``: where to save and
         restore (None: nothing is saved). ``checkpoint_every``: seconds between periodic
         checkpoints (None: only on request and in ``terminate``). ``ledger_every``: seconds
-        between writes of the total-added ledger."""
-        for label, value in (("checkpoint_every", checkpoint_every), ("ledger_every", ledger_every)):
+        between writes of the total-added ledger. ``rate_limiter``: the fields of a
+        ``RateLimiter`` (None: samples are never held back); ``sample_wait``: seconds a
+        held-back sample waits before it answers None."""
+        pairs = (("checkpoint_every", checkpoint_every), ("ledger_every", ledger_every), ("sample_wait", sample_wait))
+        for label, value in pairs:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise ReplayError(f"{label} must be a positive number of seconds, got {value!r}")
         self.trap_exit = True  # exit(pid, reason) runs terminate, which saves; kill still cannot be trapped
         self.memory = ReplayMemory(capacity, **memory_kwargs)
+        if rate_limiter is not None and not isinstance(rate_limiter, Mapping):
+            raise ReplayError(f"rate_limiter must be a mapping of RateLimiter fields, got {rate_limiter!r}")
+        try:
+            self.limiter = None if rate_limiter is None else RateLimiter.from_data(dict(rate_limiter))
+        except (TypeError, ValueError) as exc:
+            raise ReplayError(str(exc)) from None
+        self.sample_wait = float(sample_wait)
+        self._waiting: deque[tuple[Any, Any, Any, int]] = deque()  # (from_, n, mode, token)
+        self._tokens = itertools.count()
+        self.rate_timeouts = 0
         # started for a peer: the directory must stay inside the node's data dir (beamrl.trust)
         self.dir = None if checkpoint_dir is None else self.node.data_path(checkpoint_dir, "checkpoint_dir")
         self.checkpoint_every = checkpoint_every
@@ -179,6 +208,8 @@ class ReplayServer(GenServer):
             self._arm(_LEDGER_TICK, self.ledger_every)
             if self.checkpoint_every is not None:
                 self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
+        if self.limiter is not None:
+            self.limiter.inserted(len(self.memory))  # what a restore brought back counts as inserted
 
     async def terminate(self, reason: Any) -> None:
         for ref in self._timers.values():
@@ -197,15 +228,17 @@ class ReplayServer(GenServer):
     async def handle_call(self, request: Any, from_: Any) -> Any:
         match request:
             case ["sample", n]:
-                return self._sample(n, "random")
+                return self._limited_sample(n, "random", from_)
             case ["sample", n, mode]:
-                return self._sample(n, mode)
+                return self._limited_sample(n, mode, from_)
             case ["update_priorities", indices, priorities]:
                 return self._update(indices, priorities, "raise")
             case ["update_priorities", indices, priorities, "skip"]:
                 return self._update(indices, priorities, "skip")
             case ["len"]:
                 return len(self.memory)
+            case ["insert_headroom"]:
+                return None if self.limiter is None else float(self.limiter.insert_headroom())
             case ["stats"]:
                 return self.stats()
             case ["checkpoint"]:
@@ -215,7 +248,7 @@ class ReplayServer(GenServer):
                     return await self._checkpoint()
                 except OSError as exc:  # the memory is intact; the caller learns why nothing was written
                     raise ReplayError(f"checkpoint to {self.dir} failed: {exc}") from exc
-        return self._add(request)
+        return self._added(self._add(request))
 
     async def handle_cast(self, request: Any) -> None:
         try:
@@ -225,7 +258,7 @@ class ReplayServer(GenServer):
                 case ["sample", *_] | ["len"] | ["stats"] | ["checkpoint"]:
                     raise ReplayError(f"{short_repr(request[0], 40)} is a call, not a cast: nothing to answer to")
                 case _:
-                    self._add(request)
+                    self._added(self._add(request))
         except ReplayError as exc:
             self.rejected_casts += 1
             log.warning("%s dropped the cast %s: %s (the memory is unchanged)", self, _describe(request), exc)
@@ -243,6 +276,8 @@ class ReplayServer(GenServer):
                     log.warning("%s: checkpoint to %s failed: %s", self, self.dir, exc)
             assert self.checkpoint_every is not None
             self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
+        elif isinstance(message, list) and len(message) == 2 and message[0] == _SAMPLE_EXPIRED:
+            self._expire(message[1])
         elif isinstance(message, Exit):
             # trapped only to save on exit: a linked process's abnormal exit still ends us
             if message.reason != NORMAL:
@@ -285,6 +320,42 @@ class ReplayServer(GenServer):
             self._changed = True
         return ids
 
+    def _limited_sample(self, n: Any, mode: Any, from_: Any) -> Any:
+        """A batch now, or (rate-limited) later through ``reply``; None once ``sample_wait`` passed."""
+        if self.limiter is None:
+            return self._sample(n, mode)
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+            raise ReplayError(f"batch size must be a positive integer, got {n!r}")
+        if mode not in ("random", "latest"):
+            raise ReplayError(f"mode must be 'random' or 'latest', got {short_repr(mode, 40)}")
+        if not self._waiting and self.limiter.can_sample(int(n), len(self.memory)):
+            batch = self._sample(n, mode)
+            self.limiter.sampled(int(n))
+            return batch
+        token = next(self._tokens)
+        self._waiting.append((from_, n, mode, token))
+        send_after(self.sample_wait, self.pid, [_SAMPLE_EXPIRED, token])
+        return NoReply
+
+    def _added(self, ids: np.ndarray) -> np.ndarray:
+        """Count inserted transitions for the limiter and serve the samples they allow."""
+        limiter = self.limiter
+        if limiter is not None and ids.size:
+            limiter.inserted(int(ids.size))
+            while self._waiting and limiter.can_sample(int(self._waiting[0][1]), len(self.memory)):
+                from_, n, mode, _ = self._waiting.popleft()
+                reply(from_, self._sample(n, mode))  # checked when it arrived; the memory holds n
+                limiter.sampled(int(n))
+        return ids
+
+    def _expire(self, token: Any) -> None:
+        for i, (from_, _, _, t) in enumerate(self._waiting):
+            if t == token:
+                del self._waiting[i]
+                self.rate_timeouts += 1
+                reply(from_, None)
+                return
+
     def _sample(self, n: Any, mode: Any) -> dict[str, np.ndarray]:
         batch = self.memory.get_batch(n, mode)
         if "weights" not in batch:
@@ -326,6 +397,9 @@ class ReplayServer(GenServer):
             "restored": self.restored,
             "restored_total": self.restored_total,
             "lost": self.lost,
+            "rate_limiter": None
+            if self.limiter is None
+            else {**self.limiter.stats(), "waiting": len(self._waiting), "timeouts": self.rate_timeouts},
         }
 
     # -- persistence ----------------------------------------------------------------------

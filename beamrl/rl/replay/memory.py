@@ -211,7 +211,10 @@ class ReplayMemory(ReplayPersistence):
 
         Either a list of ``Exp``, or columns with a leading batch dimension, given as
         keywords or as one mapping: ``state``, ``action``, ``reward``, ``next_state``,
-        ``terminated``, ``truncated``. ``priorities`` (one per row, >= 0) are the
+        ``terminated``, ``truncated``; optionally ``discount`` (in [0, 1]) when the
+        sender computed n-step returns itself (an Ape-X actor): then ``reward`` is
+        that return, ``next_state`` the state it bootstraps from, and the memory
+        (``n_step=1`` only) stores them as given. ``priorities`` (one per row, >= 0) are the
         initial priorities; without them each item gets the current max. With
         n-step returns the rows are consecutive steps of ``stream``. The batch is
         checked whole before anything is stored: a bad batch changes nothing.
@@ -229,8 +232,14 @@ class ReplayMemory(ReplayPersistence):
         if self._spec is None:
             self._allocate(spec)
         if self.n_step == 1:
-            cols["discount"] = np.where(cols["terminated"], 0.0, self.gamma).astype(np.float32)
+            if "discount" not in cols:
+                cols["discount"] = np.where(cols["terminated"], 0.0, self.gamma).astype(np.float32)
             return self._write(cols, prios)
+        if "discount" in cols:
+            raise ReplayError(
+                f"a discount column carries returns computed by the sender: use a memory with n_step=1, "
+                f"not {self.n_step} (it would compute n-step returns of n-step returns)"
+            )
         window = self._windows.get(stream)
         if window is None:
             window = self._windows[stream] = NStepWindow(self.n_step, self.gamma)

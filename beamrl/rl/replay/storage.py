@@ -21,6 +21,8 @@ from beamrl.rl.sumtree import MinTree, SumTree
 INPUT_COLUMNS = ("state", "action", "reward", "next_state", "terminated", "truncated")
 COLUMNS = (*INPUT_COLUMNS, "discount")
 """The columns a memory stores, and the keys of every batch besides ``indices``/``weights``."""
+OPTIONAL_COLUMNS = ("discount",)
+"""Columns an input may add: ``discount`` for transitions whose n-step return the sender computed."""
 
 NUMERIC_KINDS = "biuf"
 Batch = dict[str, np.ndarray]
@@ -67,15 +69,16 @@ class ReplayStorage:
 
     def _parse_columns(self, columns: Mapping[str, npt.ArrayLike]) -> dict[str, np.ndarray]:
         missing = [c for c in INPUT_COLUMNS if c not in columns]
-        extra = [c for c in columns if c not in INPUT_COLUMNS]
+        extra = [c for c in columns if c not in INPUT_COLUMNS and c not in OPTIONAL_COLUMNS]
         if missing or extra:
             raise ReplayError(
-                f"columns must be exactly {', '.join(INPUT_COLUMNS)}"
+                f"columns must be exactly {', '.join(INPUT_COLUMNS)} (and optionally {', '.join(OPTIONAL_COLUMNS)})"
                 + (f"; missing {missing}" if missing else "")
                 + (f"; unknown {extra}" if extra else "")
             )
+        names = [*INPUT_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in columns)]
         try:
-            return {name: np.asarray(columns[name]) for name in INPUT_COLUMNS}
+            return {name: np.asarray(columns[name]) for name in names}
         except ValueError as exc:
             raise ReplayError(f"a column is not a regular array: {exc}") from exc
 
@@ -124,6 +127,13 @@ class ReplayStorage:
                 if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
                     raise ReplayError(f"{name} must be bool (or 0/1), got dtype {arr.dtype}")
                 cols[name] = arr.astype(bool)
+        if "discount" in cols:
+            disc = cols["discount"]
+            if disc.shape != (rows,) or disc.dtype.kind not in "iuf":
+                raise ReplayError(f"discount must be 1-d real numbers (one per row), got shape {disc.shape}")
+            if not (np.isfinite(disc).all() and (disc >= 0).all() and (disc <= 1).all()):
+                raise ReplayError("discount values must lie in [0, 1]")
+            cols["discount"] = disc.astype(np.float32, copy=False)
         return rows, spec
 
     def _check_priorities(self, priorities: npt.ArrayLike, rows: int) -> np.ndarray:

@@ -1,0 +1,409 @@
+"""``beamrl train apex-dqn ENV_ID --nodes K``: Ape-X DQN over K actor nodes, and the run's files.
+
+    summary = beamrl.node.run(train_apex("CartPole-v1", 100_000, nodes=2, out="runs/apex"))
+
+The learner node (this process) runs::
+
+    apex (Supervisor, one_for_one)
+      replay        ReplayServer   prioritized, rate-limited, checkpointed in OUT/replay
+      learner       Learner        torch DQN (beamrl.rl.deep.learner), checkpoints in OUT/learner
+      learner-loop  LearnerLoop    samples, learns, sends priorities back
+
+and each actor node (``--nodes K`` starts K ``beamrl node start`` processes on loopback;
+``--attach ADDR`` adds nodes started elsewhere from ``nodes/actor.toml``) runs its
+``workers`` supervisor with one ``apex-actor-I`` (``ApexActor``, numpy only). The driver
+here polls every actor, the replay and the learner twice a second: metrics rows, the
+rates (inserts/s, samples/s, learner updates/s), each actor's parameter lag (learner
+version − the actor's), and a greedy evaluation every ``eval_every`` env steps. An actor
+whose node went away is an event; when its node is back (restarted by ``--kill-at``, or
+by hand for an attached one) the driver starts the actor there again and it pulls the
+current parameters. The run stops after ``steps`` env steps over all actors, or at the
+first evaluation reaching ``stop_at``.
+
+``kill_at``: ``(STEP, TARGET)`` with TARGET ``actor-node`` (SIGKILL the first actor
+node's OS process, then start it again), ``learner`` or ``replay`` (killed in place:
+their supervisor restarts them from their checkpoints). ``summary.json`` lists every
+event with its wall time and env step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beamrl.errors import BeamError, NodeDown
+from beamrl.launch import NodeProcess
+from beamrl.node import Node
+from beamrl.rl.apex.config import ApexConfig, apex_config
+from beamrl.rl.apex.outputs import METRICS, plot
+from beamrl.rl.deep.evaluate import evaluate
+from beamrl.rl.deep.files import write_json
+from beamrl.rl.deep.params import NumpyPolicy, save_params
+from beamrl.rl.training import judge_env
+from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
+from beamrl.rl.training.progress import say
+from beamrl.supervisor import child
+
+__all__ = ["KILL_TARGETS", "actor_spec", "parse_kill_at", "train_apex"]
+
+log = logging.getLogger("beamrl.rl.apex")
+KILL_TARGETS = ("actor-node", "learner", "replay")
+FINAL_EVAL_EPISODES = 20
+_POLL_S = 0.5
+
+
+@dataclass
+class _Actor:
+    index: int
+    node: str
+    steps: int = 0  #: env steps of earlier incarnations plus this one's
+    base: int = 0  #: env steps of earlier incarnations
+    up: bool = False
+    version: int = -1
+    steps_per_s: float = 0.0
+
+
+@dataclass
+class _Run:
+    cfg: ApexConfig
+    started: float
+    events: list[dict[str, Any]] = field(default_factory=list)
+    actors: list[_Actor] = field(default_factory=list)
+
+    def env_steps(self) -> int:
+        return sum(a.steps for a in self.actors)
+
+    def event(self, kind: str, **info: Any) -> dict[str, Any]:
+        item = {"event": kind, "wall_s": round(time.monotonic() - self.started, 3), "env_steps": self.env_steps()}
+        item.update(info)
+        self.events.append(item)
+        say(f"* {kind}: {', '.join(f'{k}={v}' for k, v in info.items())}")
+        return item
+
+
+def actor_spec(env_id: str, cfg: ApexConfig, index: int, count: int, seed: int, learner_node: str) -> dict[str, Any]:
+    """Actor ``index``'s child spec, as data a remote ``workers`` supervisor starts."""
+    return {
+        "start": "beamrl.rl.apex.actor:ApexActor",
+        "args": [env_id, cfg.to_data(), index, count, seed, ("replay", learner_node), ("learner", learner_node)],
+        "name": f"apex-actor-{index}",
+        "restart": "permanent",
+    }
+
+
+def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
+    """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError."""
+    kills = []
+    for item in items or []:
+        at, sep, target = item.partition(":")
+        if not sep or not at.isdigit() or target not in KILL_TARGETS:
+            raise ValueError(
+                f"--kill-at expects STEP:TARGET with TARGET one of {', '.join(KILL_TARGETS)}, got {item!r}"
+            )
+        kills.append((int(at), target))
+    return sorted(kills)
+
+
+async def train_apex(
+    env_id: str,
+    steps: int,
+    *,
+    nodes: int = 2,
+    attach: list[str] | None = None,
+    seed: int = 0,
+    out: str | os.PathLike[str] = "runs/apex",
+    overrides: dict[str, Any] | None = None,
+    kill_at: list[tuple[int, str]] | None = None,
+    stop_at: float | None = None,
+    listen: str | None = None,
+    keys: str | None = None,
+    name: str = "learner",
+) -> dict[str, Any]:
+    """Train Ape-X DQN; write ``metrics.csv``, ``summary.json``, ``model.safetensors``, ``curve.png``."""
+    cfg = apex_config(env_id, overrides)
+    attach = list(attach or [])
+    if nodes < 0 or nodes + len(attach) < 1:
+        raise ValueError("apex-dqn needs at least one actor node: --nodes K (K >= 1) or --attach ADDR")
+    kills = sorted(kill_at or [])
+    if any(t == "actor-node" for _, t in kills) and nodes < 1:
+        raise ValueError("--kill-at STEP:actor-node kills a node this run started: give --nodes K >= 1")
+    out_dir = Path(out)
+    _prepare(out_dir)
+    run = _Run(cfg, time.monotonic())
+    async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node:
+        learner_cfg = cfg.learner_overrides()
+        await node.start_supervisor(
+            [
+                child(
+                    "beamrl.rl.replay_server:ReplayServer",
+                    cfg.buffer_size,
+                    prioritized=cfg.prioritized,
+                    alpha=cfg.alpha,
+                    beta=cfg.beta,
+                    n_step=1,
+                    gamma=cfg.gamma,
+                    seed=seed,
+                    rate_limiter=cfg.limiter(),
+                    checkpoint_dir=str(out_dir / "replay"),
+                    checkpoint_every=30.0,
+                    name="replay",
+                    shutdown=30.0,
+                ),
+                child(
+                    "beamrl.rl.deep.learner:Learner",
+                    "dqn",
+                    env_id,
+                    learner_cfg,
+                    seed,
+                    str(out_dir / "learner"),
+                    name="learner",
+                ),
+                child(
+                    "beamrl.rl.apex.loop:LearnerLoop",
+                    "replay",
+                    "learner",
+                    cfg.batch_size,
+                    cfg.prioritized,
+                    cfg.lr_decay_updates,
+                    name="learner-loop",
+                ),
+            ],
+            strategy="one_for_one",
+            max_restarts=10,
+            max_seconds=60.0,
+            name="apex",
+        )
+        address = node.address or ""
+        say(f"learner node {name!r} listening on {address}: beamrl shell {address}")
+        started_nodes = ActorNodes(nodes, address, name, out_dir) if nodes else None
+        try:
+            names = list(started_nodes.names) if started_nodes is not None else []
+            attached: dict[str, str] = {}
+            for peer in attach:
+                attached[await node.connect(peer)] = peer
+            names += list(attached)
+            await wait_for_actor_trees(node, names, started_nodes, attached=attached)
+            run.actors = [_Actor(i, n) for i, n in enumerate(names)]
+            for actor in run.actors:
+                await _start_actor(node, run, actor, env_id, seed, name)
+            reached = await _drive(node, run, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
+            for actor in run.actors:
+                try:
+                    await node.terminate_child(("workers", actor.node), f"apex-actor-{actor.index}", timeout=10)
+                except BeamError as exc:
+                    log.info("leaving actor %d on %r: %s", actor.index, actor.node, exc)
+            await node.call("learner-loop", ["pause"], timeout=30.0)
+            final_version, params = await node.call("learner", ["get_params", None], timeout=30.0)
+            selected = "last"
+            if reached is not None:  # the model that reached the target, not the few updates after it
+                final_version, params, selected = reached["learner_version"], reached.pop("params"), "reached stop_at"
+            spec = await node.call("learner", ["spec"])
+            replay_stats = await node.call("replay", ["stats"])
+            learner_stats = await node.call("learner", ["stats"])
+            restarts = {c.name: c.restarts for c in await node.which_children("apex")}
+            await node.stop("apex", timeout=60.0)
+        finally:
+            if started_nodes is not None:
+                await asyncio.to_thread(started_nodes.close)
+    wall = time.monotonic() - run.started
+    meta = {"spec": spec, "algo": "apex-dqn", "env_id": env_id, "version": final_version, "selected": selected}
+    save_params(out_dir / "model.safetensors", params, meta)
+    write_json(out_dir / "model.json", meta)
+    returns = await asyncio.to_thread(evaluate, NumpyPolicy(spec, params), env_id, FINAL_EVAL_EPISODES)
+    limiter = replay_stats.get("rate_limiter") or {}
+    summary = {
+        "algo": "apex-dqn",
+        "env_id": env_id,
+        "seed": seed,
+        "steps": steps,
+        "env_steps": run.env_steps(),
+        "actor_nodes": [a.node for a in run.actors],
+        "hyper": cfg.to_data(),
+        "eval_mean_return": float(np.mean(returns)),
+        "eval_returns": returns,
+        "eval_episodes": FINAL_EVAL_EPISODES,
+        "judge": judge_env(env_id, {})[1],
+        "stop_at": stop_at,
+        "time_to_target": reached,
+        "model_selected": selected,
+        "model_version": final_version,
+        "learner_updates": int(learner_stats["updates"]),
+        "replay": {k: replay_stats[k] for k in ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")},
+        "samples_per_insert": limiter.get("samples_per_insert_actual"),
+        "wall_seconds": wall,
+        "env_steps_per_s": run.env_steps() / wall if wall > 0 else None,
+        "events": run.events,
+        "restarts": restarts,
+        "curve": plot(out_dir),
+    }
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _prepare(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("learner", "replay"):
+        if (out_dir / stale).exists():
+            raise ValueError(f"{out_dir} holds an earlier run ({stale}/): use another --out")
+
+
+async def _start_actor(node: Node, run: _Run, actor: _Actor, env_id: str, seed: int, learner: str) -> bool:
+    spec = actor_spec(env_id, run.cfg, actor.index, len(run.actors), seed, learner)
+    try:
+        await node.start_child(("workers", actor.node), spec, timeout=30.0)
+    except BeamError as exc:
+        log.warning("actor %d on %r did not start: %s", actor.index, actor.node, exc)
+        return False
+    actor.up = True
+    return True
+
+
+async def _drive(
+    node: Node,
+    run: _Run,
+    env_id: str,
+    steps: int,
+    kills: list[tuple[int, str]],
+    stop_at: float | None,
+    started_nodes: ActorNodes | None,
+    out_dir: Path,
+    seed: int,
+    learner: str,
+) -> dict[str, Any] | None:
+    """Poll, write metrics rows, evaluate, inject faults; return when and where ``stop_at`` was reached."""
+    cfg = run.cfg
+    next_eval = cfg.eval_every
+    last = (time.monotonic(), 0, 0, 0)  # time, total inserted, sampled, learner version
+    restarting: dict[str, float] = {}  # actor node killed by us -> when
+    reached: dict[str, Any] | None = None
+    with (out_dir / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, METRICS, extrasaction="ignore")
+        writer.writeheader()
+        while run.env_steps() < steps and reached is None:
+            await asyncio.sleep(_POLL_S)
+            now = time.monotonic()
+            wall = round(now - run.started, 3)
+            replay = await _quiet_call(node, "replay", ["stats"])
+            loop = await _quiet_call(node, "learner-loop", ["stats"])
+            version = loop["version"] if loop else last[3]
+            for actor in run.actors:
+                await _poll_actor(node, run, actor, writer, wall, version)
+            if replay is not None:
+                limiter = replay.get("rate_limiter") or {}
+                inserted, sampled = replay["total_added"], limiter.get("samples", 0)
+                dt = now - last[0]
+                rates = {
+                    "inserts_per_s": (inserted - last[1]) / dt,
+                    "samples_per_s": (sampled - last[2]) / dt,
+                    "learner_steps_per_s": (version - last[3]) / dt,
+                }
+                last = (now, inserted, sampled, version)
+                writer.writerow(
+                    {"kind": "rates", "wall_s": wall, "env_steps": run.env_steps(), "learner_version": version} | rates
+                )
+            f.flush()
+            # faults
+            while kills and run.env_steps() >= kills[0][0]:
+                at, target = kills.pop(0)
+                if target == "actor-node" and started_nodes is not None:
+                    victim = started_nodes.nodes[0]
+                    await asyncio.to_thread(victim.kill)
+                    restarting[victim.name] = time.monotonic()
+                    run.event("killed", target="actor-node", node=victim.name, at_step=at)
+                else:
+                    node.kill(target)
+                    run.event("killed", target=target, at_step=at)
+            for name_ in list(restarting):  # restart a killed node once the learner saw it go
+                if name_ not in node.nodes() and started_nodes is not None:
+                    await asyncio.to_thread(_restart_node, started_nodes, name_, node.address or "", out_dir)
+                    run.event("restarted", target="actor-node", node=name_)
+                    del restarting[name_]
+            await _rejoin(node, run, env_id, seed, learner, started_nodes)
+            # evaluation
+            if run.env_steps() >= next_eval:
+                while next_eval <= run.env_steps():
+                    next_eval += cfg.eval_every
+                got = await _quiet_call(node, "learner", ["get_params", None])
+                spec = await _quiet_call(node, "learner", ["spec"])
+                if got is not None and spec is not None:
+                    policy = NumpyPolicy(spec, got[1])
+                    mean = float(np.mean(await asyncio.to_thread(evaluate, policy, env_id, cfg.eval_episodes)))
+                    writer.writerow(
+                        {"kind": "eval", "wall_s": round(time.monotonic() - run.started, 3)}
+                        | {"env_steps": run.env_steps(), "eval_mean_return": mean, "learner_version": got[0]}
+                    )
+                    say(f"  {run.env_steps():>8} env steps, learner version {got[0]}: greedy return {mean:.1f}")
+                    if stop_at is not None and mean >= stop_at:
+                        reached = {
+                            "wall_s": time.monotonic() - run.started,
+                            "env_steps": run.env_steps(),
+                            "learner_version": got[0],
+                            "eval_mean_return": mean,
+                            "params": got[1],
+                        }
+    return reached
+
+
+async def _quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
+    try:
+        return await node.call(target, request, timeout=5.0)
+    except BeamError:
+        return None
+
+
+async def _poll_actor(node: Node, run: _Run, actor: _Actor, writer: Any, wall: float, version: int) -> None:
+    if not actor.up:
+        return
+    try:
+        p = await node.call((f"apex-actor-{actor.index}", actor.node), ["progress"], timeout=5.0)
+    except BeamError as exc:
+        actor.up = False
+        actor.base = actor.steps
+        reason = "node down" if isinstance(exc, NodeDown) or actor.node not in node.nodes() else type(exc).__name__
+        run.event("actor_lost", actor=actor.index, node=actor.node, reason=reason)
+        return
+    actor.steps = actor.base + int(p["steps"])
+    actor.version, actor.steps_per_s = int(p["version"]), float(p["steps_per_s"])
+    for ret, length in p["episodes"]:
+        writer.writerow(
+            {"kind": "episode", "wall_s": wall, "env_steps": run.env_steps(), "actor": actor.index}
+            | {"episode_return": ret, "episode_length": length}
+        )
+    writer.writerow(
+        {"kind": "actor", "wall_s": wall, "env_steps": run.env_steps(), "actor": actor.index}
+        | {"actor_steps_per_s": actor.steps_per_s, "actor_env_steps": actor.steps}
+        | {"param_lag": max(0, version - actor.version)}
+        | {"learner_version": version}
+    )
+
+
+async def _rejoin(node: Node, run: _Run, env_id: str, seed: int, learner: str, started: ActorNodes | None) -> None:
+    """Start the actor again on a node that is back (its actor gets the current parameters)."""
+    for actor in run.actors:
+        if actor.up or actor.node not in node.nodes():
+            continue
+        try:
+            await node.call(("workers", actor.node), ["count_children"], timeout=2.0)
+        except BeamError:
+            continue  # its tree is still starting
+        if await _start_actor(node, run, actor, env_id, seed, learner):
+            p = await _quiet_call(node, (f"apex-actor-{actor.index}", actor.node), ["progress"])
+            got = None if p is None else p["version"]
+            run.event("actor_rejoined", actor=actor.index, node=actor.node, params_version=got)
+
+
+def _restart_node(nodes: ActorNodes, name: str, address: str, out_dir: Path) -> None:
+    """Start the killed actor node ``name`` again (same name, a fresh OS process, a new log)."""
+    i = nodes.names.index(name)
+    log_path = out_dir / f"{name}.restarted.log"
+    args = ("--join", address, "--stop-with-parent")
+    nodes.nodes[i] = NodeProcess(name, *args, tree="actor_node", log=log_path, wait=False, own_session=True)
+    nodes.logs[i] = log_path
