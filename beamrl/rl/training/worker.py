@@ -1,15 +1,31 @@
-"""``Worker``: plays episodes against its EnvServer, learns on a local copy of the table,
-and ships its TD targets to the QServer after each episode.
+"""``Worker``: plays episodes on its own environment, learns on a local copy of the table,
+and talks to the other processes once per batch of episodes, never per step.
 
 Asynchronous one-step Q-learning (Mnih et al., 2016) for Q-learning, and the same
-plumbing for SARSA, Expected SARSA and Monte Carlo. A restarted worker picks up where
-the run is: the table from the QServer, its episode count (for its schedules) from the
-recorder.
+plumbing for SARSA, Expected SARSA and Monte Carlo. The hot loop::
+
+    k = await call(recorder, ["next", index, table_version, want])   # a grant of k episodes (0: done)
+    for each of the k episodes: play it on the local env, learning on the local table
+    cast(qserver, ["td_update", states, actions, targets, alphas])   # the batch's TD targets
+    cast(recorder, ["episodes", index, rows])                         # the batch's episode rows
+    every sync_every episodes: table_version, table = await call(qserver, ["versioned_table"])
+
+``want`` is how many episodes make about ``RunSpec.batch_steps`` env steps at the worker's
+mean episode length so far. A restarted worker picks up where the run is: the table from
+the QServer, its episode count (for its schedules) from the recorder.
+
+The environment lives in the worker's own process (made from the run's spec), so a step
+is a method call. Given ``env`` (the address of an ``EnvServer``, e.g. a sensor on another
+board), the worker steps that instead, one call per step. A dashboard watches a worker as
+it watches an ``EnvServer``: ``["info"]``, ``["render"]`` and ``["observe"]`` answer about
+its environment as the last batch left it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,8 +35,9 @@ from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.reprs import short_repr
 from beamrl.rl.agents import MonteCarlo
-from beamrl.rl.envs.registry import facts
-from beamrl.rl.qserver import as_update_arrays
+from beamrl.rl.agents.td import TDAgent
+from beamrl.rl.envs.registry import facts, make
+from beamrl.rl.exp import Exp
 from beamrl.rl.training.agent_setup import make_agent, resume
 from beamrl.rl.training.spec import RunSpec
 from beamrl.rl.training.tabular import TableShape, table_shape
@@ -29,10 +46,11 @@ log = logging.getLogger("beamrl.rl")
 
 
 class Worker(GenServer):
-    """Plays episodes against its EnvServer and ships what it learns to the QServer.
+    """Plays batches of episodes on its environment and ships what it learns per batch.
 
-    ``table`` is the run's ``TableShape`` as data; without it the worker asks its
-    EnvServer for the spaces and works it out.
+    ``env`` is None for an environment of its own (made from the spec), or the address
+    of an ``EnvServer`` to step through calls. ``table`` is the run's ``TableShape`` as
+    data; without it the worker works it out from the environment's spaces.
     """
 
     async def init(
@@ -40,9 +58,13 @@ class Worker(GenServer):
     ) -> None:
         self.spec = RunSpec.from_data(spec)
         self.index = index
-        self.env, self.qserver, self.recorder = env, qserver, recorder
+        self.qserver, self.recorder = qserver, recorder
+        self.remote_env = env
+        self.env: Any = make(self.spec.env_id, **self.spec.env_kwargs) if env is None else None
         if table is not None:
             shape = TableShape.from_data(table)
+        elif self.env is not None:
+            shape = table_shape(self.env.observation_space, self.env.action_space)
         else:
             spaces = await call(env, ["spaces"])
             shape = table_shape(spaces["observation_space"], spaces["action_space"])
@@ -54,28 +76,52 @@ class Worker(GenServer):
         self.stopped = bool(hello["stop"])
         self.fault = False
         self.episode_seed = self.spec.seed * 1_000_003 + index * 10_007 + hello["episodes"]
+        self.played_steps = 0  # env steps this worker played (its mean episode length sizes a batch)
+        self.played_episodes = 0
+        self.since_refresh = 0
+        self.last: Exp | None = None
+        # one batch's shipment, filled by _episode
+        self.rows: list[list[Any]] = []
+        self.updates: list[tuple[Any, int, float]] = []
+        self.alphas: list[Any] = []
         if not self.stopped:
-            self.continue_with("episode")
+            self.continue_with("batch")
 
     async def handle_continue(self, arg: Any) -> None:
-        send(self.pid, "episode")
+        send(self.pid, "batch")
 
     async def handle_info(self, message: Any) -> None:
-        if message != "episode" or self.stopped:
+        if message != "batch" or self.stopped:
             return
+        if self.fault:
+            raise RuntimeError(f"injected fault in worker {self.index}: its sensor read garbage")
         # no timeout: the recorder answers after any evaluation it is running (bounded work)
         # the table version it plays with goes along: the recorder reports each worker's lag [dashboard]
-        if not await call(self.recorder, ["next", self.index, self.table_version], timeout=None):  # budget spent
+        granted = await call(self.recorder, ["next", self.index, self.table_version, self._want()], timeout=None)
+        if not granted:  # the budget is spent
             self.stopped = True
             return
-        ret, length, success = await self._episode()
-        cast(self.recorder, ["episode", self.index, ret, length, success, float(self.agent_epsilon())])
-        if self.agent.episodes % self.spec.sync_every == 0:
+        for _ in range(int(granted)):
+            ret, length, success = await self._episode()
+            self.rows.append([ret, length, success, self._epsilon_played])
+            self.played_steps += length
+            self.played_episodes += 1
+        self._ship()
+        self.since_refresh += int(granted)
+        if self.since_refresh >= self.spec.sync_every:
+            self.since_refresh = 0
             try:
                 await self._refresh()
             except (NoProc, ProcessCrashed, CallTimeout) as exc:  # the QServer is restarting: keep the local copy
-                log.info("worker %d: no table refresh this episode (%s)", self.index, exc)
-        send(self.pid, "episode")  # through the mailbox: stop and calls get their turn
+                log.info("worker %d: no table refresh after this batch (%s)", self.index, exc)
+        send(self.pid, "batch")  # through the mailbox: stop, calls and casts get their turn
+
+    def _want(self) -> int:
+        """Episodes that make about ``batch_steps`` env steps at this worker's mean episode length."""
+        if not self.played_episodes:
+            return 1  # nothing known yet: one episode measures the length
+        mean = max(1.0, self.played_steps / self.played_episodes)
+        return max(1, math.ceil(self.spec.batch_steps / mean))
 
     async def _refresh(self) -> None:
         """Take a fresh copy of the shared table (and the version it is of)."""
@@ -86,36 +132,64 @@ class Worker(GenServer):
         return float(getattr(self.agent, "epsilon", 0.0))
 
     async def _episode(self) -> tuple[float, int, bool]:
-        agent, env = self.agent, self.env
+        """Play one episode, learning; its TD targets join the batch's shipment."""
+        agent = self.agent
         self.episode_seed += 1
+        self._epsilon_played = self.agent_epsilon()
+        alpha = getattr(agent, "alpha", None)  # the step size this episode learns with
+        if self.env is None:
+            ret, length, success = await self._episode_through_calls()
+        else:
+            play = agent.play if isinstance(agent, TDAgent) else partial(_play_stepwise, agent)
+            ret, length, self.last = play(self.env, self.episode_seed, self.spec.max_steps)
+            success = bool(length and self.success(self.last))
+        updates = agent.take_updates()
+        if updates:
+            self.updates += updates
+            self.alphas.append(self._alpha_of(updates, alpha))
+        return ret, length, success
+
+    async def _episode_through_calls(self) -> tuple[float, int, bool]:
+        """One episode on the ``EnvServer`` at ``remote_env``: a call per step."""
+        agent, env = self.agent, self.remote_env
         exp = await call(env, ["reset", self.episode_seed])
         total, n = 0.0, 0
         while not exp.done and n < self.spec.max_steps:
-            if self.fault:
-                raise RuntimeError(f"injected fault in worker {self.index}: its sensor read garbage")
             exp = await call(env, ["step", agent.act(exp.next_state)])
             agent.observe(exp)
             total += exp.reward
             n += 1
-        alpha = getattr(agent, "alpha", None)  # the step size this episode learned with
         agent.end_episode()
-        self._ship(alpha)
-        success = bool(n and self.success(exp))
-        return total, n, success
+        self.last = exp
+        return total, n, bool(n and self.success(exp))
 
-    def _ship(self, episode_alpha: float | None) -> None:
+    def _alpha_of(self, updates: list[tuple[Any, int, float]], episode_alpha: float | None) -> np.ndarray:
+        """The step size of each of an episode's updates."""
         agent = self.agent
-        updates = agent.take_updates()
-        if not updates:
-            return
-        states, actions, targets = as_update_arrays(updates)
         if isinstance(agent, MonteCarlo):
             alpha: Any = agent.config.alpha
             if alpha is None:  # sample averages: the worker's own visit counts
-                alpha = np.array([1.0 / agent._counts[(int(s), int(a))] for s, a in zip(states, actions, strict=True)])
+                return np.array([1.0 / agent._counts[(int(s), int(a))] for s, a, _ in updates])
         else:
-            alpha = float(episode_alpha if episode_alpha is not None else agent.alpha)
-        cast(self.qserver, ["td_update", states, actions, targets, alpha])
+            alpha = episode_alpha if episode_alpha is not None else agent.alpha
+        return np.full(len(updates), float(alpha))
+
+    def _ship(self) -> None:
+        """One cast of the batch's TD targets to the QServer, one of its rows to the recorder."""
+        if self.updates:
+            states, actions, targets = zip(*self.updates, strict=True)
+            cast(
+                self.qserver,
+                [
+                    "td_update",
+                    np.asarray(states, dtype=np.int64),
+                    np.asarray(actions, dtype=np.int64),
+                    np.asarray(targets, dtype=np.float64),
+                    np.concatenate(self.alphas),
+                ],
+            )
+        cast(self.recorder, ["episodes", self.index, self.rows])
+        self.updates, self.alphas, self.rows = [], [], []
 
     async def handle_cast(self, request: Any) -> None:
         match request:
@@ -125,6 +199,32 @@ class Worker(GenServer):
                 self.fault = True
 
     async def handle_call(self, request: Any, from_: Any) -> Any:
-        if request == ["stats"]:
-            return {"index": self.index, "episodes": self.agent.episodes, "epsilon": self.agent_epsilon()}
-        raise Rejected(f"Worker does not understand {short_repr(request)}")
+        match request:
+            case ["stats"]:
+                return {"index": self.index, "episodes": self.agent.episodes, "epsilon": self.agent_epsilon()}
+            # [dashboard] watched like an EnvServer: its environment as the last batch left it
+            case ["info"]:
+                return {
+                    "env_id": self.spec.env_id,
+                    "episodes": self.played_episodes,
+                    "steps": self.played_steps,
+                    "done": True,
+                }
+            case ["render"]:
+                return self.env.render() if self.env is not None else await call(self.remote_env, ["render"])
+            case ["observe"]:
+                return None if self.last is None else self.last.next_state
+        raise Rejected(f"Worker does not understand {short_repr(request)}: use stats, info, render or observe")
+
+
+def _play_stepwise(agent: Any, env: Any, seed: int, max_steps: int) -> tuple[float, int, Exp]:
+    """One learning episode through ``act``/``observe`` (agents without a ``play`` of their own)."""
+    exp = env.reset(seed=seed)
+    total, n = 0.0, 0
+    while not exp.done and n < max_steps:
+        exp = env.step(agent.act(exp.next_state))
+        agent.observe(exp)
+        total += exp.reward
+        n += 1
+    agent.end_episode()
+    return float(total), n, exp
