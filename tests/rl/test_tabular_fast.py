@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beamrl import Node, Rejected
+from beamrl import GenServer, Node, Rejected
 from beamrl.rl import make
 from beamrl.rl.agents import (
     ExpectedSarsa,
@@ -206,3 +206,32 @@ async def test_a_seeded_single_node_run_keeps_its_table_with_any_batch_size(tmp_
         tables.append(np.load(tmp_path / str(batch) / "qtable.npz")["q"])
     np.testing.assert_array_equal(tables[0], tables[1])
     np.testing.assert_array_equal(tables[0], tables[2])
+
+
+class _Probe(GenServer):
+    """Stands in for a worker: keeps the casts it gets."""
+
+    async def init(self) -> None:
+        self.casts: list[object] = []
+
+    async def handle_cast(self, request: object) -> None:
+        self.casts.append(request)
+
+    async def handle_call(self, request: object, from_: object) -> object:
+        return self.casts
+
+
+async def test_a_fault_due_before_its_worker_is_up_fires_when_it_says_hello(node: Node) -> None:
+    """Fast workers can play the first episodes before a remote one has started: its fault waits for it."""
+    spec = RunSpec("q-learning", "FrozenLake-v1", episodes=100, eval_every=50, chaos=[{"at": 5, "fault": 1}])
+    await node.start(QServer, 16, 4, name="qserver")
+    await node.start(Recorder, spec.to_data(), 2, name="recorder")
+    assert await node.call("recorder", ["next", 0, 0, 10]) == 10
+    node.cast("recorder", ["episodes", 0, [[0.0, 3, False, 1.0]] * 10])
+    await eventually(lambda: _episodes(node, 10), what="ten episodes reported")
+    probe = await node.start(_Probe, name="late-worker")
+    await node.call("recorder", ["hello", 1, probe])
+    assert await node.call("late-worker", ["casts"]) == [["inject_fault"]]
+    assert any(
+        "fault injected into worker 1" in e["event"] for e in (await node.call("recorder", ["summary"]))["events"]
+    )

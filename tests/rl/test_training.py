@@ -62,8 +62,10 @@ async def test_async_q_learning_on_three_nodes_survives_a_crashed_worker(tmp_pat
         env_id="FrozenLake-v1",
         episodes=10_000,
         seed=1,
-        chaos=[{"at": 300, "fault": 1}],
-        **REACH_TARGET,
+        chaos=[{"at": 100, "fault": 1}],
+        # a worker takes its fault before its next batch; the run can stop at 1,000 episodes at the
+        # earliest, many batches later (a fault-free FrozenLake run plays 1,000 episodes in ~0.1 s)
+        **{**REACH_TARGET, "eval_every": 1000},
     )
     assert summary["nodes"] == 3
     assert summary["time_to_success"] is not None
@@ -79,7 +81,7 @@ async def test_a_killed_qserver_resumes_from_its_checkpoint_and_training_reaches
         env_id="FrozenLake-v1",
         episodes=10_000,
         seed=2,
-        checkpoint_every=0.05,
+        checkpoint_every=0.002,  # 300 episodes take a few tens of milliseconds: a checkpoint lies among them
         chaos=[{"at": 300, "kill": "qserver"}],
         **REACH_TARGET,
     )

@@ -71,6 +71,8 @@ class Recorder(GenServer):
         self.waiting: list[Any] = []
         self.parked: list[tuple[int, Any, int | None]] = []  # workers asking for episodes while the rest are out
         self.events: list[dict[str, Any]] = []
+        #: faults due for a worker that had not said hello yet (a remote one still starting)
+        self.pending_faults: list[tuple[int, dict[str, Any]]] = []
         self.granted = 0
         self.in_flight = [0] * n_workers  # granted episodes not reported yet, per worker
         self.final_table: Any = None
@@ -108,6 +110,9 @@ class Recorder(GenServer):
                     say(f"  worker {index} is back as {pid} on node {pid.node!r}: it resumes from the shared table")
                 self.workers[index] = pid
                 monitor(pid)
+                for at, chaos in [f for f in self.pending_faults if int(f[1]["fault"]) == index]:
+                    self.pending_faults.remove((at, chaos))
+                    self.events += await inject(self.node, self.workers, at, chaos)
                 return {"episodes": self.per_worker[index], "stop": self.finished}
             case ["next", index, *rest]:
                 index, version, want = self._next_request(index, rest)
@@ -197,7 +202,10 @@ class Recorder(GenServer):
         spec = self.spec
         for chaos in spec.chaos:
             if chaos.get("at") == n:
-                self.events += await inject(self.node, self.workers, n, chaos)
+                if "fault" in chaos and int(chaos["fault"]) not in self.workers:  # not up yet: when it is
+                    self.pending_faults.append((n, chaos))
+                else:
+                    self.events += await inject(self.node, self.workers, n, chaos)
         if n % spec.eval_every == 0:
             await self._evaluate(n)
         done = (spec.episodes is not None and n >= spec.episodes) or (
