@@ -8,7 +8,8 @@ plumbing for SARSA, Expected SARSA and Monte Carlo. The hot loop::
     for each of the k episodes: play it on the local env, learning on the local table
     cast(qserver, ["td_update", states, actions, targets, alphas])   # the batch's TD targets
     cast(recorder, ["episodes", index, rows])                         # the batch's episode rows
-    every sync_every episodes: table_version, table = await call(qserver, ["versioned_table"])
+    at the same time: the next grant, and (every sync_every episodes) a fresh table
+        table_version, table = await call(qserver, ["versioned_table"])
 
 ``want`` is how many episodes make about ``RunSpec.batch_steps`` env steps at the worker's
 mean episode length so far. A restarted worker picks up where the run is: the table from
@@ -23,6 +24,7 @@ its environment as the last batch left it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from functools import partial
@@ -80,6 +82,7 @@ class Worker(GenServer):
         self.played_episodes = 0
         self.since_refresh = 0
         self.last: Exp | None = None
+        self.granted: int | None = None  # episodes granted for the next batch, asked for with the last one
         # one batch's shipment, filled by _episode
         self.rows: list[list[Any]] = []
         self.updates: list[tuple[Any, int, float]] = []
@@ -95,9 +98,7 @@ class Worker(GenServer):
             return
         if self.fault:
             raise RuntimeError(f"injected fault in worker {self.index}: its sensor read garbage")
-        # no timeout: the recorder answers after any evaluation it is running (bounded work)
-        # the table version it plays with goes along: the recorder reports each worker's lag [dashboard]
-        granted = await call(self.recorder, ["next", self.index, self.table_version, self._want()], timeout=None)
+        granted = self.granted if self.granted is not None else await self._ask()
         if not granted:  # the budget is spent
             self.stopped = True
             return
@@ -108,13 +109,29 @@ class Worker(GenServer):
             self.played_episodes += 1
         self._ship()
         self.since_refresh += int(granted)
-        if self.since_refresh >= self.spec.sync_every:
+        refresh = self.since_refresh >= self.spec.sync_every
+        if refresh:
             self.since_refresh = 0
-            try:
-                await self._refresh()
-            except (NoProc, ProcessCrashed, CallTimeout) as exc:  # the QServer is restarting: keep the local copy
-                log.info("worker %d: no table refresh after this batch (%s)", self.index, exc)
+        # the next grant and the table refresh in one round trip's time (a remote worker waits once)
+        self.granted, _ = await asyncio.gather(self._ask(), self._refresh_if(refresh))
         send(self.pid, "batch")  # through the mailbox: stop, calls and casts get their turn
+
+    async def _ask(self) -> int:
+        """The recorder's grant: how many episodes to play next (0: the budget is spent).
+
+        No timeout: the recorder answers after any evaluation it is running (bounded work).
+        The version of the table copy goes along: the recorder reports each worker's lag [dashboard].
+        """
+        granted: int = await call(self.recorder, ["next", self.index, self.table_version, self._want()], timeout=None)
+        return granted
+
+    async def _refresh_if(self, due: bool) -> None:
+        if not due:
+            return
+        try:
+            await self._refresh()
+        except (NoProc, ProcessCrashed, CallTimeout) as exc:  # the QServer is restarting: keep the local copy
+            log.info("worker %d: no table refresh after this batch (%s)", self.index, exc)
 
     def _want(self) -> int:
         """Episodes that make about ``batch_steps`` env steps at this worker's mean episode length."""
