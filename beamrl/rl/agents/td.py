@@ -245,41 +245,57 @@ class TDAgent(Agent):
         state_fn, step = self.state_fn, env.step
         learn = cfg.apply_locally
         record = self._pending.append if self._record else None
+        rows: dict[Any, list[float]] = {}  # the rows this episode touches, as Python floats (the same doubles)
+
+        def row_of(state: Any) -> list[float]:
+            row = rows.get(state)
+            if row is None:
+                row = rows[state] = q[state].tolist()
+            return row
+
         exp = env.reset(seed=seed)
         obs = exp.next_state
         s = obs if state_fn is None else state_fn(obs)
         planned = -1  # SARSA's next action, chosen while learning from the last step
         total, n = 0.0, 0
-        while not (exp.terminated or exp.truncated) and n < max_steps:
-            if planned >= 0:
-                a, planned = planned, -1
-            elif rand() < eps:
-                a = randrange(n_actions)
-            else:
-                a = pick(q[s].tolist())
-            exp = step(a)
-            obs = exp.next_state
-            s2 = obs if state_fn is None else state_fn(obs)
-            if exp.terminated:
-                boot = 0.0
-            elif kind == "max":  # Q-learning
-                boot = gamma * max(q[s2].tolist())
-            elif kind == "next":  # SARSA: the ε-greedy action taken next
-                a2 = randrange(n_actions) if rand() < eps else pick(q[s2].tolist())
-                if not exp.truncated:
-                    planned = a2
-                boot = gamma * q[s2].tolist()[a2]
-            else:  # Expected SARSA
-                row = q[s2].tolist()
-                boot = gamma * ((1.0 - eps) * max(row) + eps * sum(row) / len(row))
-            target = float(exp.reward) + boot
+        try:
+            while not (exp.terminated or exp.truncated) and n < max_steps:
+                here = rows.get(s) or row_of(s)
+                if planned >= 0:
+                    a, planned = planned, -1
+                elif rand() < eps:
+                    a = randrange(n_actions)
+                else:  # QTable._pick, its common case inlined
+                    best = max(here)
+                    a = here.index(best) if here.count(best) == 1 else pick(here)
+                exp = step(a)
+                obs = exp.next_state
+                s2 = obs if state_fn is None else state_fn(obs)
+                if exp.terminated:
+                    boot = 0.0
+                else:
+                    there = rows.get(s2) or row_of(s2)
+                    if kind == "max":  # Q-learning
+                        boot = gamma * max(there)
+                    elif kind == "next":  # SARSA: the ε-greedy action taken next
+                        a2 = randrange(n_actions) if rand() < eps else pick(there)
+                        if not exp.truncated:
+                            planned = a2
+                        boot = gamma * there[a2]
+                    else:  # Expected SARSA
+                        boot = gamma * ((1.0 - eps) * max(there) + eps * sum(there) / len(there))
+                target = float(exp.reward) + boot
+                if learn:
+                    here[a] += alpha * (target - here[a])
+                if record is not None:
+                    record((s, a, target))
+                total += exp.reward
+                n += 1
+                s = s2
+        finally:
             if learn:
-                q[s, a] += alpha * (target - q[s, a])
-            if record is not None:
-                record((s, a, target))
-            total += exp.reward
-            n += 1
-            s = s2
+                for state, row in rows.items():
+                    q[state] = row
         self.steps += n
         table.version += n if learn else 0
         self.end_episode()

@@ -141,6 +141,27 @@ class QTable(BaseQTable):
         self.version += 1
         return err
 
+    def merge(self, states: Any, actions: Any, values: Any, deltas: Any, base_version: int) -> bool:
+        """Fold in what a learner with a copy of this table changed in cells ``(states, actions)``.
+
+        ``base_version`` is the version of this table the copy's earlier state reflects: when
+        nothing else wrote since (the version is still that), the cells take the copy's
+        ``values`` exactly; otherwise its changes ``deltas`` add to what is here (asynchronous,
+        Hogwild-style). Each cell at most once. Returns whether the values were taken as they are.
+        """
+        s, a, (v, d) = self._index_arrays(states, actions, values, deltas)
+        flat = s * self._n_actions + a
+        if np.unique(flat).size != flat.size:
+            raise QTableError("merge takes each cell at most once")
+        exact = self.version == base_version
+        q = self._q.reshape(-1)
+        if exact:
+            q[flat] = v
+        else:
+            q[flat] += d
+        self.version += 1
+        return exact
+
     def td_update_one(self, s: int, a: int, target: float, alpha: float) -> float:
         q = self._q
         err = target - q[s, a]

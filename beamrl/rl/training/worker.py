@@ -6,7 +6,7 @@ plumbing for SARSA, Expected SARSA and Monte Carlo. The hot loop::
 
     k = await call(recorder, ["next", index, table_version, want])   # a grant of k episodes (0: done)
     for each of the k episodes: play it on the local env, learning on the local table
-    cast(qserver, ["td_update", states, actions, targets, alphas])   # the batch's TD targets
+    cast(qserver, ["merge", cells, values, deltas, base_version])     # what the batch changed in the table
     cast(recorder, ["episodes", index, rows])                         # the batch's episode rows
     at the same time: the next grant, and (every sync_every episodes) a fresh table
         table_version, table = await call(qserver, ["versioned_table"])
@@ -36,7 +36,6 @@ from beamrl.api import call, cast, send
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.reprs import short_repr
-from beamrl.rl.agents import MonteCarlo
 from beamrl.rl.agents.td import TDAgent
 from beamrl.rl.envs.registry import facts, make
 from beamrl.rl.exp import Exp
@@ -83,10 +82,7 @@ class Worker(GenServer):
         self.since_refresh = 0
         self.last: Exp | None = None
         self.granted: int | None = None  # episodes granted for the next batch, asked for with the last one
-        # one batch's shipment, filled by _episode
-        self.rows: list[list[Any]] = []
-        self.updates: list[tuple[Any, int, float]] = []
-        self.alphas: list[Any] = []
+        self.rows: list[list[Any]] = []  # the batch's episodes, for the recorder
         if not self.stopped:
             self.continue_with("batch")
 
@@ -144,27 +140,21 @@ class Worker(GenServer):
         """Take a fresh copy of the shared table (and the version it is of)."""
         self.table_version, table = await call(self.qserver, ["versioned_table"])
         self.agent.q.assign(table)
+        self.known_version, self.shipped = self.table_version, np.array(table, dtype=np.float64)
 
     def agent_epsilon(self) -> float:
         return float(getattr(self.agent, "epsilon", 0.0))
 
     async def _episode(self) -> tuple[float, int, bool]:
-        """Play one episode, learning; its TD targets join the batch's shipment."""
+        """Play one episode, learning on the local table."""
         agent = self.agent
         self.episode_seed += 1
         self._epsilon_played = self.agent_epsilon()
-        alpha = getattr(agent, "alpha", None)  # the step size this episode learns with
         if self.env is None:
-            ret, length, success = await self._episode_through_calls()
-        else:
-            play = agent.play if isinstance(agent, TDAgent) else partial(_play_stepwise, agent)
-            ret, length, self.last = play(self.env, self.episode_seed, self.spec.max_steps)
-            success = bool(length and self.success(self.last))
-        updates = agent.take_updates()
-        if updates:
-            self.updates += updates
-            self.alphas.append(self._alpha_of(updates, alpha))
-        return ret, length, success
+            return await self._episode_through_calls()
+        play = agent.play if isinstance(agent, TDAgent) else partial(_play_stepwise, agent)
+        ret, length, self.last = play(self.env, self.episode_seed, self.spec.max_steps)
+        return ret, length, bool(length and self.success(self.last))
 
     async def _episode_through_calls(self) -> tuple[float, int, bool]:
         """One episode on the ``EnvServer`` at ``remote_env``: a call per step."""
@@ -180,33 +170,24 @@ class Worker(GenServer):
         self.last = exp
         return total, n, bool(n and self.success(exp))
 
-    def _alpha_of(self, updates: list[tuple[Any, int, float]], episode_alpha: float | None) -> np.ndarray:
-        """The step size of each of an episode's updates."""
-        agent = self.agent
-        if isinstance(agent, MonteCarlo):
-            alpha: Any = agent.config.alpha
-            if alpha is None:  # sample averages: the worker's own visit counts
-                return np.array([1.0 / agent._counts[(int(s), int(a))] for s, a, _ in updates])
-        else:
-            alpha = episode_alpha if episode_alpha is not None else agent.alpha
-        return np.full(len(updates), float(alpha))
-
     def _ship(self) -> None:
-        """One cast of the batch's TD targets to the QServer, one of its rows to the recorder."""
-        if self.updates:
-            states, actions, targets = zip(*self.updates, strict=True)
-            cast(
-                self.qserver,
-                [
-                    "td_update",
-                    np.asarray(states, dtype=np.int64),
-                    np.asarray(actions, dtype=np.int64),
-                    np.asarray(targets, dtype=np.float64),
-                    np.concatenate(self.alphas),
-                ],
-            )
+        """One cast of what the batch changed in the table to the QServer, one of its rows to the recorder.
+
+        The changed cells go as ``["merge", ...]``: their new values, taken as they are while
+        this worker is the table's only writer (one node: the shared table is exactly this
+        worker's), else their changes, added to what the other workers wrote meanwhile.
+        """
+        table = self.agent.q.to_array()
+        change = table - self.shipped
+        cells = np.flatnonzero(change)
+        if cells.size:
+            states, actions = np.divmod(cells, table.shape[1])
+            values, deltas = table.reshape(-1)[cells], change.reshape(-1)[cells]
+            cast(self.qserver, ["merge", states, actions, values, deltas, self.known_version])
+            self.known_version += 1  # the version the QServer reaches if no one else wrote meanwhile
+        self.shipped = table
         cast(self.recorder, ["episodes", self.index, self.rows])
-        self.updates, self.alphas, self.rows = [], [], []
+        self.rows = []
 
     async def handle_cast(self, request: Any) -> None:
         match request:
