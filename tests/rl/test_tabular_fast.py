@@ -235,3 +235,25 @@ async def test_a_fault_due_before_its_worker_is_up_fires_when_it_says_hello(node
     assert any(
         "fault injected into worker 1" in e["event"] for e in (await node.call("recorder", ["summary"]))["events"]
     )
+
+
+async def test_merge_takes_a_sole_writers_values_and_adds_concurrent_changes(node: Node) -> None:
+    await node.start(QServer, 4, 2, name="q")
+    version, _ = await node.call("q", ["versioned_table"])
+    # a worker's copy moved cells (0, 1) and (3, 0) from 0 to these values; nobody else wrote: taken as they are
+    assert await node.call("q", ["merge", np.array([0, 3]), np.array([1, 0]), [0.1, 0.7], [0.1, 0.7], version]) is True
+    assert await node.call("q", ["get", 0, 1]) == 0.1 and await node.call("q", ["get", 3, 0]) == 0.7
+    await node.call("q", ["set", 0, 1, 1.0])  # another writer
+    # this worker's next change is based on the version it produced, which is no longer the table's: added
+    stale = version + 1
+    assert await node.call("q", ["merge", np.array([0]), np.array([1]), [0.3], [0.2], stale]) is False
+    assert await node.call("q", ["get", 0, 1]) == pytest.approx(1.2)
+    for bad, problem in [
+        (["merge", [0, 0], [1, 1], [1.0, 2.0], [1.0, 2.0], 0], "at most once"),
+        (["merge", [9], [0], [1.0], [1.0], 0], "outside"),
+        (["merge", [0], [0], [float("nan")], [0.0], 0], "finite"),
+    ]:
+        with pytest.raises(Rejected, match=problem):
+            await node.call("q", bad)
+    node.cast("q", ["merge", [0], [0], ["x"], [0.0], 0])  # a bad cast is dropped, the table stays
+    assert await node.call("q", ["get", 0, 0]) == 0.0
