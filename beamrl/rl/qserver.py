@@ -19,6 +19,9 @@ Requests (the Elixir original's names in brackets):
                                                     still at ``base_version``, else ``+= deltas``
                                                     (see ``QTable.merge``); a cast, or a call that
                                                     replies whether the values were taken as they are
+``["td_fold", states, actions, scale, shift]``      ``q[s,a] = scale * q[s,a] + shift`` (each cell once): a
+                                                    worker's batch of TD updates composed per cell;
+                                                    a cast, or a call replying None
 ``["version"]``                                     how many writes the table has seen
 ``["versioned_table"]``                             ``[version, table]``: a copy and the version it is of
 ``["info"]``                                        ``{"resumed": from a checkpoint?, "version", "shape"}``
@@ -126,6 +129,8 @@ class QServer(GenServer):
                     return q.td_update(states, actions, _finite_array(targets), _finite_array(alpha, "alpha"))
                 case ["merge", states, actions, values, deltas, int(base)]:
                     return self._merge(states, actions, values, deltas, base)
+                case ["td_fold", states, actions, scale, shift]:
+                    return q.td_fold(states, actions, _finite_array(scale, "scale"), _finite_array(shift, "shift"))
                 case ["version"]:
                     return q.version
                 case ["versioned_table"]:  # [dashboard] workers report the version they act with
@@ -142,7 +147,7 @@ class QServer(GenServer):
             raise QTableError(f"QServer could not write for {short_repr(request[0], 40)}: {exc}") from exc
         raise Rejected(
             f"QServer does not understand {_describe(request)}: use get, values, greedy, table, set, td_update, "
-            "merge, version, info, checkpoint or save"
+            "merge, td_fold, version, info, checkpoint or save"
         )
 
     async def handle_cast(self, request: Any) -> None:
@@ -157,6 +162,11 @@ class QServer(GenServer):
                     self._merge(states, actions, values, deltas, base)
                 except (QTableError, TypeError, ValueError, IndexError, OverflowError) as exc:
                     log.warning("qserver: dropped a bad merge cast: %.300s", exc)
+            case ["td_fold", states, actions, scale, shift]:
+                try:
+                    self.q.td_fold(states, actions, _finite_array(scale, "scale"), _finite_array(shift, "shift"))
+                except (QTableError, TypeError, ValueError, IndexError, OverflowError) as exc:
+                    log.warning("qserver: dropped a bad td_fold cast: %.300s", exc)
             case _:
                 log.warning("qserver: dropped an unknown cast %s", _describe(request))
 

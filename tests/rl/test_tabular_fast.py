@@ -21,6 +21,7 @@ from beamrl.rl.agents import (
 )
 from beamrl.rl.agents.td import TDAgent, TDConfig
 from beamrl.rl.env_server import EnvServer
+from beamrl.rl.errors import QTableError
 from beamrl.rl.exp import Exp
 from beamrl.rl.qserver import QServer
 from beamrl.rl.qtable import QTable
@@ -257,3 +258,25 @@ async def test_merge_takes_a_sole_writers_values_and_adds_concurrent_changes(nod
             await node.call("q", bad)
     node.cast("q", ["merge", [0], [0], ["x"], [0.0], 0])  # a bad cast is dropped, the table stays
     assert await node.call("q", ["get", 0, 0]) == 0.0
+
+
+def test_a_folded_batch_is_its_updates_replayed_in_order() -> None:
+    rng = np.random.default_rng(3)
+    s, a = rng.integers(0, 4, 500), rng.integers(0, 2, 500)
+    targets, alphas = rng.normal(size=500), rng.uniform(0.01, 0.5, 500)
+    start = rng.normal(size=(4, 2))
+    replayed, folded = QTable(4, 2), QTable(4, 2)
+    replayed.assign(start)
+    folded.assign(start)
+    replayed.td_update(s, a, targets, alphas)
+    fold: dict[tuple[int, int], list[float]] = {}
+    for cell, target, alpha in zip(zip(s.tolist(), a.tolist(), strict=True), targets, alphas, strict=True):
+        k, b = fold.get(cell, [1.0, 0.0])
+        fold[cell] = [k * (1 - alpha), b * (1 - alpha) + alpha * target]
+    cells = list(fold)
+    folded.td_fold(
+        [c[0] for c in cells], [c[1] for c in cells], [fold[c][0] for c in cells], [fold[c][1] for c in cells]
+    )
+    np.testing.assert_allclose(folded.to_array(), replayed.to_array(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(QTableError, match="at most once"):
+        folded.td_fold([0, 0], [1, 1], [1.0, 1.0], [0.0, 0.0])

@@ -162,6 +162,18 @@ class QTable(BaseQTable):
         self.version += 1
         return exact
 
+    def td_fold(self, states: Any, actions: Any, scale: Any, shift: Any) -> None:
+        """``q[s,a] = scale * q[s,a] + shift``, each cell at most once: a run of TD updates of a
+        cell, ``q <- (1 - alpha) q + alpha target`` in order, composed into one (a worker folds
+        its batch; applying the fold to the shared value replays the batch against it)."""
+        s, a, (k, b) = self._index_arrays(states, actions, scale, shift)
+        flat = s * self._n_actions + a
+        if np.unique(flat).size != flat.size:
+            raise QTableError("td_fold takes each cell at most once")
+        q = self._q.reshape(-1)
+        q[flat] = k * q[flat] + b
+        self.version += 1
+
     def td_update_one(self, s: int, a: int, target: float, alpha: float) -> float:
         q = self._q
         err = target - q[s, a]

@@ -67,6 +67,7 @@ def agent_config(algo: str, hyper: dict[str, Any], seed: int, workers: int = 1) 
             if callable(value):
                 values[name] = _scaled(value, workers)
     values.setdefault("seed", seed)
+    values["record_updates"] = workers > 1  # several workers ship their TD targets (see Worker._ship)
     if algo == "mc":
         return MonteCarloConfig(**values)
     return TD_AGENTS[algo][1](**values)

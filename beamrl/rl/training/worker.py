@@ -6,7 +6,8 @@ plumbing for SARSA, Expected SARSA and Monte Carlo. The hot loop::
 
     k = await call(recorder, ["next", index, table_version, want])   # a grant of k episodes (0: done)
     for each of the k episodes: play it on the local env, learning on the local table
-    cast(qserver, ["merge", cells, values, deltas, base_version])     # what the batch changed in the table
+    cast(qserver, ["td_fold", states, actions, scale, shift])        # the batch's TD updates, composed per
+                                                                      #   cell (one worker: ["merge", ...])
     cast(recorder, ["episodes", index, rows])                         # the batch's episode rows
     at the same time: the next grant, and (every sync_every episodes) a fresh table
         table_version, table = await call(qserver, ["versioned_table"])
@@ -36,6 +37,7 @@ from beamrl.api import call, cast, send
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.reprs import short_repr
+from beamrl.rl.agents import MonteCarlo
 from beamrl.rl.agents.td import TDAgent
 from beamrl.rl.envs.registry import facts, make
 from beamrl.rl.exp import Exp
@@ -44,6 +46,10 @@ from beamrl.rl.training.spec import RunSpec
 from beamrl.rl.training.tabular import TableShape, table_shape
 
 log = logging.getLogger("beamrl.rl")
+
+YIELD_STEPS = 256
+"""Env steps after which a batch lets the event loop run its other processes for a moment
+(on the learner's node: the QServer and recorder answering the other workers)."""
 
 
 class Worker(GenServer):
@@ -82,7 +88,11 @@ class Worker(GenServer):
         self.since_refresh = 0
         self.last: Exp | None = None
         self.granted: int | None = None  # episodes granted for the next batch, asked for with the last one
-        self.rows: list[list[Any]] = []  # the batch's episodes, for the recorder
+        self.sole = self.spec.workers == 1  # the table's only writer (see _ship)
+        # one batch's shipment: its episodes for the recorder; with several workers, its TD targets
+        self.rows: list[list[Any]] = []
+        self.folded: dict[int, list[float]] = {}  # cell -> [scale, shift] (see _fold)
+        self.width = shape.n_actions
         if not self.stopped:
             self.continue_with("batch")
 
@@ -98,11 +108,16 @@ class Worker(GenServer):
         if not granted:  # the budget is spent
             self.stopped = True
             return
+        since_yield = 0
         for _ in range(int(granted)):
             ret, length, success = await self._episode()
             self.rows.append([ret, length, success, self._epsilon_played])
             self.played_steps += length
             self.played_episodes += 1
+            since_yield += length
+            if since_yield >= YIELD_STEPS:  # let the node's other processes answer (remote workers' calls)
+                since_yield = 0
+                await asyncio.sleep(0)
         self._ship()
         self.since_refresh += int(granted)
         refresh = self.since_refresh >= self.spec.sync_every
@@ -150,11 +165,32 @@ class Worker(GenServer):
         agent = self.agent
         self.episode_seed += 1
         self._epsilon_played = self.agent_epsilon()
+        alpha = getattr(agent, "alpha", None)  # the step size this episode learns with
         if self.env is None:
-            return await self._episode_through_calls()
-        play = agent.play if isinstance(agent, TDAgent) else partial(_play_stepwise, agent)
-        ret, length, self.last = play(self.env, self.episode_seed, self.spec.max_steps)
-        return ret, length, bool(length and self.success(self.last))
+            ret, length, success = await self._episode_through_calls()
+        else:
+            play = agent.play if isinstance(agent, TDAgent) else partial(_play_stepwise, agent)
+            ret, length, self.last = play(self.env, self.episode_seed, self.spec.max_steps)
+            success = bool(length and self.success(self.last))
+        if not self.sole:  # several writers: fold the TD updates, cell by cell, for the QServer
+            updates = agent.take_updates()
+            if updates:
+                self._fold(updates, self._alpha_of(updates, alpha))
+        return ret, length, success
+
+    def _fold(self, updates: list[tuple[Any, int, float]], alphas: list[float]) -> None:
+        """Compose each cell's updates ``q <- (1 - alpha) q + alpha target``, in order, into one
+        ``q <- scale q + shift``: applied to the shared value, it is the updates replayed there."""
+        folded, width = self.folded, self.width
+        for (s, a, target), alpha in zip(updates, alphas, strict=True):
+            cell = int(s) * width + int(a)
+            keep = 1.0 - alpha
+            f = folded.get(cell)
+            if f is None:
+                folded[cell] = [keep, alpha * target]
+            else:
+                f[0] *= keep
+                f[1] = f[1] * keep + alpha * target
 
     async def _episode_through_calls(self) -> tuple[float, int, bool]:
         """One episode on the ``EnvServer`` at ``remote_env``: a call per step."""
@@ -170,22 +206,43 @@ class Worker(GenServer):
         self.last = exp
         return total, n, bool(n and self.success(exp))
 
-    def _ship(self) -> None:
-        """One cast of what the batch changed in the table to the QServer, one of its rows to the recorder.
+    def _alpha_of(self, updates: list[tuple[Any, int, float]], episode_alpha: float | None) -> list[float]:
+        """The step size of each of an episode's updates."""
+        agent = self.agent
+        if isinstance(agent, MonteCarlo):
+            alpha: Any = agent.config.alpha
+            if alpha is None:  # sample averages: the worker's own visit counts
+                return [1.0 / agent._counts[(int(s), int(a))] for s, a, _ in updates]
+        else:
+            alpha = episode_alpha if episode_alpha is not None else agent.alpha
+        return [float(alpha)] * len(updates)
 
-        The changed cells go as ``["merge", ...]``: their new values, taken as they are while
-        this worker is the table's only writer (one node: the shared table is exactly this
-        worker's), else their changes, added to what the other workers wrote meanwhile.
+    def _ship(self) -> None:
+        """One cast of what the batch learnt to the QServer, one of its rows to the recorder.
+
+        The table's only worker sends the cells its batch changed (``["merge", ...]``: taken as
+        they are, so one node learns exactly what one agent would). Several workers send their
+        TD updates folded per cell (``["td_fold", ...]``), which the QServer applies to its own
+        values: asynchronous one-step Q-learning, the batch's updates applied in order against
+        the shared table, not its copy (summing the changes that several copies made from the
+        same values would move a shared cell several steps at once).
         """
-        table = self.agent.q.to_array()
-        change = table - self.shipped
-        cells = np.flatnonzero(change)
-        if cells.size:
-            states, actions = np.divmod(cells, table.shape[1])
-            values, deltas = table.reshape(-1)[cells], change.reshape(-1)[cells]
-            cast(self.qserver, ["merge", states, actions, values, deltas, self.known_version])
-            self.known_version += 1  # the version the QServer reaches if no one else wrote meanwhile
-        self.shipped = table
+        if self.sole:
+            table = self.agent.q.to_array()
+            change = table - self.shipped
+            cells = np.flatnonzero(change)
+            if cells.size:
+                states, actions = np.divmod(cells, table.shape[1])
+                values, deltas = table.reshape(-1)[cells], change.reshape(-1)[cells]
+                cast(self.qserver, ["merge", states, actions, values, deltas, self.known_version])
+                self.known_version += 1  # the version the QServer reaches if nothing else wrote meanwhile
+            self.shipped = table
+        elif self.folded:
+            cells = np.fromiter(self.folded, dtype=np.int64, count=len(self.folded))
+            scale, shift = np.array(list(self.folded.values())).T
+            states, actions = np.divmod(cells, self.width)
+            cast(self.qserver, ["td_fold", states, actions, scale, shift])
+            self.folded = {}
         cast(self.recorder, ["episodes", self.index, self.rows])
         self.rows = []
 
