@@ -137,7 +137,7 @@ def throughput_rows(repeats: int = 3) -> list[dict[str, Any]]:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Throughput against the plain loop, then the median time to 0.70 per node count."""
-    rows = throughput_rows(repeats=1 if quick else 3)
+    rows = throughput_rows(repeats=1 if quick else 5)
     seeds = [0] if quick else [0, 1, 2]
     for nodes in (1, 3):
         runs = [_time_to_target(nodes, seed) for seed in seeds]
