@@ -30,7 +30,8 @@ class RunSpec:
     eval_every: int = 100
     """Evaluate the greedy policy every this many episodes (over all workers)."""
     eval_episodes: int = 200
-    """Episodes per periodic evaluation."""
+    """Episodes per periodic evaluation where it is sampled (a native tabular env's is exact,
+    computed from its model: see ``tabular.ExactEval``)."""
     hyper: dict[str, Any] = field(default_factory=dict)
     """Agent hyper-parameters (see ``agent_config``); schedules as {"kind": ..., ...}."""
     sync_every: int = 1
