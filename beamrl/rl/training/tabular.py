@@ -89,7 +89,7 @@ class ExactEval:
     in success within the time limit, its expected return, the square of it (for the
     spread) and its expected length; weighting by the initial-state distribution gives
     what ``greedy_eval`` estimates from sampled episodes, without the sampling noise, in
-    well under a millisecond for FrozenLake (``beamrl bench train``): periodic
+    well under a millisecond for FrozenLake: periodic
     evaluations cost the workers next to nothing. ``ExactEval.build`` gives None where
     the env has no model (gymnasium's envs, Blackjack, Taxi's fickle passenger).
     """

@@ -89,7 +89,7 @@ class Worker(GenServer):
         self.last: Exp | None = None
         self.granted: int | None = None  # episodes granted for the next batch, asked for with the last one
         self.sole = self.spec.workers == 1  # the table's only writer (see _ship)
-        # one batch's shipment: its episodes for the recorder; with several workers, its TD targets
+        # one batch's shipment: its episodes for the recorder; with several workers, its folded TD updates
         self.rows: list[list[Any]] = []
         self.folded: dict[int, list[float]] = {}  # cell -> [scale, shift] (see _fold)
         self.width = shape.n_actions
