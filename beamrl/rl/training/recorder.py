@@ -245,12 +245,13 @@ class Recorder(GenServer):
 
     def _next_request(self, index: Any, rest: list[Any]) -> tuple[int, int | None, int | None]:
         """``["next", index, version?, want?]`` checked: (index, version or None, want or None)."""
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.n_workers:
+        if not _is_int(index) or not 0 <= index < self.n_workers:
             raise Rejected(f"next: worker index must be an integer in 0..{self.n_workers - 1}, got {short_repr(index)}")
-        if len(rest) > 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in rest):
+        if len(rest) > 2 or not all(_is_int(x) for x in rest):
             raise Rejected(f"next takes [index, table_version, episodes_wanted], integers; got {short_repr(rest)}")
-        version = rest[0] if rest else None
-        want = rest[1] if len(rest) > 1 else None
+        index = int(index)
+        version = int(rest[0]) if rest else None
+        want = int(rest[1]) if len(rest) > 1 else None
         if want is not None and want < 1:
             raise Rejected(f"next: episodes wanted must be >= 1, got {want}")
         return index, version, want
@@ -370,3 +371,7 @@ class Recorder(GenServer):
     def metrics(self) -> dict[str, Any]:
         cols: list[tuple[Any, ...]] = list(zip(*self.rows, strict=True)) if self.rows else [()] * 7
         return {name: list(col) for name, col in zip(METRICS, cols, strict=True)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
