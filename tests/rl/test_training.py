@@ -81,9 +81,11 @@ async def test_a_killed_qserver_resumes_from_its_checkpoint_and_training_reaches
         env_id="FrozenLake-v1",
         episodes=10_000,
         seed=2,
-        checkpoint_every=0.002,  # 300 episodes take a few tens of milliseconds: a checkpoint lies among them
-        chaos=[{"at": 300, "kill": "qserver"}],
-        **REACH_TARGET,
+        # a fault-free FrozenLake run plays 1,500 episodes in ~0.1 s: checkpoints every 2 ms, so several
+        # are written by then; the run can stop at 2,000 episodes at the earliest, after the kill
+        checkpoint_every=0.002,
+        chaos=[{"at": 1500, "kill": "qserver"}],
+        **{**REACH_TARGET, "eval_every": 2000},
     )
     assert summary["time_to_success"] is not None
     [kill] = [e for e in summary["events"] if e["event"] == "qserver killed"]
