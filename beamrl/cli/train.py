@@ -240,7 +240,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         type=positive_int,
         default=default("eval_episodes"),
-        help="episodes per evaluation",
+        help="episodes per evaluation (sampled envs; a native env's evaluation is exact, from its model)",
     )
     p.add_argument(
         "--final-eval-episodes",

@@ -203,10 +203,11 @@ class Dashboard:
         return self.learning
 
     async def _poll_watch(self) -> dict[str, Any] | None:
-        found = self.cluster.find(lambda e: e["cls"] == "EnvServer")
+        # an EnvServer, or a training Worker (it owns its env and answers the same info/render/observe)
+        found = self.cluster.find(lambda e: e["cls"] in ("EnvServer", "Worker"))
         if not found:
             return None
-        found.sort(key=lambda f: (f[1]["name"] != "env-0", f[1]["name"] or "", f[0]))
+        found.sort(key=lambda f: (f[1]["name"] not in ("env-0", "worker-0"), f[1]["name"] or "", f[0]))
         node, entry = found[0]
         state = await watch(self.node, parse_pid_key(entry["key"]))
         if state is None:

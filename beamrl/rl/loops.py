@@ -11,8 +11,9 @@ Success (``success_rate``) is decided on the last transition of an episode, by t
 the env registry keeps for the env's id (``beamrl.rl.envs.registry.facts``), unless a
 ``success_fn`` is given.
 
-A time-limit truncation is never a success. The Trainer process calls these, so the
-step loop does nothing per step beyond ``act``, ``step``, ``observe`` and a sum.
+A time-limit truncation is never a success. The training workers call ``run_episode``,
+so its step loop does nothing per step beyond ``act``, ``step``, ``observe`` and a sum; a
+TD agent learning plays the same episode through ``TDAgent.play``, its inlined loop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from beamrl.rl.agents.base import Agent
+from beamrl.rl.agents.td import TDAgent
 from beamrl.rl.envs.registry import SuccessFn, facts, goal_reached, positive_terminal
 
 __all__ = [
@@ -83,13 +85,16 @@ def run_episode(
     if greedy is None:
         greedy = not learn
     success = success_fn if success_fn is not None else success_fn_for(env)
+    limit = max_steps if max_steps is not None else math.inf
+    if learn and not greedy and isinstance(agent, TDAgent):  # the same episode in one tight loop
+        total, n, last = agent.play(env, seed, limit)
+        return EpisodeResult(total, n, success(last) if n else False)
     act = agent.act
     observe = agent.observe
     step = env.step
     exp = env.reset(seed=seed)
     total = 0.0
     n = 0
-    limit = max_steps if max_steps is not None else math.inf
     while not (exp.terminated or exp.truncated) and n < limit:
         exp = step(act(exp.next_state, greedy))
         if learn:

@@ -14,6 +14,14 @@ Requests (the Elixir original's names in brackets):
 ``["table"]``                                       the whole table, shape (n_states, n_actions)
 ``["td_update", states, actions, targets, alpha]``  ``q[s,a] += alpha * (target - q[s,a])`` in order, batched;
                                                     replies with the TD errors. As a cast: the same, no reply
+``["merge", states, actions, values, deltas, base_version]``  what a worker's copy changed in those cells
+                                                    (each once): the ``values`` when the table is
+                                                    still at ``base_version``, else ``+= deltas``
+                                                    (see ``QTable.merge``); a cast, or a call that
+                                                    replies whether the values were taken as they are
+``["td_fold", states, actions, scale, shift]``      ``q[s,a] = scale * q[s,a] + shift`` (each cell once): a
+                                                    worker's batch of TD updates composed per cell;
+                                                    a cast, or a call replying None
 ``["version"]``                                     how many writes the table has seen
 ``["versioned_table"]``                             ``[version, table]``: a copy and the version it is of
 ``["info"]``                                        ``{"resumed": from a checkpoint?, "version", "shape"}``
@@ -119,6 +127,10 @@ class QServer(GenServer):
                     return None
                 case ["td_update", states, actions, targets, alpha]:
                     return q.td_update(states, actions, _finite_array(targets), _finite_array(alpha, "alpha"))
+                case ["merge", states, actions, values, deltas, int(base)]:
+                    return self._merge(states, actions, values, deltas, base)
+                case ["td_fold", states, actions, scale, shift]:
+                    return q.td_fold(states, actions, _finite_array(scale, "scale"), _finite_array(shift, "shift"))
                 case ["version"]:
                     return q.version
                 case ["versioned_table"]:  # [dashboard] workers report the version they act with
@@ -135,7 +147,7 @@ class QServer(GenServer):
             raise QTableError(f"QServer could not write for {short_repr(request[0], 40)}: {exc}") from exc
         raise Rejected(
             f"QServer does not understand {_describe(request)}: use get, values, greedy, table, set, td_update, "
-            "version, info, checkpoint or save"
+            "merge, td_fold, version, info, checkpoint or save"
         )
 
     async def handle_cast(self, request: Any) -> None:
@@ -145,6 +157,16 @@ class QServer(GenServer):
                     self.q.td_update(states, actions, _finite_array(targets), _finite_array(alpha, "alpha"))
                 except (QTableError, TypeError, ValueError, IndexError, OverflowError) as exc:
                     log.warning("qserver: dropped a bad td_update cast: %.300s", exc)
+            case ["merge", states, actions, values, deltas, int(base)]:
+                try:
+                    self._merge(states, actions, values, deltas, base)
+                except (QTableError, TypeError, ValueError, IndexError, OverflowError) as exc:
+                    log.warning("qserver: dropped a bad merge cast: %.300s", exc)
+            case ["td_fold", states, actions, scale, shift]:
+                try:
+                    self.q.td_fold(states, actions, _finite_array(scale, "scale"), _finite_array(shift, "shift"))
+                except (QTableError, TypeError, ValueError, IndexError, OverflowError) as exc:
+                    log.warning("qserver: dropped a bad td_fold cast: %.300s", exc)
             case _:
                 log.warning("qserver: dropped an unknown cast %s", _describe(request))
 
@@ -162,6 +184,9 @@ class QServer(GenServer):
         finally:
             if self._fence is not None:
                 self._fence.release()
+
+    def _merge(self, states: Any, actions: Any, values: Any, deltas: Any, base: int) -> bool:
+        return self.q.merge(states, actions, _finite_array(values, "values"), _finite_array(deltas, "deltas"), base)
 
     async def _checkpoint(self, force: bool) -> Path | None:
         path = self.checkpoint_path

@@ -62,8 +62,10 @@ async def test_async_q_learning_on_three_nodes_survives_a_crashed_worker(tmp_pat
         env_id="FrozenLake-v1",
         episodes=10_000,
         seed=1,
-        chaos=[{"at": 300, "fault": 1}],
-        **REACH_TARGET,
+        chaos=[{"at": 100, "fault": 1}],
+        # a worker takes its fault before its next batch; the run can stop at 1,000 episodes at the
+        # earliest, many batches later (a fault-free FrozenLake run plays 1,000 episodes in ~0.1 s)
+        **{**REACH_TARGET, "eval_every": 1000},
     )
     assert summary["nodes"] == 3
     assert summary["time_to_success"] is not None
@@ -79,9 +81,11 @@ async def test_a_killed_qserver_resumes_from_its_checkpoint_and_training_reaches
         env_id="FrozenLake-v1",
         episodes=10_000,
         seed=2,
-        checkpoint_every=0.05,
-        chaos=[{"at": 300, "kill": "qserver"}],
-        **REACH_TARGET,
+        # a fault-free FrozenLake run plays 1,500 episodes in ~0.1 s: checkpoints every 2 ms, so several
+        # are written by then; the run can stop at 2,000 episodes at the earliest, after the kill
+        checkpoint_every=0.002,
+        chaos=[{"at": 1500, "kill": "qserver"}],
+        **{**REACH_TARGET, "eval_every": 2000},
     )
     assert summary["time_to_success"] is not None
     [kill] = [e for e in summary["events"] if e["event"] == "qserver killed"]

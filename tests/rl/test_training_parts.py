@@ -54,9 +54,10 @@ def test_a_worker_subtree_is_plain_data_a_remote_node_can_start() -> None:
     env = make("FrozenLake-v1")
     tree = worker_spec(spec, 2, "learner", table_shape(env.observation_space, env.action_space))
     assert codec.unpackb(codec.packb(tree)) == tree
-    env_child, worker_child = tree["children"]
-    assert env_child["kwargs"] == {"is_slippery": False}
+    [worker_child] = tree["children"]  # the worker owns its env: no EnvServer to call per step
     assert worker_child["start"] == "beamrl.rl.training.worker:Worker"
+    spec_data, index, env, *_ = worker_child["args"]
+    assert RunSpec.from_data(spec_data).env_kwargs == {"is_slippery": False} and index == 2 and env is None
     assert TableShape.from_data(worker_child["args"][-1]).n_states == 16
 
 

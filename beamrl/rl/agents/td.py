@@ -30,6 +30,7 @@ changes through ``assign`` (pure actor: the shared table is the only learner).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,6 +225,93 @@ class TDAgent(Agent):
             self.updates_sink(self.take_updates())
         self._refresh()
 
+    # ----------------------------------------------------------- whole episodes
+    def play(self, env: Any, seed: int | None = None, max_steps: float = math.inf) -> tuple[float, int, Exp]:
+        """Play and learn one episode on ``env``; returns (return, length, last transition).
+
+        The same episode as ``act``/``observe`` per step then ``end_episode`` (the same
+        numbers drawn in the same order, the same table), in one loop without their
+        per-step calls when the table is a dense ``QTable`` and the schedules count
+        episodes; otherwise through ``act``/``observe``. Training's hot loop.
+        """
+        cfg = self.config
+        kind = _INLINED.get(type(self)._target)  # a subclass with a target of its own goes stepwise
+        if kind is None or not isinstance(self.q, QTable) or cfg.schedule_unit != "episode" or self.updates_sink:
+            return self._play_stepwise(env, seed, max_steps)
+        table = self.q
+        q = table._q
+        pick, rand, randrange = table._pick, self._rng.random, self._rng.randrange
+        n_actions, eps, alpha, gamma = self.n_actions, self.epsilon, self.alpha, self._gamma
+        state_fn, step = self.state_fn, env.step
+        learn = cfg.apply_locally
+        record = self._pending.append if self._record else None
+        rows: dict[Any, list[float]] = {}  # the rows this episode touches, as Python floats (the same doubles)
+
+        def row_of(state: Any) -> list[float]:
+            row = rows.get(state)
+            if row is None:
+                row = rows[state] = q[state].tolist()
+            return row
+
+        exp = env.reset(seed=seed)
+        obs = exp.next_state
+        s = obs if state_fn is None else state_fn(obs)
+        planned = -1  # SARSA's next action, chosen while learning from the last step
+        total, n = 0.0, 0
+        try:
+            while not (exp.terminated or exp.truncated) and n < max_steps:
+                here = rows.get(s) or row_of(s)
+                if planned >= 0:
+                    a, planned = planned, -1
+                elif rand() < eps:
+                    a = randrange(n_actions)
+                else:  # QTable._pick, its common case inlined
+                    best = max(here)
+                    a = here.index(best) if here.count(best) == 1 else pick(here)
+                exp = step(a)
+                obs = exp.next_state
+                s2 = obs if state_fn is None else state_fn(obs)
+                if exp.terminated:
+                    boot = 0.0
+                else:
+                    there = rows.get(s2) or row_of(s2)
+                    if kind == "max":  # Q-learning
+                        boot = gamma * max(there)
+                    elif kind == "next":  # SARSA: the ε-greedy action taken next
+                        a2 = randrange(n_actions) if rand() < eps else pick(there)
+                        if not exp.truncated:
+                            planned = a2
+                        boot = gamma * there[a2]
+                    else:  # Expected SARSA
+                        boot = gamma * ((1.0 - eps) * max(there) + eps * sum(there) / len(there))
+                target = float(exp.reward) + boot
+                if learn:
+                    here[a] += alpha * (target - here[a])
+                if record is not None:
+                    record((s, a, target))
+                total += exp.reward
+                n += 1
+                s = s2
+        finally:
+            if learn:
+                for state, row in rows.items():
+                    q[state] = row
+        self.steps += n
+        table.version += n if learn else 0
+        self.end_episode()
+        return float(total), n, exp
+
+    def _play_stepwise(self, env: Any, seed: int | None, max_steps: float) -> tuple[float, int, Exp]:
+        exp = env.reset(seed=seed)
+        total, n = 0.0, 0
+        while not (exp.terminated or exp.truncated) and n < max_steps:
+            exp = env.step(self.act(exp.next_state))
+            self.observe(exp)
+            total += exp.reward
+            n += 1
+        self.end_episode()
+        return float(total), n, exp
+
     def pending_updates(self) -> list[Update]:
         """The recorded ``(s, a, target)`` not yet taken (a copy)."""
         return list(self._pending)
@@ -287,3 +375,11 @@ class ExpectedSarsa(TDAgent):
         eps = self.epsilon
         # greedy actions share (1 - eps) and all share eps: ties at the max don't matter
         return self._gamma * ((1.0 - eps) * max(row) + eps * sum(row) / len(row))
+
+
+#: the targets ``TDAgent.play`` inlines, by the ``_target`` that defines them
+_INLINED: dict[Callable[..., float], str] = {
+    QLearning._target: "max",
+    Sarsa._target: "next",
+    ExpectedSarsa._target: "expected",
+}

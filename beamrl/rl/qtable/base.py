@@ -93,9 +93,9 @@ class BaseQTable(ABC):
     def _pick(self, row: list[float]) -> int:
         """The index of the largest value, a tie broken by the table's seeded rng."""
         m = max(row)
+        if row.count(m) == 1:  # the common case, without building the list of ties
+            return row.index(m)
         best = [i for i, v in enumerate(row) if v == m]
-        if len(best) == 1:
-            return best[0]
         return best[self._rng.randrange(len(best))]
 
     # ---------------------------------------------------------------- batches

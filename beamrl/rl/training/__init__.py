@@ -3,9 +3,10 @@
 Modules, one concept each:
 
 ``spec``         ``RunSpec``: what a run does, as data every worker receives
-``tabular``      ``TableShape`` (computed once per run) and the greedy evaluation of a table
+``tabular``      ``TableShape`` (computed once per run), the greedy evaluation of a table (sampled,
+                 or exact from a native env's model: ``ExactEval``)
 ``agent_setup``  the agent a worker runs: tuned and given hyper-parameters, schedules, resuming
-``worker``       ``Worker``: plays episodes against its EnvServer, ships TD targets to the QServer
+``worker``       ``Worker``: plays batches of episodes on its own env, ships each batch's learning
 ``recorder``     ``Recorder``: grants and counts episodes, evaluates, ends the run
 ``chaos``        fault injection (a crashing worker, a killed QServer) for demos and tests
 ``progress``     the console: progress bar and notices

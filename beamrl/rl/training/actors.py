@@ -23,28 +23,16 @@ from beamrl.rl.training.tabular import TableShape
 
 
 def worker_spec(spec: RunSpec, index: int, learner: str, table: TableShape | None = None) -> dict[str, Any]:
-    """A worker's subtree (EnvServer + Worker, rest_for_one) as data a remote node can start."""
-    worker_args: list[Any] = [spec.to_data(), index, f"env-{index}", ("qserver", learner), ("recorder", learner)]
+    """A worker's subtree (its supervisor and the Worker, which owns its env) as data a remote node can start."""
+    worker_args: list[Any] = [spec.to_data(), index, None, ("qserver", learner), ("recorder", learner)]
     if table is not None:
         worker_args.append(table.to_data())
     return {
         "name": f"worker-{index}-sup",
-        "strategy": "rest_for_one",
+        "strategy": "one_for_one",
         "max_restarts": 10,
         "max_seconds": 10,
-        "children": [
-            {
-                "start": "beamrl.rl.env_server:EnvServer",
-                "args": [spec.env_id],
-                "kwargs": dict(spec.env_kwargs),
-                "name": f"env-{index}",
-            },
-            {
-                "start": "beamrl.rl.training.worker:Worker",
-                "args": worker_args,
-                "name": f"worker-{index}",
-            },
-        ],
+        "children": [{"start": "beamrl.rl.training.worker:Worker", "args": worker_args, "name": f"worker-{index}"}],
     }
 
 

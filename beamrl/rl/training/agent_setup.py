@@ -67,9 +67,10 @@ def agent_config(algo: str, hyper: dict[str, Any], seed: int, workers: int = 1) 
             if callable(value):
                 values[name] = _scaled(value, workers)
     values.setdefault("seed", seed)
+    values["record_updates"] = workers > 1  # several workers ship their TD targets (see Worker._ship)
     if algo == "mc":
-        return MonteCarloConfig(record_updates=True, **values)
-    return TD_AGENTS[algo][1](record_updates=True, **values)
+        return MonteCarloConfig(**values)
+    return TD_AGENTS[algo][1](**values)
 
 
 def make_agent(spec: RunSpec, table: TableShape, worker: int) -> Any:

@@ -2,7 +2,7 @@
 
 A run's ``RunSpec.chaos`` lists faults by the episode they fire at::
 
-    {"at": 300, "fault": 1}        worker 1 raises in its next step; its supervisor restarts it
+    {"at": 300, "fault": 1}        worker 1 raises before its next batch; its supervisor restarts it
     {"at": 300, "kill": "qserver"} the named process is killed; it restarts from its checkpoint
 
 The recorder calls ``inject`` when episode ``at`` is reported and logs what it returns.

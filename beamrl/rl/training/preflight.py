@@ -38,7 +38,7 @@ CONFIGS: dict[str, type[Any]] = {
 KILLABLE = ("qserver",)
 
 #: config fields the trainer sets itself
-_SET_BY_THE_TRAINER = ("seed", "record_updates")
+_SET_BY_THE_TRAINER = ("seed", "record_updates", "apply_locally")  # workers learn on their copy, ship changes
 
 
 def hyper_keys(algo: str) -> list[str] | None:

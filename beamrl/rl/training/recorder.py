@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from typing import Any
 
@@ -17,7 +19,9 @@ from beamrl.rl.envs.registry import facts, make
 from beamrl.rl.training.chaos import inject
 from beamrl.rl.training.progress import Progress, say
 from beamrl.rl.training.spec import RunSpec
-from beamrl.rl.training.tabular import TableShape, greedy_eval, table_shape
+from beamrl.rl.training.tabular import ExactEval, TableShape, greedy_eval, table_shape
+
+log = logging.getLogger("beamrl.rl")
 
 #: the columns of ``["metrics"]``, one row per reported episode
 METRICS = ("episode", "worker", "return", "length", "success", "epsilon", "wall")
@@ -26,14 +30,16 @@ METRICS = ("episode", "worker", "return", "length", "success", "epsilon", "wall"
 class Recorder(GenServer):
     """Counts episodes, evaluates the greedy policy, injects the demo's faults, ends the run.
 
-    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index, table_version]`` (may it
-    play another episode: exactly the budget is granted), ``["wait"]`` (replies with
+    Requests: ``["hello", index, pid]`` (a worker starting), ``["next", index, table_version, want]``
+    (how many episodes, up to ``want``, may it play now: exactly the budget is granted, and a grant
+    ends at the next evaluation; without ``want``: may it play one, True or False), ``["wait"]`` (replies with
     the summary when the run is over), ``["summary"]``, ``["metrics"]`` (columns),
     ``["evals"]``, ``["final_table"]`` (the result: the table that met ``stop_at_success``, else the table
     once every granted episode had reported), ``["interrupt"]`` (Ctrl-C: end the run now, keep what
     was learnt, reply with the summary marked ``interrupted``), ``["metrics", cursor]`` (live metrics after
     ``cursor``, see ``metrics_since``).
-    Casts: ``["episode", index, ret, length, success, epsilon]``, ``["event", text]`` (recorded
+    Casts: ``["episodes", index, [[ret, length, success, epsilon], ...]]`` (a worker's batch),
+    ``["episode", index, ret, length, success, epsilon]`` (one), ``["event", text]`` (recorded
     in the summary's ``events``). A worker whose node is lost for good (its ``DOWN`` says
     ``noconnection``) is recorded as an event; the others finish the budget.
 
@@ -63,8 +69,10 @@ class Recorder(GenServer):
         self.steps = 0
         self.finished = False
         self.waiting: list[Any] = []
-        self.parked: list[tuple[int, Any]] = []  # workers asking for an episode while the rest are out
+        self.parked: list[tuple[int, Any, int | None]] = []  # workers asking for episodes while the rest are out
         self.events: list[dict[str, Any]] = []
+        #: faults due for a worker that had not said hello yet (a remote one still starting)
+        self.pending_faults: list[tuple[int, dict[str, Any]]] = []
         self.granted = 0
         self.in_flight = [0] * n_workers  # granted episodes not reported yet, per worker
         self.final_table: Any = None
@@ -77,6 +85,8 @@ class Recorder(GenServer):
         if eval_env is None:
             eval_env = make(self.spec.env_id, **self.spec.env_kwargs)
         self.eval_env = eval_env
+        #: periodic evaluations computed from the env's model where it has one, else sampled
+        self.exact = ExactEval.build(eval_env, self.spec.env_id, self.spec.max_steps)
         self.table = (
             TableShape.from_data(table)
             if table is not None
@@ -100,19 +110,24 @@ class Recorder(GenServer):
                     say(f"  worker {index} is back as {pid} on node {pid.node!r}: it resumes from the shared table")
                 self.workers[index] = pid
                 monitor(pid)
+                for at, chaos in [f for f in self.pending_faults if int(f[1]["fault"]) == index]:
+                    self.pending_faults.remove((at, chaos))
+                    self.events += await inject(self.node, self.workers, at, chaos)
                 return {"episodes": self.per_worker[index], "stop": self.finished}
-            case ["next", index, *version]:  # [dashboard] the version of the table it plays with
-                if version:
-                    self.table_versions[index] = int(version[0])
-                if self._grant():
-                    self.in_flight[index] += 1
-                    return True
+            case ["next", index, *rest]:
+                index, version, want = self._next_request(index, rest)
+                if version is not None:  # [dashboard] the version of the table it plays with
+                    self.table_versions[index] = version
+                granted = self._grant(want or 1)
+                if granted:
+                    self.in_flight[index] += granted
+                    return granted if want else True
                 if not self.finished and any(self.in_flight):
-                    # the budget is handed out, not played: a worker lost meanwhile gives its episode
-                    # back, and this one plays it; so the answer waits until that is decided
-                    self.parked.append((index, from_))
+                    # the budget is handed out, not played: a worker lost meanwhile gives its episodes
+                    # back, and this one plays them; so the answer waits until that is decided
+                    self.parked.append((index, from_, want))
                     return NoReply
-                return False
+                return 0 if want else False
             case ["wait"]:
                 if self.finished:
                     return self.summary()
@@ -138,6 +153,14 @@ class Recorder(GenServer):
         match request:
             case ["episode", index, ret, length, success, epsilon]:
                 await self._episode(int(index), float(ret), int(length), bool(success), float(epsilon))
+            case ["episodes", int(index), list(rows)] if 0 <= index < self.n_workers:
+                try:
+                    played = [(float(r), int(n), bool(s), float(e)) for r, n, s, e in rows]
+                except (TypeError, ValueError) as exc:
+                    log.warning("recorder: dropped a bad batch of episodes from worker %d: %.200s", index, exc)
+                    return
+                for ret, length, success, epsilon in played:
+                    await self._episode(index, ret, length, success, epsilon)
             case ["event", str(text)]:  # something the run's driver saw (a node lost at start-up)
                 self.events.append({"episode": len(self.rows), "event": text[:300]})
 
@@ -179,7 +202,10 @@ class Recorder(GenServer):
         spec = self.spec
         for chaos in spec.chaos:
             if chaos.get("at") == n:
-                self.events += await inject(self.node, self.workers, n, chaos)
+                if "fault" in chaos and int(chaos["fault"]) not in self.workers:  # not up yet: when it is
+                    self.pending_faults.append((n, chaos))
+                else:
+                    self.events += await inject(self.node, self.workers, n, chaos)
         if n % spec.eval_every == 0:
             await self._evaluate(n)
         done = (spec.episodes is not None and n >= spec.episodes) or (
@@ -192,16 +218,20 @@ class Recorder(GenServer):
     async def _evaluate(self, episode: int) -> None:
         table = await call(self.qserver, ["table"])
         spec = self.spec
-        result = await asyncio.to_thread(
-            greedy_eval,
-            np.argmax(table, axis=1),
-            self.eval_env,
-            self.table,
-            spec.env_id,
-            spec.eval_episodes,
-            spec.seed + episode,
-            spec.max_steps,
-        )
+        policy = np.argmax(table, axis=1)
+        if self.exact is not None:  # from the env's model: under a millisecond, no thread
+            result = self.exact.run(policy, spec.eval_episodes)
+        else:
+            result = await asyncio.to_thread(
+                greedy_eval,
+                policy,
+                self.eval_env,
+                self.table,
+                spec.env_id,
+                spec.eval_episodes,
+                spec.seed + episode,
+                spec.max_steps,
+            )
         result.update(episode=float(episode), wall=time.monotonic() - self.t0)
         self.evals.append(result)
         passed = self.success_target is not None and result["success_rate"] >= self.success_target
@@ -213,15 +243,42 @@ class Recorder(GenServer):
             say(f"  episode {episode}: greedy success {result['success_rate']:.3f} >= {target}: stopping")
             await self._finish()
 
-    def _grant(self) -> bool:
-        """May a worker start another episode? Exactly ``episodes`` are granted in all."""
+    def _next_request(self, index: Any, rest: list[Any]) -> tuple[int, int | None, int | None]:
+        """``["next", index, version?, want?]`` checked: (index, version or None, want or None)."""
+        if not _is_int(index) or not 0 <= index < self.n_workers:
+            raise Rejected(f"next: worker index must be an integer in 0..{self.n_workers - 1}, got {short_repr(index)}")
+        if len(rest) > 2 or not all(_is_int(x) for x in rest):
+            raise Rejected(f"next takes [index, table_version, episodes_wanted], integers; got {short_repr(rest)}")
+        index = int(index)
+        version = int(rest[0]) if rest else None
+        want = int(rest[1]) if len(rest) > 1 else None
+        if want is not None and want < 1:
+            raise Rejected(f"next: episodes wanted must be >= 1, got {want}")
+        return index, version, want
+
+    def _grant(self, want: int) -> int:
+        """How many episodes (up to ``want``) a worker may play now. Exactly ``episodes`` are
+        granted in all, and a grant ends at the next evaluation, so one worker's batch stops
+        where the evaluation looks at the table."""
         spec = self.spec
-        if self.finished or (spec.episodes is not None and self.granted >= spec.episodes):
-            return False
-        if spec.steps is not None and self.steps >= spec.steps:
-            return False
-        self.granted += 1
-        return True
+        if self.finished:
+            return 0
+        if spec.steps is not None:
+            if self.steps >= spec.steps:
+                return 0
+            if self.rows:  # the steps left, less what the episodes out will take, in episodes
+                mean = self.steps / len(self.rows)
+                left = spec.steps - self.steps - sum(self.in_flight) * mean
+                if left <= 0 and any(self.in_flight):
+                    return 0
+                want = min(want, max(1, math.ceil(left / mean)))
+        if spec.episodes is not None:
+            want = min(want, spec.episodes - self.granted)
+        granted = min(want, spec.eval_every - self.granted % spec.eval_every)
+        if granted <= 0:
+            return 0
+        self.granted += granted
+        return granted
 
     async def _finish(self) -> None:
         if self.finished:
@@ -241,13 +298,17 @@ class Recorder(GenServer):
 
     def _answer_parked(self) -> None:
         """Answer the workers waiting for an episode: granted while any is left, else no once none is out."""
-        while self.parked and self._grant():
-            index, from_ = self.parked.pop(0)
-            self.in_flight[index] += 1
-            self.node.reply(from_, True)
+        while self.parked:
+            index, from_, want = self.parked[0]
+            granted = self._grant(want or 1)
+            if not granted:
+                break
+            self.parked.pop(0)
+            self.in_flight[index] += granted
+            self.node.reply(from_, granted if want else True)
         if self.parked and (self.finished or not any(self.in_flight)):
-            for _index, from_ in self.parked:
-                self.node.reply(from_, False)
+            for _index, from_, want in self.parked:
+                self.node.reply(from_, 0 if want else False)
             self.parked.clear()
 
     def summary(self) -> dict[str, Any]:
@@ -310,3 +371,7 @@ class Recorder(GenServer):
     def metrics(self) -> dict[str, Any]:
         cols: list[tuple[Any, ...]] = list(zip(*self.rows, strict=True)) if self.rows else [()] * 7
         return {name: list(col) for name, col in zip(METRICS, cols, strict=True)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)

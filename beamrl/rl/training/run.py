@@ -8,9 +8,8 @@ The learner node runs::
       qserver   QServer        the shared Q-table (checkpointed)
       recorder  Recorder       counts episodes, evaluates the greedy policy, stops the run
       workers   DynamicSupervisor
-        worker-i-sup (Supervisor, rest_for_one)     one per worker, on its own node
-          env-i     EnvServer  the worker's environment
-          worker-i  Worker     the agent: acts, learns, ships (s, a, target) batches
+        worker-i-sup (Supervisor)     one per worker, on its own node
+          worker-i  Worker     its env and agent: plays batches of episodes, ships what each learnt
 
 The env id goes through ``make`` once on the learner (its spaces give the ``TableShape``
 every process shares, and it is the recorder's evaluation env); the final evaluation

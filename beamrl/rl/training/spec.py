@@ -30,11 +30,17 @@ class RunSpec:
     eval_every: int = 100
     """Evaluate the greedy policy every this many episodes (over all workers)."""
     eval_episodes: int = 200
-    """Episodes per periodic evaluation."""
+    """Episodes per periodic evaluation where it is sampled (a native tabular env's is exact,
+    computed from its model: see ``tabular.ExactEval``)."""
     hyper: dict[str, Any] = field(default_factory=dict)
     """Agent hyper-parameters (see ``agent_config``); schedules as {"kind": ..., ...}."""
     sync_every: int = 1
-    """Episodes between a worker's refreshes of its local table from the QServer."""
+    """Episodes between a worker's refreshes of its local table from the QServer (taken at
+    the end of a batch: at most once per batch)."""
+    batch_steps: int = 1_000
+    """Env steps a worker plays between two exchanges with the other processes (a grant of
+    episodes from the recorder, its TD targets to the QServer, its episode rows, a table
+    refresh), counted in whole episodes at its mean episode length."""
     stop_at_success: float | None = None
     """Stop once a periodic evaluation's success rate reaches this."""
     chaos: list[dict[str, Any]] = field(default_factory=list)
@@ -57,7 +63,7 @@ class RunSpec:
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if self.algo not in PLANNING_ALGOS and self.episodes is None and self.steps is None:
             raise ValueError(f"{self.algo} needs a budget: episodes=N or steps=N")
-        for name in ("eval_every", "eval_episodes", "sync_every", "max_steps", "workers"):
+        for name in ("eval_every", "eval_episodes", "sync_every", "batch_steps", "max_steps", "workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
