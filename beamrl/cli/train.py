@@ -62,6 +62,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """The run the options describe (the registry's episode budget when none is given)."""
     if args.algo not in ALGOS:
         raise ValueError(f"unknown algorithm {args.algo!r}: choose one of {', '.join(ALGOS)}")
+    if getattr(args, "split", False):
+        raise ValueError(f"--split is for deep algorithms ({', '.join(DEEP_ALGOS)}); {args.algo} is tabular")
     episodes, steps = args.episodes, args.steps
     if episodes is None and steps is None and args.algo not in PLANNING_ALGOS:
         episodes = facts(args.env_id).episodes
@@ -248,8 +250,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--kill-at",
         metavar="EPISODE:NAME",
         action="append",
-        help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver",
+        help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
+        " deep runs: STEP:agent (with --split STEP:learner or STEP:actor)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="deep algorithms: a Learner and an Actor process instead of one agent process that acts and learns",
+    )
     p.set_defaults(handler=train_command)

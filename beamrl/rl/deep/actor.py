@@ -15,7 +15,8 @@ actor retries shortly, so a killed learner costs a few batches, not the run.
 
 Every ``eval_every`` env steps it evaluates the greedy policy, keeps the best
 parameters (``keep_best``) and checkpoints itself (env snapshots, RNG, replay, best
-parameters) into ``checkpoint_dir``; a restarted actor resumes from there.
+parameters) into ``checkpoint_dir`` (written in a worker thread, under the directory's
+writer fence: see ``beamrl.rl.deep.checkpoint``); a restarted actor resumes from there.
 """
 
 from __future__ import annotations
@@ -31,10 +32,18 @@ import numpy as np
 
 from beamrl.api import call, cast, send_after
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
+from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.rl.deep.acting import Acting
-from beamrl.rl.deep.checkpoint import npz_bytes, read_checkpoint, read_npz, read_tensors, write_checkpoint
+from beamrl.rl.deep.checkpoint import (
+    checkpoint_fence,
+    npz_bytes,
+    read_checkpoint,
+    read_npz,
+    read_tensors,
+    write_checkpoint,
+)
 from beamrl.rl.deep.config import DQNConfig, config_for
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.params import params_to_bytes
@@ -75,8 +84,15 @@ class Actor(GenServer):
         self.rate = (time.monotonic(), 0)
         self.sps = 0.0
         self.done = False
-        if self.dir is not None and (found := read_checkpoint(self.dir)) is not None:
-            self._restore(*found)
+        self._fence: WriterFence | None = None
+        if self.dir is not None:
+            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
+            try:
+                if (found := read_checkpoint(self.dir)) is not None:
+                    self._restore(*found)
+            except BaseException:
+                self._fence.release()
+                raise
         cast(self.pid, ["tick"])
 
     # -- the loop -------------------------------------------------------------------------
@@ -109,7 +125,7 @@ class Actor(GenServer):
             if not self.done:
                 self.done = True
                 self._record_episodes()
-                self._checkpoint()
+                await self._checkpoint()
             return
         cast(self.pid, ["tick"])
 
@@ -146,7 +162,7 @@ class Actor(GenServer):
         self.rows.append({"step": self.acting.steps, "eval_mean_return": mean, "version": self.version})
         if mean >= self.best_return:
             self.best_return, self.best = mean, (self.version, dict(policy.params))
-        self._checkpoint()
+        await self._checkpoint()
 
     def _event(self, kind: str, **info: Any) -> None:
         if not self.events or self.events[-1]["event"] != kind:
@@ -196,7 +212,8 @@ class Actor(GenServer):
         raise Rejected(f"actor: unknown request {request!r}")
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _checkpoint(self) -> None:
+    async def _checkpoint(self) -> None:
+        """Snapshot the state here, write the files in a worker thread (fenced)."""
         if self.dir is None:
             return
         meta, replay = self.acting.state()
@@ -207,7 +224,7 @@ class Actor(GenServer):
             files["best.safetensors"] = params_to_bytes(self.best[1])
         info = {"acting": meta, "next_eval": self.next_eval, "best_return": self.best_return}
         info["best_version"] = None if self.best is None else self.best[0]
-        write_checkpoint(self.dir, files, info, tag=self.acting.steps)
+        await asyncio.to_thread(write_checkpoint, self.dir, files, info, self.acting.steps, self._fence)
 
     def _restore(self, folder: Path, meta: dict[str, Any]) -> None:
         replay = read_npz(folder / "replay.npz") if (folder / "replay.npz").is_file() else None
@@ -219,4 +236,8 @@ class Actor(GenServer):
         log.info("actor resumed from %s at step %d", folder, self.acting.steps)
 
     async def terminate(self, reason: Any) -> None:
-        self._checkpoint()
+        try:
+            await self._checkpoint()
+        finally:
+            if self._fence is not None:
+                self._fence.release()

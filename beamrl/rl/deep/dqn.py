@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from beamrl.rl.deep.algo import Algorithm, action_info, clip_step, obs_dim, polyak
+from beamrl.rl.deep.algo import Algorithm, action_info, adam, clip_step, obs_dim, polyak
 from beamrl.rl.deep.config import DQNConfig
 from beamrl.rl.deep.nets import DuelingQNet, QNet
 
@@ -52,7 +52,7 @@ class DQN(Algorithm):
         net_cls = DuelingQNet if cfg.dueling else QNet
         self.q = net_cls(obs_dim(observation_space), n, cfg.hidden, cfg.activation)
         self.q_target = copy.deepcopy(self.q)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.opt = adam(self.q.parameters(), cfg.lr)
         self.modules = {"q": self.q, "q_target": self.q_target}
         self.optimizers = {"q": self.opt}
         self._params = list(self.q.parameters())
