@@ -111,5 +111,7 @@ async def test_a_killed_agent_restarts_from_its_checkpoint(node: Node, tmp_path:
     assert (stats["restored_from"] - 99) % 50 == 0  # a checkpoint every 50 updates, one update per step
     assert stats["updates"] == stats["steps"] - 99
     assert (await node.which_children("sup"))[0].restarts == 1
+    before = (await node.call("agent", ["stats"]))["checkpoints"]
     await node.call("agent", ["checkpoint"])  # the restarted agent writes: the fence is its own now
+    assert (await node.call("agent", ["stats"]))["checkpoints"] > before
     await node.stop("sup")

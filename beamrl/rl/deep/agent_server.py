@@ -82,6 +82,7 @@ class AgentServer(GenServer):
         self.restored_from: int | None = None
         self.started = time.monotonic()
         self._fence: WriterFence | None = None
+        self._saved: tuple[int, int, float] | None = None  #: (steps, updates, best return) of the last checkpoint
         if self.dir is not None:
             self._fence = checkpoint_fence(self.dir, lambda: self._alive)
             try:
@@ -187,7 +188,7 @@ class AgentServer(GenServer):
             case ["checkpoint"]:
                 if self.dir is None:
                     raise Rejected("this agent has no checkpoint directory")
-                await asyncio.to_thread(self._checkpoint)
+                await asyncio.to_thread(self._checkpoint, True)
                 return acting.steps
             case ["final"]:
                 keep = self.cfg.keep_best and self.best is not None
@@ -206,11 +207,12 @@ class AgentServer(GenServer):
         raise Rejected(f"agent: unknown request {request!r:.200}")
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _checkpoint(self) -> None:
-        """Write a checkpoint (called in the worker thread or from ``terminate``)."""
+    def _checkpoint(self, force: bool = False) -> None:
+        """Write a checkpoint (in the worker thread); unless ``force``, not when the last one holds this state."""
         while self.next_checkpoint <= self.updates:
             self.next_checkpoint += self.cfg.checkpoint_every
-        if self.dir is None:
+        state = (self.agent.acting.steps, self.updates, self.best_return)
+        if self.dir is None or (state == self._saved and not force):
             return
         files = {} if self.best is None else {"best.safetensors": params_to_bytes(self.best[1])}
         extra = {
@@ -220,6 +222,7 @@ class AgentServer(GenServer):
         }
         self.agent.save(self.dir, extra, files, fence=self._fence)
         self.checkpoints += 1
+        self._saved = state
 
     def _restore(self, folder: Path, meta: dict[str, Any]) -> None:
         self.agent.restore(folder, meta)
@@ -228,6 +231,7 @@ class AgentServer(GenServer):
         if meta.get("best_version") is not None:
             self.best = (int(meta["best_version"]), read_tensors(folder / "best.safetensors"))
         self.restored_from = self.agent.acting.steps
+        self._saved = (self.agent.acting.steps, self.updates, self.best_return)
         self.next_checkpoint = self.updates + self.cfg.checkpoint_every
         self.done = self.agent.acting.finished
         log.info("agent resumed from %s at step %d (update %d)", folder, self.agent.acting.steps, self.updates)

@@ -116,10 +116,12 @@ class ActorCritic(nn.Module):
 
     def dist(self, obs: torch.Tensor) -> Distribution:
         """The action distribution at ``obs``."""
-        out = self.pi(obs)
+        out = self.pi(obs)  # no argument checks: the network's outputs are valid by construction
         if self.continuous:
-            return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
-        return Categorical(logits=out)
+            return Independent(
+                Normal(out, self.log_std.exp().expand_as(out), validate_args=False), 1, validate_args=False
+            )
+        return Categorical(logits=out, validate_args=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.v(obs).squeeze(-1)

@@ -129,7 +129,7 @@ async def train_deep(
             hint = "" if split else " (the learner and the actor are processes of a run with --split)"
             raise ValueError(f"--kill-at: this run has no process {name!r}, only {', '.join(names)}{hint}")
     events: list[dict[str, Any]] = []
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     async with Node("deep", listen=listen, keys=keys) as node:
         if split:
             children = [
@@ -172,7 +172,7 @@ async def train_deep(
         final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id)
         restarts = {c.name: c.restarts for c in await node.which_children("deep")}
         await node.stop("deep", timeout=30.0)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     meta = {
         "spec": final["spec"],
         "algo": algo,
@@ -199,6 +199,7 @@ async def train_deep(
         "model_version": final["version"],
         "best_periodic_eval": final["best_return"] if np.isfinite(final["best_return"]) else None,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "steps_per_s": budget / wall if wall > 0 else None,
         "events": events,
         "restarts": restarts,
