@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
-from beamrl.bench.learn_bench import _ours, acting_path  # noqa: E402
-from beamrl.rl.deep.config import Target  # noqa: E402
+from beamrl.bench.learn_bench import _ours, acting_path
+from beamrl.rl.deep.config import Target
 
 
 def test_the_acting_path_is_measured_against_a_plain_loop() -> None:
