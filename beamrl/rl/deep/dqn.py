@@ -63,8 +63,11 @@ class DQN(Algorithm):
         self.modules = {"q": self.q, "q_target": self.q_target}
         self.optimizers = {"q": self.opt}
         self._params = list(self.q.parameters())
-        self._by_hand = MLPGrad(self.q.body, cfg.activation) if isinstance(self.q, QNet) else None
-        self._target_by_hand = MLPGrad(self.q_target.body, cfg.activation) if isinstance(self.q, QNet) else None
+        self._by_hand: MLPGrad | None = None  # the plain Q-network's gradient by hand (see the module docstring)
+        self._target_by_hand: MLPGrad | None = None
+        if isinstance(self.q, QNet) and isinstance(self.q_target, QNet):
+            self._by_hand = MLPGrad(self.q.body, cfg.activation)
+            self._target_by_hand = MLPGrad(self.q_target.body, cfg.activation)
 
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         cfg = self.cfg
