@@ -11,9 +11,10 @@ one loop: what the ``AgentServer`` process runs (``beamrl train``'s default on o
 node), what tests use to check each algorithm in seconds and resume equality.
 
 No parameters are copied between the halves: with ``param_sync_every == 1`` the numpy
-policy holds views of the torch tensors (updated in place by the optimizer, so it always
-acts with the latest weights and nothing is refreshed); with a larger ``param_sync_every`` it acts on
-copies refreshed every that many updates, as an ``Actor`` would.
+policy holds views of the torch tensors (updated in place by the optimizer, so it
+always acts with the latest weights and nothing is refreshed); with a larger
+``param_sync_every`` it acts on copies refreshed every that many updates, as an
+``Actor`` would.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ torch-free actors use):
 
 It checkpoints every ``checkpoint_every`` updates and in ``terminate`` (the files are
 written in a worker thread, under the directory's writer fence: see
-``beamrl.rl.deep.checkpoint``); a learner started on a directory that holds a checkpoint
-resumes from it (weights, targets,
-optimizer moments, torch RNG, version), which is how a supervisor's restart after a
-crash or a kill continues the run. The version is the update count, so after a
-restart it is that of the checkpoint: an actor that sees it go down refetches.
+``beamrl.rl.deep.checkpoint``); a learner started on a directory that holds a
+checkpoint resumes from it (weights, targets, optimizer moments, torch RNG, version),
+which is how a supervisor's restart after a crash or a kill continues the run. The
+version is the update count, so after a restart it is that of the checkpoint: an actor
+that sees it go down refetches.
 Updates run in a worker thread, so the node keeps serving while torch computes.
 """
 
