@@ -15,9 +15,11 @@ from beamrl import Node, child
 from beamrl.errors import Rejected
 from beamrl.fencing import CheckpointInUse
 from beamrl.rl.deep.config import config_for
+from beamrl.rl.env_server import EnvServer
 
 pytest.importorskip("torch")
 
+from beamrl.rl.deep.actor import Actor
 from beamrl.rl.deep.agent import Agent
 from beamrl.rl.deep.agent_server import AgentServer
 from beamrl.rl.deep.learner import Learner
@@ -115,3 +117,23 @@ async def test_a_killed_agent_restarts_from_its_checkpoint(node: Node, tmp_path:
     await node.call("agent", ["checkpoint"])  # the restarted agent writes: the fence is its own now
     assert (await node.call("agent", ["stats"]))["checkpoints"] > before
     await node.stop("sup")
+
+
+async def test_both_trees_can_step_envservers_instead_of_local_envs(node: Node, tmp_path: Path) -> None:
+    """The issue's "owns an environment (local or vector env, or an EnvServer)": one EnvServer per env."""
+    cfg = dataclasses.asdict(config_for("ppo", "CartPole-v1", {"hidden": [16], "num_envs": 2, "n_steps": 32}))
+    for name in ("env0", "env1", "env2", "env3"):
+        await node.start(EnvServer, "CartPole-v1", name=name)
+    await node.start(AgentServer, "ppo", "CartPole-v1", cfg, 0, 256, None, ["env0", "env1"], name="agent")
+    await node.start(Learner, "ppo", "CartPole-v1", cfg, 0, name="learner")
+    await node.start(Actor, "ppo", "CartPole-v1", cfg, 0, 256, None, "learner", ["env2", "env3"], name="actor")
+    for acting in ("agent", "actor"):
+        rows: list[dict[str, Any]] = []
+        await _until_done(node, acting, rows)
+        assert any("episode_return" in r for r in rows)
+    for name in ("env0", "env1", "env2", "env3"):  # every env step went through the servers: 128 each
+        info = await node.call(name, ["info"])
+        assert info["steps"] == 128 and info["episodes"] >= 1
+    assert (await node.call("learner", ["stats"]))["updates"] == 4  # rollouts of 2 x 32 steps
+    with pytest.raises(ValueError, match="steps 2 environments, it was given 1"):
+        await node.start(AgentServer, "ppo", "CartPole-v1", cfg, 0, 256, None, ["env0"])

@@ -4,6 +4,7 @@
     await node.call(pid, ["progress"])      # steps, done, new metric rows (drained)
     await node.call(pid, ["act", obs])      # the greedy action (REPL: actor.act(obs))
     await node.call(pid, ["final"])         # spec + the parameters to keep (best evaluation or last)
+    # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
 
 It owns an ``Acting`` (its envs, a numpy copy of the policy, the replay memory or the
 rollout) and drives the loop in slices of ~50 ms so that calls interleave: act a
@@ -47,6 +48,7 @@ from beamrl.rl.deep.checkpoint import (
 from beamrl.rl.deep.config import DQNConfig, config_for
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.params import params_to_bytes
+from beamrl.rl.deep.served_env import ServedEnv
 
 __all__ = ["Actor"]
 
@@ -67,11 +69,17 @@ class Actor(GenServer):
         total_steps: int,
         checkpoint_dir: str | None = None,
         learner: Any = "learner",
+        envs: list[Any] | None = None,
     ) -> None:
         self.algo, self.env_id, self.learner = algo, env_id, learner
         self.cfg = config_for(algo, env_id, config)
         spec = await call(learner, ["spec"])
-        self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)
+        self.served = bool(envs)
+        if envs:  # EnvServers: acting runs in a worker thread, its env calls are carried out by the loop
+            served = [await ServedEnv.connect(self.node, target) for target in envs]
+            self.acting = await asyncio.to_thread(Acting, algo, self.cfg, env_id, seed, spec, total_steps, served)
+        else:
+            self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)
         self.version, params = await call(learner, ["get_params", None])
         self.acting.set_params(params)
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -108,7 +116,8 @@ class Actor(GenServer):
         deadline = time.monotonic() + _SLICE_S
         acting = self.acting
         while not acting.finished and time.monotonic() < deadline:
-            for batch in acting.next_batches():
+            batches = await asyncio.to_thread(acting.next_batches) if self.served else acting.next_batches()
+            for batch in batches:
                 try:
                     reply = await call(self.learner, ["learn", batch], timeout=60.0)
                 except _LEARNER_DOWN as e:

@@ -38,11 +38,14 @@ __all__ = ["Agent"]
 class Agent:
     """See the module docstring."""
 
-    def __init__(self, algo: str, env_id: str, cfg: Any, seed: int, total_steps: int) -> None:
+    def __init__(
+        self, algo: str, env_id: str, cfg: Any, seed: int, total_steps: int, envs: list[Any] | None = None
+    ) -> None:
+        """``envs``: environments to step instead of making ``env_id``'s (e.g. ``ServedEnv``s)."""
         torch.set_num_threads(1)
         self.algo, self.env_id, self.cfg = algo, env_id, cfg
         self.algorithm = make_algorithm(algo, env_id, cfg, seed)
-        self.acting = Acting(algo, cfg, env_id, seed, self.algorithm.spec(), total_steps)
+        self.acting = Acting(algo, cfg, env_id, seed, self.algorithm.spec(), total_steps, envs)
         self.live = cfg.param_sync_every == 1
         self._views = self.live_params()  # stay valid: torch updates and restores weights in place
         self.refresh()

@@ -1,6 +1,7 @@
 """``AgentServer``: one process that acts and learns (the single-node deep agent, ``beamrl train``'s default).
 
     pid = await node.start(AgentServer, "dqn", "CartPole-v1", config, 0, 50_000, "run/agent", name="agent")
+    # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
     await node.call(pid, ["progress"])      # steps, done, new metric rows (drained)
     await node.call(pid, ["act", obs])      # the greedy action (REPL: agent.act(obs))
     await node.call(pid, ["stats"])         # env steps, updates, losses, checkpoints (REPL: agent.stats())
@@ -45,6 +46,7 @@ from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, read_te
 from beamrl.rl.deep.config import DQNConfig, config_for
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.params import Params, params_to_bytes
+from beamrl.rl.deep.served_env import ServedEnv
 
 __all__ = ["AgentServer"]
 
@@ -63,10 +65,15 @@ class AgentServer(GenServer):
         seed: int,
         total_steps: int,
         checkpoint_dir: str | None = None,
+        envs: list[Any] | None = None,
     ) -> None:
         self.algo, self.env_id = algo, env_id
         self.cfg = config_for(algo, env_id, config)
-        self.agent = Agent(algo, env_id, self.cfg, seed, total_steps)
+        if envs:  # EnvServers: built in a worker thread, whose resets are calls the loop carries out
+            served = [await ServedEnv.connect(self.node, target) for target in envs]
+            self.agent = await asyncio.to_thread(Agent, algo, env_id, self.cfg, seed, total_steps, served)
+        else:
+            self.agent = Agent(algo, env_id, self.cfg, seed, total_steps)
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.rows: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
