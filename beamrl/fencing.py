@@ -141,6 +141,15 @@ class WriterFence:
             self._check(f"the deletion of {path}")
             path.unlink(missing_ok=True)
 
+    def rmdir(self, path: Path) -> None:
+        """Remove the empty directory ``path`` (missing is fine) only while this fence is current."""
+        with _lock:
+            self._check(f"the removal of {path}")
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+
     def release(self) -> None:
         """Give the fence up (a graceful stop); a no-op once taken over."""
         with _lock:

@@ -1,8 +1,9 @@
 """Reproduce the README's deep learning table: each row of issue 12 through `beamrl train`'s process tree.
 
-    python examples/deep_table.py [--seeds 0 1 2] [--only dqn:CartPole-v1 ...] [--out runs/deep-table] [--quick]
+    python examples/deep_table.py [--seeds 0 1 2] [--only dqn:CartPole-v1 ...] [--out DIR] [--quick] [--split]
 
-Each (row, seed) trains a Learner + Actor tree with `train_deep` (the defaults of
+Each (row, seed) trains `beamrl train`'s tree with `train_deep`: one agent process that
+acts and learns, or with `--split` a Learner + Actor (the defaults of
 `beamrl.rl.deep.config.DEFAULTS`), judges 20 greedy episodes on gymnasium's env, and
 the row's verdict is the median over seeds. It prints a markdown table and writes
 `OUT/table.json`. `--quick` runs PPO on CartPole for 4,096 steps (the smoke test).
@@ -34,6 +35,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", help="rows as ALGO:ENV_ID (default: every row)")
     parser.add_argument("--out", default="runs/deep-table")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--split", action="store_true", help="a Learner and an Actor process per run")
     args = parser.parse_args()
     rows = TABLE
     if args.only:
@@ -52,7 +54,9 @@ def main() -> int:
             if (run_dir / "summary.json").is_file():
                 summary = json.loads((run_dir / "summary.json").read_text())
             else:
-                summary = run(train_deep(row.algo, row.env_id, row.steps, seed, run_dir, progress=False))
+                summary = run(
+                    train_deep(row.algo, row.env_id, row.steps, seed, run_dir, progress=False, split=args.split)
+                )
             returns.append(summary["eval_mean_return"])
             walls.append(summary["wall_seconds"])
         median = statistics.median(returns)

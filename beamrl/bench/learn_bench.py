@@ -1,19 +1,22 @@
 """``beamrl bench learn``: each learning-table row against Stable-Baselines3, and the acting path alone.
 
 For every row of ``beamrl.rl.deep.config.TABLE`` (``--quick``: DQN and PPO on CartPole
-with a tenth of the budget) it trains beamrl's process tree (``train_deep``: Learner +
-Actor under a supervisor) and then Stable-Baselines3 with the same hyper-parameters
-and step budget, back to back on this machine, one torch thread each, and reports
-wall-clock, env steps/s and the final return (20 greedy episodes on the same
-gymnasium env and seeds; neither side runs periodic evaluations, both are judged on
-their last policy). SB3 is the optional ``peers`` extra; without it the rows
-say so. SB3 has no REINFORCE; its DQN has no Double DQN and no n-step returns
-(the shared settings are the same: network, learning rate, buffer, batch, ε
-schedule, target interval, train frequency).
+with a tenth of the budget) it trains with ``beamrl train``'s default tree (``train_deep``:
+one ``AgentServer`` process that acts and learns), then with the two-process tree
+(``--split``: Learner + Actor; quick rows only) and then with Stable-Baselines3 with the
+same hyper-parameters and step budget, back to back on this machine, one torch thread
+each, and reports wall-clock (and CPU time: the fairer figure on a machine other jobs
+load), env steps/s and the final return (20 greedy episodes on
+the same gymnasium env and seeds; neither side runs periodic evaluations, both are
+judged on their last policy). SB3 is the optional ``peers`` extra; without it the rows
+say so. SB3 has no REINFORCE; its DQN has no Double DQN and no n-step returns (the
+shared settings are the same: network, learning rate, buffer, batch, ε schedule, target
+interval, train frequency).
 
-Acting path alone: env steps/s of the acting half with learning off (numpy policy,
-ε-greedy, replay writes) against a plain loop stepping the same gymnasium env with
-the same Q-network in torch (ε-greedy, no replay).
+Acting path alone: env steps/s of the single-node agent with learning off (the
+``Agent`` loop the agent process runs: numpy policy, ε-greedy, replay writes) against a
+plain loop stepping the same gymnasium env with the same Q-network in torch (ε-greedy,
+no replay).
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ from beamrl.rl.deep.run import FINAL_EVAL_EPISODES, train_deep
 __all__ = ["run"]
 
 
-def _ours(row: Target, steps: int, seed: int) -> dict[str, Any]:
+def _ours(row: Target, steps: int, seed: int, split: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="beamrl-bench-learn-") as out:
         # like SB3's learn(): no periodic evaluations, the last policy is the one judged
         no_evals = {"eval_every": 0}
         summary: dict[str, Any] = run_on_uvloop(
-            train_deep(row.algo, row.env_id, steps, seed, out, overrides=no_evals, progress=False)
+            train_deep(row.algo, row.env_id, steps, seed, out, overrides=no_evals, progress=False, split=split)
         )
-    return {"wall": summary["wall_seconds"], "return": summary["eval_mean_return"]}
+    return {"wall": summary["wall_seconds"], "cpu": summary["cpu_seconds"], "return": summary["eval_mean_return"]}
 
 
 class _SB3Policy:
@@ -147,33 +150,29 @@ def _sb3(row: Target, steps: int, seed: int) -> dict[str, Any] | str:
 
     torch.set_num_threads(1)
     cfg = config_for(row.algo, row.env_id)
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     model = _sb3_model(row.algo, row.env_id, cfg, steps, seed)
     model.learn(total_timesteps=steps)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     returns = evaluate(_SB3Policy(model), row.env_id, FINAL_EVAL_EPISODES, seed=EVAL_SEED)  # type: ignore[arg-type]
-    return {"wall": wall, "return": float(np.mean(returns))}
+    return {"wall": wall, "cpu": cpu, "return": float(np.mean(returns))}
 
 
 def acting_path(steps: int = 20_000, seed: int = 0) -> list[dict[str, Any]]:
-    """DQN CartPole acting with learning off vs a plain gymnasium + torch loop of the same network."""
+    """DQN CartPole: the single-node agent with learning off vs a plain gymnasium + torch loop of the same network."""
     import gymnasium
     import torch
 
-    from beamrl.rl.deep.acting import Acting
-    from beamrl.rl.deep.learner import make_algorithm
+    from beamrl.rl.deep.agent import Agent
 
     torch.set_num_threads(1)
-    cfg = config_for("dqn", "CartPole-v1", {"learning_starts": 10**9, "eps_start": 0.05})
-    algo = make_algorithm("dqn", "CartPole-v1", cfg, seed)
-    acting = Acting("dqn", cfg, "CartPole-v1", seed, algo.spec(), steps)
-    acting.set_params(algo.policy_params())
+    cfg = config_for("dqn", "CartPole-v1", {"learning_starts": 10**9, "eps_start": 0.05, "eval_every": 0})
+    agent = Agent("dqn", "CartPole-v1", cfg, seed, steps)
     started = time.perf_counter()
-    while not acting.finished:
-        acting.next_batches()
-    ours = steps / (time.perf_counter() - started)
+    agent.run()  # the loop of the agent process; no batch is ever due, so it only acts
+    ours = agent.acting.steps / (time.perf_counter() - started)
 
-    env, q, rng = gymnasium.make("CartPole-v1"), algo.modules["q"], np.random.default_rng(seed)
+    env, q, rng = gymnasium.make("CartPole-v1"), agent.algorithm.modules["q"], np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     started = time.perf_counter()
     with torch.no_grad():
@@ -189,7 +188,7 @@ def acting_path(steps: int = 20_000, seed: int = 0) -> list[dict[str, Any]]:
     return [
         {"name": "plain loop: gymnasium CartPole + torch Q-net (floor)", "value": plain, "unit": "steps/s"},
         {
-            "name": "beamrl acting path (numpy policy, replay writes)",
+            "name": "beamrl agent, learning off (numpy policy, replay writes)",
             "value": ours,
             "unit": "steps/s",
             "note": f"{ours / plain:.2f}x the plain loop",
@@ -204,14 +203,20 @@ def run(quick: bool = False, seed: int = 0) -> list[dict[str, Any]]:
     for row in table:
         steps = row.steps // 10 if quick else row.steps
         ours = _ours(row, steps, seed)
+        split = _ours(row, steps, seed, split=True) if quick else None
         peer = _sb3(row, steps, seed)
         name = f"{row.algo} {row.env_id} {steps:,} steps"
         note = f"return {ours['return']:.1f} (target {row.target:g})"
         if isinstance(peer, dict):
-            ratio = ours["wall"] / peer["wall"]
-            note += f"; SB3 {peer['wall']:.1f} s, return {peer['return']:.1f}; wall {ratio:.2f}x SB3's"
+            ratio, cpu = ours["wall"] / peer["wall"], ours["cpu"] / peer["cpu"]
+            note += f"; SB3 {peer['wall']:.1f} s, return {peer['return']:.1f}; wall {ratio:.2f}x SB3's, cpu {cpu:.2f}x"
         else:
             note += f"; {peer}"
         rows.append({"name": name, "value": ours["wall"], "unit": "s wall", "note": note})
         rows.append({"name": "  env steps/s", "value": steps / ours["wall"], "unit": "steps/s"})
+        if split is not None:
+            note = f"return {split['return']:.1f}"
+            if isinstance(peer, dict):
+                note += f"; wall {split['wall'] / peer['wall']:.2f}x SB3's, cpu {split['cpu'] / peer['cpu']:.2f}x"
+            rows.append({"name": "  --split (learner + actor)", "value": split["wall"], "unit": "s wall", "note": note})
     return rows

@@ -63,6 +63,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """The run the options describe (the registry's episode budget when none is given)."""
     if args.algo not in ALGOS:
         raise ValueError(f"unknown algorithm {args.algo!r}: choose one of {', '.join(ALGOS)}")
+    if getattr(args, "split", False):
+        raise ValueError(f"--split is for deep algorithms ({', '.join(DEEP_ALGOS)}); {args.algo} is tabular")
     episodes, steps = args.episodes, args.steps
     if episodes is None and steps is None and args.algo not in PLANNING_ALGOS:
         episodes = facts(args.env_id).episodes
@@ -81,7 +83,38 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     )
 
 
+#: options only tabular runs read: option -> (argparse dest, its default)
+TABULAR_ONLY = {
+    "--env": ("env_kwarg", None),
+    "--eval-every": ("eval_every", default("eval_every")),
+    "--eval-episodes": ("eval_episodes", default("eval_episodes")),
+    "--final-eval-episodes": ("final_eval_episodes", None),
+    "--stop-at-success": ("stop_at_success", None),
+    "--crash-at": ("crash_at", None),
+    "--crash-worker": ("crash_worker", None),
+}
+
+
+def _refuse_ignored(args: argparse.Namespace) -> None:
+    """A deep or apex-dqn run refuses the tabular runs' options instead of ignoring them."""
+    if args.algo == "apex-dqn" and args.split:
+        raise ValueError(
+            "--split is for one-node deep runs; apex-dqn's learner and actors are separate processes anyway"
+        )
+    given = [opt for opt, (dest, unset) in TABULAR_ONLY.items() if getattr(args, dest, unset) != unset]
+    if given:
+        it = "it" if len(given) == 1 else "them"
+        raise ValueError(f"{', '.join(given)}: for tabular runs only, {args.algo} would ignore {it}; drop {it}")
+    if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
+        raise ValueError(
+            f"--dashboard and --tensorboard watch tabular runs so far; {args.algo} is a deep run: "
+            "drop the option (its curves are in the run's output directory)"
+        )
+
+
 def train_command(args: argparse.Namespace) -> int:
+    if args.algo in DEEP_ALGOS or args.algo == "apex-dqn":
+        _refuse_ignored(args)
     if args.algo == "apex-dqn":
         from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
 
@@ -89,11 +122,6 @@ def train_command(args: argparse.Namespace) -> int:
     if args.stop_at_return is not None:
         raise ValueError("--stop-at-return is for apex-dqn runs")
     if args.algo in DEEP_ALGOS:
-        if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
-            raise ValueError(
-                f"--dashboard and --tensorboard watch tabular runs so far; {args.algo} is a deep run: "
-                "drop the option (its curves are in the run's output directory)"
-            )
         from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
 
         return cli_main(args)
@@ -263,7 +291,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="EPISODE:NAME",
         action="append",
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
-        " deep runs: STEP:learner; apex-dqn: STEP:actor-node, STEP:learner, STEP:replay",
+        " deep runs: STEP:agent (with --split STEP:learner or STEP:actor); apex-dqn: STEP:actor-node, STEP:learner,"
+        " STEP:replay",
     )
     p.add_argument(
         "--stop-at-return",
@@ -273,5 +302,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="deep algorithms: a Learner and an Actor process instead of one agent process that acts and learns",
+    )
     add_dashboard_args(p, train=True)  # [dashboard]
     p.set_defaults(handler=train_command)

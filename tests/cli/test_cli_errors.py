@@ -56,6 +56,31 @@ def test_train_refuses_options_that_cannot_work(args: list[str], message: str, t
     assert not (tmp_path / "run").exists(), "refused before anything started"
 
 
+@pytest.mark.parametrize(
+    ("algo", "args", "message"),
+    [
+        ("dqn", ["--crash-at", "100"], "--crash-at: for tabular runs only, dqn would ignore it; drop it"),
+        (
+            "ppo",
+            ["--env", "x=1", "--eval-every", "7"],
+            "--env, --eval-every: for tabular runs only, ppo would ignore them",
+        ),
+        (
+            "apex-dqn",
+            ["--stop-at-success", "0.5"],
+            "--stop-at-success: for tabular runs only, apex-dqn would ignore it",
+        ),
+        ("apex-dqn", ["--split"], "--split is for one-node deep runs"),
+        ("apex-dqn", ["--dashboard"], "--dashboard and --tensorboard watch tabular runs so far"),
+    ],
+)
+def test_deep_and_apex_runs_refuse_options_they_would_ignore(
+    algo: str, args: list[str], message: str, tmp_path: Path
+) -> None:
+    refused(beamrl("train", algo, "CartPole-v1", "--out", "run", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "run").exists(), "refused before anything started"
+
+
 def test_a_planner_on_several_nodes_is_refused(tmp_path: Path) -> None:
     result = beamrl("train", "value-iteration", "FrozenLake-v1", "--nodes", "3", cwd=tmp_path)
     refused(result, "value-iteration plans on one node from the env's model: leave out --nodes and --attach")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from beamrl.rl.deep.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from beamrl.fencing import CheckpointInUse, Fenced
+from beamrl.rl.deep.checkpoint import CheckpointError, checkpoint_fence, read_checkpoint, write_checkpoint
 from beamrl.rl.deep.config import config_for
 
 torch = pytest.importorskip("torch")
@@ -88,3 +89,26 @@ def test_resuming_gives_the_same_result_as_not_stopping(algo: str, tmp_path: Pat
         np.testing.assert_array_equal(a, b, err_msg=k)
     if straight.acting.replay is not None and resumed.acting.replay is not None:
         assert straight.acting.replay.count == resumed.acting.replay.count
+
+
+def test_a_fenced_writer_that_was_taken_over_cannot_touch_its_successors_checkpoint(tmp_path: Path) -> None:
+    """A killed process's leftover writer thread against the process that replaced it."""
+    old_alive = [True]
+    old = checkpoint_fence(tmp_path, lambda: old_alive[0])
+    write_checkpoint(tmp_path, {"a.bin": b"old"}, {"n": 1}, tag=1, fence=old)
+    with pytest.raises(CheckpointInUse, match="already writes this checkpoint"):
+        checkpoint_fence(tmp_path, lambda: True)  # a second live writer of the same directory
+    old_alive[0] = False  # killed: its successor takes the directory over
+    new = checkpoint_fence(tmp_path, lambda: True)
+    mine = write_checkpoint(tmp_path, {"a.bin": b"new"}, {"n": 2}, tag=2, fence=new)
+    with pytest.raises(Fenced, match="took this checkpoint over"):
+        write_checkpoint(tmp_path, {"a.bin": b"late"}, {"n": 3}, tag=3, fence=old)
+    found = read_checkpoint(tmp_path)
+    assert found is not None and found[0] == mine and found[1] == {"n": 2}
+    assert (mine / "a.bin").read_bytes() == b"new"
+    assert not list(tmp_path.rglob(".*.tmp"))  # the refused write left no temporary file
+    again = write_checkpoint(tmp_path, {"a.bin": b"next"}, {"n": 4}, tag=4, fence=new)
+    assert [p.name for p in tmp_path.glob("ckpt-*")] == [again.name]  # the late writer's empty folder went too
+    new.release()
+    assert not (tmp_path / ".writer.lock").exists()
+    checkpoint_fence(tmp_path, lambda: True).release()  # free again after a graceful release

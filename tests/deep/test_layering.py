@@ -14,6 +14,7 @@ TORCH_FREE = [
     "beamrl.rl.deep.checkpoint",
     "beamrl.rl.deep.acting",
     "beamrl.rl.deep.actor",
+    "beamrl.rl.deep.served_env",
     "beamrl.rl.deep.evaluate",
     "beamrl.cli",
 ]

@@ -13,6 +13,7 @@ from beamrl.rl.spaces import Box, Discrete
 torch = pytest.importorskip("torch")
 
 from beamrl.rl.deep.dqn import DQN, dqn_targets  # noqa: E402
+from beamrl.rl.deep.nets import MLPGrad, mlp  # noqa: E402
 from beamrl.rl.deep.pg import gae, ppo_policy_loss  # noqa: E402
 
 
@@ -145,3 +146,40 @@ def test_config_table_and_set_overrides() -> None:
         parse_sets(["lr"])
     with pytest.raises(ValueError, match="unknown deep algorithm"):
         config_for("dqn2", "CartPole-v1")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_hand_written_mlp_backward_matches_autograd(activation: str) -> None:
+    torch.manual_seed(0)
+    net = mlp([5, 32, 16, 3], activation)
+    x, d_out = torch.randn(64, 5), torch.randn(64, 3)
+    net(x).backward(d_out)
+    run = MLPGrad(net, activation)
+    with torch.no_grad():
+        out = run.forward(x)
+        grads = run.backward(d_out)
+    np.testing.assert_allclose(out.numpy(), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    for param, grad in zip(net.parameters(), grads, strict=True):
+        assert param.grad is not None and grad.shape == param.shape
+        np.testing.assert_allclose(grad.numpy(), param.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("huber", "weighted"), [(True, False), (True, True), (False, True)])
+def test_the_dqn_gradient_by_hand_is_autograds(huber: bool, weighted: bool) -> None:
+    cfg = config_for("dqn", "CartPole-v1", {"hidden": [32, 32], "huber": huber})
+    assert isinstance(cfg, DQNConfig)
+    learner = DQN(cfg, Box(-1.0, 1.0, (4,)), Discrete(2), seed=0)
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.normal(size=(64, 4)), dtype=torch.float32)
+    act = torch.as_tensor(rng.integers(0, 2, (64, 1)))
+    y = torch.as_tensor(rng.normal(size=64) * 3, dtype=torch.float32)  # |td| both below and above 1
+    weights = torch.as_tensor(rng.uniform(0.1, 1.0, 64), dtype=torch.float32) if weighted else None
+    auto = learner._gradients_autograd(obs, act, y, weights)
+    auto_grads = [p.grad.clone() for p in learner.q.parameters() if p.grad is not None]
+    by_hand = learner._gradients_by_hand(obs, act, y, weights)
+    assert len(auto_grads) == 6
+    for a, b in zip(auto, by_hand, strict=True):  # loss, Q(s, a), td
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    for a, param in zip(auto_grads, learner.q.parameters(), strict=True):
+        assert param.grad is not None
+        np.testing.assert_allclose(param.grad.numpy(), a.numpy(), rtol=1e-4, atol=1e-6)

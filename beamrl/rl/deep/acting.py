@@ -2,6 +2,7 @@
 
     acting = Acting("dqn", cfg, "CartPole-v1", seed=0, spec=spec, total_steps=50_000)
     acting.set_params(params)                 # the learner's latest policy parameters
+    # envs=[ServedEnv, ...]: EnvServers instead of local envs (then act in a worker thread)
     while not acting.finished:
         for batch in acting.next_batches():   # acts one phase, then what to learn from
             stats = learner.learn(batch)
@@ -44,8 +45,10 @@ FLUSH_EVERY = 16  #: an env's steps go to the replay in runs of this many (or at
 class EnvBatch:
     """``n`` environments stepped together with same-step resets and episode bookkeeping."""
 
-    def __init__(self, env_id: str, n: int, seed: int) -> None:
-        self.envs = [make(env_id) for _ in range(n)]
+    def __init__(self, env_id: str, n: int, seed: int, envs: list[Any] | None = None) -> None:
+        if envs is not None and len(envs) != n:
+            raise ValueError(f"{env_id}: this agent steps {n} environments, it was given {len(envs)}")
+        self.envs = list(envs) if envs is not None else [make(env_id) for _ in range(n)]
         self.n = n
         space = self.envs[0].action_space
         self.bounds = (
@@ -146,9 +149,18 @@ def _env_restore(env: Any, snap: dict[str, Any] | None) -> bool:
 class Acting:
     """See the module docstring."""
 
-    def __init__(self, algo: str, cfg: Any, env_id: str, seed: int, spec: dict[str, Any], total_steps: int) -> None:
+    def __init__(
+        self,
+        algo: str,
+        cfg: Any,
+        env_id: str,
+        seed: int,
+        spec: dict[str, Any],
+        total_steps: int,
+        envs: list[Any] | None = None,
+    ) -> None:
         self.algo, self.cfg, self.total = algo, cfg, int(total_steps)
-        self.envs = EnvBatch(env_id, 1 if algo == "reinforce" else cfg.num_envs, seed)
+        self.envs = EnvBatch(env_id, self.env_count(algo, cfg), seed, envs)
         self.policy = NumpyPolicy(spec)
         self.rng = np.random.default_rng(seed + 1_000_003)
         self.steps = 0  #: env steps taken (all envs)
@@ -170,6 +182,11 @@ class Acting:
         n_pending = max(getattr(cfg, "n_step", 1) - 1, 0)
         self._unstored: list[list[Exp]] = [[] for _ in range(self.envs.n)]
         self._pending: list[deque[Exp]] = [deque(maxlen=n_pending) for _ in range(self.envs.n)]
+
+    @staticmethod
+    def env_count(algo: str, cfg: Any) -> int:
+        """How many environments the acting of ``algo`` steps (REINFORCE: one; the others: ``num_envs``)."""
+        return 1 if algo == "reinforce" else int(cfg.num_envs)
 
     @property
     def finished(self) -> bool:

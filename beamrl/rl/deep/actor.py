@@ -4,6 +4,7 @@
     await node.call(pid, ["progress"])      # steps, done, new metric rows (drained)
     await node.call(pid, ["act", obs])      # the greedy action (REPL: actor.act(obs))
     await node.call(pid, ["final"])         # spec + the parameters to keep (best evaluation or last)
+    # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
 
 It owns an ``Acting`` (its envs, a numpy copy of the policy, the replay memory or the
 rollout) and drives the loop in slices of ~50 ms so that calls interleave: act a
@@ -15,7 +16,8 @@ actor retries shortly, so a killed learner costs a few batches, not the run.
 
 Every ``eval_every`` env steps it evaluates the greedy policy, keeps the best
 parameters (``keep_best``) and checkpoints itself (env snapshots, RNG, replay, best
-parameters) into ``checkpoint_dir``; a restarted actor resumes from there.
+parameters) into ``checkpoint_dir`` (written in a worker thread, under the directory's
+writer fence: see ``beamrl.rl.deep.checkpoint``); a restarted actor resumes from there.
 """
 
 from __future__ import annotations
@@ -31,13 +33,22 @@ import numpy as np
 
 from beamrl.api import call, cast, send_after
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
+from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.rl.deep.acting import Acting
-from beamrl.rl.deep.checkpoint import npz_bytes, read_checkpoint, read_npz, read_tensors, write_checkpoint
+from beamrl.rl.deep.checkpoint import (
+    checkpoint_fence,
+    npz_bytes,
+    read_checkpoint,
+    read_npz,
+    read_tensors,
+    write_checkpoint,
+)
 from beamrl.rl.deep.config import DQNConfig, config_for
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.params import params_to_bytes
+from beamrl.rl.deep.served_env import ServedEnv
 
 __all__ = ["Actor"]
 
@@ -58,11 +69,17 @@ class Actor(GenServer):
         total_steps: int,
         checkpoint_dir: str | None = None,
         learner: Any = "learner",
+        envs: list[Any] | None = None,
     ) -> None:
         self.algo, self.env_id, self.learner = algo, env_id, learner
         self.cfg = config_for(algo, env_id, config)
         spec = await call(learner, ["spec"])
-        self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)
+        self.served = bool(envs)
+        if envs:  # EnvServers: acting runs in a worker thread, its env calls are carried out by the loop
+            served = [await ServedEnv.connect(self.node, target) for target in envs]
+            self.acting = await asyncio.to_thread(Acting, algo, self.cfg, env_id, seed, spec, total_steps, served)
+        else:
+            self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)
         self.version, params = await call(learner, ["get_params", None])
         self.acting.set_params(params)
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -75,8 +92,15 @@ class Actor(GenServer):
         self.rate = (time.monotonic(), 0)
         self.sps = 0.0
         self.done = False
-        if self.dir is not None and (found := read_checkpoint(self.dir)) is not None:
-            self._restore(*found)
+        self._fence: WriterFence | None = None
+        if self.dir is not None:
+            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
+            try:
+                if (found := read_checkpoint(self.dir)) is not None:
+                    self._restore(*found)
+            except BaseException:
+                self._fence.release()
+                raise
         cast(self.pid, ["tick"])
 
     # -- the loop -------------------------------------------------------------------------
@@ -92,7 +116,8 @@ class Actor(GenServer):
         deadline = time.monotonic() + _SLICE_S
         acting = self.acting
         while not acting.finished and time.monotonic() < deadline:
-            for batch in acting.next_batches():
+            batches = await asyncio.to_thread(acting.next_batches) if self.served else acting.next_batches()
+            for batch in batches:
                 try:
                     reply = await call(self.learner, ["learn", batch], timeout=60.0)
                 except _LEARNER_DOWN as e:
@@ -109,7 +134,7 @@ class Actor(GenServer):
             if not self.done:
                 self.done = True
                 self._record_episodes()
-                self._checkpoint()
+                await self._checkpoint()
             return
         cast(self.pid, ["tick"])
 
@@ -146,7 +171,7 @@ class Actor(GenServer):
         self.rows.append({"step": self.acting.steps, "eval_mean_return": mean, "version": self.version})
         if mean >= self.best_return:
             self.best_return, self.best = mean, (self.version, dict(policy.params))
-        self._checkpoint()
+        await self._checkpoint()
 
     def _event(self, kind: str, **info: Any) -> None:
         if not self.events or self.events[-1]["event"] != kind:
@@ -196,7 +221,8 @@ class Actor(GenServer):
         raise Rejected(f"actor: unknown request {request!r}")
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _checkpoint(self) -> None:
+    async def _checkpoint(self) -> None:
+        """Snapshot the state here, write the files in a worker thread (fenced)."""
         if self.dir is None:
             return
         meta, replay = self.acting.state()
@@ -207,7 +233,7 @@ class Actor(GenServer):
             files["best.safetensors"] = params_to_bytes(self.best[1])
         info = {"acting": meta, "next_eval": self.next_eval, "best_return": self.best_return}
         info["best_version"] = None if self.best is None else self.best[0]
-        write_checkpoint(self.dir, files, info, tag=self.acting.steps)
+        await asyncio.to_thread(write_checkpoint, self.dir, files, info, self.acting.steps, self._fence)
 
     def _restore(self, folder: Path, meta: dict[str, Any]) -> None:
         replay = read_npz(folder / "replay.npz") if (folder / "replay.npz").is_file() else None
@@ -219,4 +245,8 @@ class Actor(GenServer):
         log.info("actor resumed from %s at step %d", folder, self.acting.steps)
 
     async def terminate(self, reason: Any) -> None:
-        self._checkpoint()
+        try:
+            await self._checkpoint()
+        finally:
+            if self._fence is not None:
+                self._fence.release()

@@ -26,7 +26,7 @@ from beamrl.rl.deep.nets import module_params
 from beamrl.rl.deep.params import Params
 from beamrl.rl.spaces import Box, Discrete
 
-__all__ = ["Algorithm", "obs_dim"]
+__all__ = ["Algorithm", "adam", "obs_dim"]
 
 
 def obs_dim(space: Any) -> int:
@@ -108,6 +108,11 @@ class Algorithm(ABC):
                 raise ValueError(f"checkpoint does not fit optimizer {name!r}: {e}") from e
         torch.set_rng_state(torch.from_numpy(np.array(tensors["rng/torch"])))
         self.updates = int(meta["updates"])
+
+
+def adam(params: Any, lr: float, eps: float = 1e-8) -> torch.optim.Optimizer:
+    """Adam as one fused kernel per step: the per-tensor update (to float rounding, ~1e-9) at a fraction of its cost."""
+    return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
 
 
 def clip_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], max_norm: float) -> None:

@@ -10,25 +10,40 @@ folders are removed: a crash at any moment leaves the previous checkpoint readab
 Files are safetensors (weights, optimizer moments, RNG states: see ``Algorithm.state``)
 or ``.npz`` read with ``allow_pickle=False``; nothing is ever unpickled and ``torch.load``
 is never used.
+
+A process that checkpoints holds the directory's writer fence (``beamrl.fencing``)::
+
+    fence = checkpoint_fence(Path("run/learner"), lambda: self._alive)   # in init
+    write_checkpoint(Path("run/learner"), files, meta, tag=2000, fence=fence)
+    fence.release()                                                      # in terminate
+
+Every rename and deletion of ``write_checkpoint`` then goes through the fence: once a
+restarted successor took the directory over, a killed writer's leftover thread gets
+``Fenced`` on its next file and cannot replace ``latest.json`` or remove the successor's
+folders.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from beamrl.persist import atomic_write_bytes
-from beamrl.rl.deep.files import write_json
+from beamrl.fencing import WriterFence
+from beamrl.persist import atomic_write
+from beamrl.rl.deep.files import json_bytes
 from beamrl.rl.deep.params import Params, params_from_bytes, params_to_bytes
 
 __all__ = [
     "CheckpointError",
+    "checkpoint_fence",
     "npz_bytes",
     "read_checkpoint",
     "read_npz",
@@ -73,21 +88,43 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"cannot read {path}: {e}") from e
 
 
-def write_checkpoint(directory: Path, files: dict[str, bytes], meta: dict[str, Any], tag: int = 0) -> Path:
-    """Write a new checkpoint holding ``files`` and ``meta``; return its folder."""
+def checkpoint_fence(directory: Path, owner_alive: Callable[[], bool]) -> WriterFence:
+    """The writer fence of a checkpoint directory for a process whose liveness ``owner_alive`` tells.
+
+    Raises ``beamrl.fencing.CheckpointInUse`` while another live process writes there.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    return WriterFence.acquire(directory, owner_alive, directory / ".writer.lock", ".*.tmp")
+
+
+def write_checkpoint(
+    directory: Path, files: dict[str, bytes], meta: dict[str, Any], tag: int = 0, fence: WriterFence | None = None
+) -> Path:
+    """Write a new checkpoint holding ``files`` and ``meta``; return its folder (``fence``: see above)."""
+    replace = os.replace if fence is None else fence.replace
     directory.mkdir(parents=True, exist_ok=True)
     folder = directory / f"ckpt-{tag:012d}-{uuid.uuid4().hex[:8]}"
     folder.mkdir()
     for name, data in files.items():
         if "/" in name or name.startswith("."):
             raise CheckpointError(f"checkpoint file names are plain names, got {name!r}")
-        atomic_write_bytes(folder / name, data)
-    write_json(folder / META, meta)
-    write_json(directory / LATEST, {"folder": folder.name})
+        _write(folder / name, data, replace)
+    _write(folder / META, json_bytes(meta), replace)
+    _write(directory / LATEST, json_bytes({"folder": folder.name}), replace)
     for old in directory.glob("ckpt-*"):
         if old.is_dir() and old.name != folder.name:
-            shutil.rmtree(old, ignore_errors=True)
+            if fence is None:
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                for item in old.iterdir():
+                    fence.unlink(item)
+                fence.rmdir(old)
     return folder
+
+
+def _write(path: Path, data: bytes, replace: Callable[[Path, Path], None]) -> None:
+    with atomic_write(path, replace=replace) as f:
+        f.write(data)
 
 
 def read_checkpoint(directory: Path) -> tuple[Path, dict[str, Any]] | None:

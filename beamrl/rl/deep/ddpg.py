@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from beamrl.rl.deep.algo import Algorithm, action_info, clip_step, obs_dim, polyak
+from beamrl.rl.deep.algo import Algorithm, action_info, adam, clip_step, obs_dim, polyak
 from beamrl.rl.deep.config import DDPGConfig
 from beamrl.rl.deep.nets import Critic, DeterministicActor
 
@@ -45,8 +45,8 @@ class DDPG(Algorithm):
         )
         self.actor_target = copy.deepcopy(self.actor)
         self.critics_target = copy.deepcopy(self.critics)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr)
+        self.actor_opt = adam(self.actor.parameters(), cfg.lr)
+        self.critic_opt = adam(self.critics.parameters(), cfg.lr)
         self.modules = {
             "actor": self.actor,
             "critics": self.critics,

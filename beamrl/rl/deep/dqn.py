@@ -11,6 +11,12 @@ window)::
 
 The target network is copied every ``target_update`` updates (``tau == 1``) or mixed
 in by ``tau`` after every update. ``|td|`` goes back to the replay as new priorities.
+
+The plain Q-network's gradient is computed by hand (``MLPGrad``: the loss's derivative
+``d loss / d Q(s, a) = -w clip(td, -1, 1) / B`` (Huber; squared error: ``-2 w td / B``)
+backpropagated through the MLP), which costs a fraction of autograd's bookkeeping on
+networks this small; the dueling head goes through autograd. Both give the same
+gradients (to float rounding; ``tests/deep/test_math.py`` checks it).
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from beamrl.rl.deep.algo import Algorithm, action_info, clip_step, obs_dim, polyak
+from beamrl.rl.deep.algo import Algorithm, action_info, adam, obs_dim, polyak
 from beamrl.rl.deep.config import DQNConfig
-from beamrl.rl.deep.nets import DuelingQNet, QNet
+from beamrl.rl.deep.nets import DuelingQNet, MLPGrad, QNet
 
 __all__ = ["DQN", "dqn_targets"]
 
@@ -52,10 +59,15 @@ class DQN(Algorithm):
         net_cls = DuelingQNet if cfg.dueling else QNet
         self.q = net_cls(obs_dim(observation_space), n, cfg.hidden, cfg.activation)
         self.q_target = copy.deepcopy(self.q)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.opt = adam(self.q.parameters(), cfg.lr)
         self.modules = {"q": self.q, "q_target": self.q_target}
         self.optimizers = {"q": self.opt}
         self._params = list(self.q.parameters())
+        self._by_hand: MLPGrad | None = None  # the plain Q-network's gradient by hand (see the module docstring)
+        self._target_by_hand: MLPGrad | None = None
+        if isinstance(self.q, QNet) and isinstance(self.q_target, QNet):
+            self._by_hand = MLPGrad(self.q.body, cfg.activation)
+            self._target_by_hand = MLPGrad(self.q_target.body, cfg.activation)
 
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         cfg = self.cfg
@@ -68,20 +80,61 @@ class DQN(Algorithm):
         act = torch.as_tensor(batch["action"], dtype=torch.int64).reshape(b, 1)
         reward = torch.as_tensor(batch["reward"], dtype=torch.float32)
         discount = torch.as_tensor(batch["discount"], dtype=torch.float32)
+        weights = torch.as_tensor(batch["weights"], dtype=torch.float32) if "weights" in batch else None
         with torch.no_grad():
-            q_next_target = self.q_target(nxt)
-            q_next_online = self.q(nxt) if cfg.double else q_next_target
+            if self._by_hand is not None and self._target_by_hand is not None:  # no module-call overhead
+                q_next_target = self._target_by_hand.forward(nxt, keep=False)
+                q_next_online = self._by_hand.forward(nxt, keep=False) if cfg.double else q_next_target
+            else:
+                q_next_target = self.q_target(nxt)
+                q_next_online = self.q(nxt) if cfg.double else q_next_target
             y = dqn_targets(q_next_online, q_next_target, reward, discount, cfg.double)
-        q = self.q(obs).gather(1, act).squeeze(1)
-        td = y - q
-        per_item = F.smooth_l1_loss(q, y, reduction="none") if cfg.huber else td.pow(2)
-        if "weights" in batch:
-            per_item = per_item * torch.as_tensor(batch["weights"], dtype=torch.float32)
-        loss = per_item.mean()
-        clip_step(self.opt, loss, self._params, cfg.max_grad_norm)
+        if self._by_hand is not None:
+            loss, q, td = self._gradients_by_hand(obs, act, y, weights)
+        else:
+            loss, q, td = self._gradients_autograd(obs, act, y, weights)
+        nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+        self.opt.step()
         self.updates += 1
         if cfg.tau < 1.0:
             polyak(self.q_target, self.q, cfg.tau)
         elif self.updates % cfg.target_update == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        return {"loss": loss.item(), "q": q.mean().item(), "td": td.detach().abs().numpy()}
+        return {"loss": loss.item(), "q": q.mean().item(), "td": td.abs().numpy()}
+
+    def _gradients_autograd(
+        self, obs: torch.Tensor, act: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Set the online network's ``.grad``; return (loss, Q(s, a), td), detached."""
+        q = self.q(obs).gather(1, act).squeeze(1)
+        per_item = F.smooth_l1_loss(q, y, reduction="none") if self.cfg.huber else (y - q).pow(2)
+        if weights is not None:
+            per_item = per_item * weights
+        loss = per_item.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss.detach(), q.detach(), (y - q).detach()
+
+    def _gradients_by_hand(
+        self, obs: torch.Tensor, act: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same as ``_gradients_autograd`` with ``MLPGrad`` (see the module docstring)."""
+        assert self._by_hand is not None
+        with torch.no_grad():
+            q_all = self._by_hand.forward(obs)
+            q = q_all.gather(1, act).squeeze(1)
+            td = y - q
+            if self.cfg.huber:
+                size = td.abs()
+                per_item = torch.where(size < 1.0, 0.5 * td * td, size - 0.5)
+                d_q = td.clamp(-1.0, 1.0).neg_()
+            else:
+                per_item = td * td
+                d_q = td * -2.0
+            if weights is not None:
+                per_item = per_item * weights
+                d_q = d_q * weights
+            d_out = torch.zeros_like(q_all).scatter_(1, act, d_q.div_(len(q)).unsqueeze(1))
+            for param, grad in zip(self._params, self._by_hand.backward(d_out), strict=True):
+                param.grad = grad
+            return per_item.mean(), q, td

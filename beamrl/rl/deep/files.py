@@ -14,12 +14,17 @@ from typing import Any
 
 from beamrl.persist import atomic_write_bytes
 
-__all__ = ["write_json"]
+__all__ = ["json_bytes", "write_json"]
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented JSON text (numpy arrays as lists)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n").encode()
 
 
 def write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON (numpy arrays as lists), written atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _plain(obj: Any) -> Any:

@@ -14,11 +14,13 @@ torch-free actors use):
                                the learner's version is not newer than ``since``
 ``["spec"]`` ``["stats"]`` ``["checkpoint"]``
 
-It checkpoints every ``checkpoint_every`` updates and in ``terminate``; a learner
-started on a directory that holds a checkpoint resumes from it (weights, targets,
-optimizer moments, torch RNG, version), which is how a supervisor's restart after a
-crash or a kill continues the run. The version is the update count, so after a
-restart it is that of the checkpoint: an actor that sees it go down refetches.
+It checkpoints every ``checkpoint_every`` updates and in ``terminate`` (the files are
+written in a worker thread, under the directory's writer fence: see
+``beamrl.rl.deep.checkpoint``); a learner started on a directory that holds a
+checkpoint resumes from it (weights, targets, optimizer moments, torch RNG, version),
+which is how a supervisor's restart after a crash or a kill continues the run. The
+version is the update count, so after a restart it is that of the checkpoint: an actor
+that sees it go down refetches.
 Updates run in a worker thread, so the node keeps serving while torch computes.
 """
 
@@ -34,10 +36,11 @@ import numpy as np
 import torch
 
 from beamrl.errors import Rejected
+from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.rl.deep.algo import Algorithm
-from beamrl.rl.deep.checkpoint import read_checkpoint, read_tensors, tensor_bytes, write_checkpoint
+from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, read_tensors, tensor_bytes, write_checkpoint
 from beamrl.rl.deep.config import DDPGConfig, DQNConfig, PGConfig, config_for
 from beamrl.rl.deep.ddpg import DDPG
 from beamrl.rl.deep.dqn import DQN
@@ -96,13 +99,19 @@ class Learner(GenServer):
         self.restored_from: int | None = None
         self.started = time.monotonic()
         self.published = VersionedParams()
+        self._fence: WriterFence | None = None
         if self.dir is not None:
-            found = read_checkpoint(self.dir)
-            if found is not None:
-                folder, meta = found
-                load_algorithm_state(self.algorithm, folder, meta)
-                self.restored_from = self.algorithm.updates
-                log.info("learner resumed from %s at update %d", folder, self.algorithm.updates)
+            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
+            try:
+                found = read_checkpoint(self.dir)
+                if found is not None:
+                    folder, meta = found
+                    load_algorithm_state(self.algorithm, folder, meta)
+                    self.restored_from = self.algorithm.updates
+                    log.info("learner resumed from %s at update %d", folder, self.algorithm.updates)
+            except BaseException:
+                self._fence.release()
+                raise
 
     @property
     def version(self) -> int:
@@ -113,7 +122,7 @@ class Learner(GenServer):
             case ["learn", dict() as batch]:
                 stats = await asyncio.to_thread(self.algorithm.learn, batch)
                 if self.dir is not None and self.version % self.cfg.checkpoint_every == 0:
-                    self._checkpoint()
+                    await self._checkpoint()
                 td = stats.pop("td", None)
                 self.last = {k: float(v) for k, v in stats.items()}
                 reply: dict[str, Any] = {"version": self.version, "stats": self.last}
@@ -140,16 +149,21 @@ class Learner(GenServer):
             case ["checkpoint"]:
                 if self.dir is None:
                     raise Rejected("this learner has no checkpoint directory")
-                self._checkpoint()
+                await self._checkpoint()
                 return self.version
         raise Rejected(f"learner: unknown request {request!r}")
 
-    def _checkpoint(self) -> None:
+    async def _checkpoint(self) -> None:
+        """Snapshot the state here, write the files in a worker thread (fenced)."""
         assert self.dir is not None
         files, meta = save_algorithm_state(self.algorithm, {"algo": self.algo_name, "env_id": self.env_id})
-        write_checkpoint(self.dir, files, meta, tag=self.version)
+        await asyncio.to_thread(write_checkpoint, self.dir, files, meta, self.version, self._fence)
         self.checkpoints += 1
 
     async def terminate(self, reason: Any) -> None:
-        if self.dir is not None:
-            self._checkpoint()
+        try:
+            if self.dir is not None:
+                await self._checkpoint()
+        finally:
+            if self._fence is not None:
+                self._fence.release()

@@ -22,7 +22,16 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from beamrl.rl.deep.params import Params
 
-__all__ = ["ActorCritic", "Critic", "DeterministicActor", "DuelingQNet", "QNet", "mlp", "module_params"]
+__all__ = [
+    "ActorCritic",
+    "Critic",
+    "DeterministicActor",
+    "DuelingQNet",
+    "MLPGrad",
+    "QNet",
+    "mlp",
+    "module_params",
+]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -54,6 +63,51 @@ def mlp(
 def module_params(prefix: str, module: nn.Module) -> Params:
     """A module's tensors as numpy copies named ``prefix.<state_dict key>``."""
     return {f"{prefix}.{k}": v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+class MLPGrad:
+    """An ``mlp`` run forward and backward by hand, without autograd (its per-node cost dominates small nets).
+
+        run = MLPGrad(q.body, "relu")
+        out = run.forward(x)            # under torch.no_grad(); keeps each layer's input
+        grads = run.backward(d_out)     # d loss / d parameters, in ``q.body.parameters()`` order
+
+    For ``h_{i+1} = act(h_i W_iᵀ + b_i)`` (no activation after the last layer) and
+    ``g = d loss / d out``: ``dW_i = gᵀ h_i``, ``db_i = Σ g``, then ``g <- (g W_i) * act'``
+    where ``act'`` is ``h_i > 0`` (relu) or ``1 - h_i²`` (tanh), read off the kept outputs.
+    """
+
+    def __init__(self, seq: nn.Sequential, activation: str) -> None:
+        self.layers = [m for m in seq if isinstance(m, nn.Linear)]
+        if len(self.layers) != len(list(seq.parameters())) // 2 or activation not in _ACTIVATIONS:
+            raise ValueError("MLPGrad runs an mlp(...) of Linear layers with relu or tanh between them")
+        self.activation = activation
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, keep: bool = True) -> torch.Tensor:
+        """The network's output (call under ``torch.no_grad()``); ``keep``: for a ``backward`` to follow."""
+        self.inputs = []
+        h = x
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if keep:
+                self.inputs.append(h)
+            h = torch.addmm(layer.bias, h, layer.weight.t())
+            if i < last:
+                h = h.relu_() if self.activation == "relu" else h.tanh_()
+        return h
+
+    def backward(self, d_out: torch.Tensor) -> list[torch.Tensor]:
+        grads: list[torch.Tensor] = []
+        g = d_out
+        for i in range(len(self.layers) - 1, -1, -1):
+            h = self.inputs[i]
+            grads += [g.sum(0), g.t().mm(h)]
+            if i > 0:
+                g = g.mm(self.layers[i].weight)
+                g = g.mul_(h > 0) if self.activation == "relu" else g.mul_(1.0 - h * h)
+        grads.reverse()  # weight, bias per layer, first layer first
+        return grads
 
 
 class QNet(nn.Module):
@@ -116,10 +170,12 @@ class ActorCritic(nn.Module):
 
     def dist(self, obs: torch.Tensor) -> Distribution:
         """The action distribution at ``obs``."""
-        out = self.pi(obs)
+        out = self.pi(obs)  # no argument checks: the network's outputs are valid by construction
         if self.continuous:
-            return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
-        return Categorical(logits=out)
+            return Independent(
+                Normal(out, self.log_std.exp().expand_as(out), validate_args=False), 1, validate_args=False
+            )
+        return Categorical(logits=out, validate_args=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.v(obs).squeeze(-1)

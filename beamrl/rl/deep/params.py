@@ -102,19 +102,27 @@ class NumpyPolicy:
             raise ValueError(f"unknown policy kind {self.kind!r}")
         self.activation = str(spec.get("activation", "relu"))
         self.params: Params = {}
+        self._live = False
         self._nets: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         if params is not None:
             self.load(params)
 
-    def load(self, params: Params) -> None:
-        """Use these parameters from now on (arrays are converted to float32, not copied when already)."""
+    def load(self, params: Params, live: bool = False) -> None:
+        """Use these parameters from now on (arrays are converted to float32, not copied when already).
+
+        ``live=True``: the arrays are views of weights that change in place (a torch learner's
+        tensors in the same process); the policy keeps views of them (no cached copies), so it
+        acts with the current weights without being loaded again.
+        """
         self.params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+        self._live = live
         self._nets = {}
 
     def _mlp(self, prefix: str, x: np.ndarray, final_activation: bool = False) -> np.ndarray:
         layers = self._nets.get(prefix)
         if layers is None:
-            layers = self._nets[prefix] = [(w.T.copy(), b) for w, b in _layers(self.params, prefix)]
+            found = _layers(self.params, prefix)
+            layers = self._nets[prefix] = [(w.T if self._live else w.T.copy(), b) for w, b in found]
         h = x
         for i, (wt, b) in enumerate(layers):
             h = h @ wt

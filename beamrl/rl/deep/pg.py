@@ -70,10 +70,12 @@ class PG(Algorithm):
         self.ac = ActorCritic(
             obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds
         )
+        # foreach: one kernel per operation over all tensors, bit for bit the per-tensor loop's result
+        params = list(self.ac.parameters())
         if cfg.optimizer == "rmsprop":
-            self.opt: torch.optim.Optimizer = torch.optim.RMSprop(self.ac.parameters(), lr=cfg.lr, alpha=0.99, eps=1e-5)
+            self.opt: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.99, eps=1e-5, foreach=True)
         else:
-            self.opt = torch.optim.Adam(self.ac.parameters(), lr=cfg.lr, eps=1e-5)
+            self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, foreach=True)
         self.modules = {"ac": self.ac}
         self.optimizers = {"ac": self.opt}
         self._params = list(self.ac.parameters())
@@ -110,13 +112,14 @@ class PG(Algorithm):
                 adv = adv_all[idx]
                 if cfg.normalize_advantages and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                dist = self.ac.dist(obs[idx])
+                mb_obs = obs[idx]
+                dist = self.ac.dist(mb_obs)
                 logp = dist.log_prob(act[idx])
                 if self.mode == "ppo":
                     pg_loss = ppo_policy_loss(logp, old_logp[idx], adv, clip)
                 else:
                     pg_loss = -(logp * adv).mean()
-                v_loss = 0.5 * (self.ac.value(obs[idx]) - ret[idx]).pow(2).mean()
+                v_loss = 0.5 * (self.ac.value(mb_obs) - ret[idx]).pow(2).mean()
                 entropy = dist.entropy().mean()
                 loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
                 clip_step(self.opt, loss, self._params, cfg.max_grad_norm)

@@ -1,14 +1,18 @@
-"""``beamrl train <deep algo> ENV_ID``: a Learner and an Actor under a supervisor, and the run's files.
+"""``beamrl train <deep algo> ENV_ID``: a supervised agent process (or a Learner and an Actor), and the run's files.
 
     summary = beamrl.node.run(train_deep("dqn", "CartPole-v1", 50_000, seed=0, out="runs/dqn"))
 
-The tree (one node, ``one_for_one``): ``learner`` (torch: networks, optimizer,
-checkpoints in ``OUT/learner``) and ``actor`` (numpy: envs, replay or rollouts,
-checkpoints in ``OUT/actor``); the actor sends batches, the learner answers with new
-versions. ``kill_at=[(step, "learner")]`` kills a process once the actor has taken that
-many env steps: its supervisor restarts it from its checkpoint and the run goes on.
-``resume=True`` continues the run in ``out`` (both processes restore their
-checkpoints) up to ``steps``.
+The tree (one node, ``one_for_one``), by default one process: ``agent`` (an
+``AgentServer``: acting and learning interleaved in one process, the torch update
+called directly, checkpoints in ``OUT/agent``). With ``split=True`` (``--split``) two:
+``learner`` (torch: networks, optimizer, checkpoints in ``OUT/learner``) and ``actor``
+(numpy: envs, replay or rollouts, checkpoints in ``OUT/actor``); the actor sends
+batches, the learner answers with new versions: the boundary the distributed agents
+build on. ``kill_at=[(step, name)]`` kills a process of the tree (``agent``, or
+``learner``/``actor``) once that many env steps were taken: its supervisor restarts it
+from its checkpoint and the run goes on. ``resume=True`` continues the run in ``out``
+(with the tree it was started with; every process restores its checkpoint) up to
+``steps``.
 
 Writes into ``out``: ``metrics.csv`` (one row per episode: step, return, length, loss,
 ε, steps/s, parameter version; evaluation rows carry ``eval_mean_return``),
@@ -64,15 +68,17 @@ def _prepare(
     out_dir: Path,
     overrides: dict[str, Any] | None,
     resume: bool,
-) -> tuple[str, str, int, Any, int]:
-    """Check the run directory, settle the config (a resumed run keeps its own) and write ``run.json``."""
+    split: bool,
+) -> tuple[str, str, int, Any, int, bool]:
+    """Check the run directory, settle the config and the tree (a resumed run keeps its own), write ``run.json``."""
     if resume:
         run = _load_run(out_dir)
         algo, env_id, seed = run["algo"], run["env_id"], int(run["seed"])
         values = {**run["hyper"], **(overrides or {})}
         steps = steps or int(run["steps"])
+        split = bool(run.get("split", (out_dir / "learner").exists()))
     else:
-        if (out_dir / "learner").exists() or (out_dir / "actor").exists():
+        if any((out_dir / name).exists() for name in ("agent", "learner", "actor")):
             raise ValueError(
                 f"{out_dir} holds a deep run already: continue it with --resume {out_dir} or use another --out"
             )
@@ -80,9 +86,9 @@ def _prepare(
     cfg = config_for(algo, env_id, values)
     budget = int(steps or 100_000)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "hyper": dataclasses.asdict(cfg)}
-    write_json(out_dir / RUN_FILE, run_info)
-    return algo, env_id, seed, cfg, budget
+    run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "split": split}
+    write_json(out_dir / RUN_FILE, run_info | {"hyper": dataclasses.asdict(cfg)})
+    return algo, env_id, seed, cfg, budget, split
 
 
 def _load_run(out: Path) -> dict[str, Any]:
@@ -105,34 +111,68 @@ async def train_deep(
     progress: bool = True,
     listen: str | None = None,
     keys: str | None = None,
+    split: bool = False,
 ) -> dict[str, Any]:
     """Train, evaluate and write the run's files; return the summary (see the module docstring).
 
     ``listen`` (e.g. ``tcp://127.0.0.1:7001``) opens the node so that ``beamrl shell ADDR``
-    reaches ``learner`` and ``actor`` by name (``learner.stats()``, ``actor.act(obs)``).
+    reaches the processes by name: ``agent`` (``agent.stats()``, ``agent.act(obs)``), or
+    with ``split`` ``learner`` and ``actor`` (``learner.stats()``, ``actor.act(obs)``).
     """
     out_dir = Path(out)
-    algo, env_id, seed, cfg, budget = _prepare(algo, env_id, steps, seed, out_dir, overrides, resume)
+    algo, env_id, seed, cfg, budget, split = _prepare(algo, env_id, steps, seed, out_dir, overrides, resume, split)
     hyper = dataclasses.asdict(cfg)
+    names = ("learner", "actor") if split else ("agent",)
     kills = sorted(kill_at or [])
+    for _, name in kills:
+        if name not in names:
+            hint = "" if split else " (the learner and the actor are processes of a run with --split)"
+            raise ValueError(f"--kill-at: this run has no process {name!r}, only {', '.join(names)}{hint}")
     events: list[dict[str, Any]] = []
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     async with Node("deep", listen=listen, keys=keys) as node:
-        children = [
-            child(
-                "beamrl.rl.deep.learner:Learner", algo, env_id, hyper, seed, str(out_dir / "learner"), name="learner"
-            ),
-            child(
-                "beamrl.rl.deep.actor:Actor", algo, env_id, hyper, seed, budget, str(out_dir / "actor"), name="actor"
-            ),
-        ]
+        if split:
+            children = [
+                child(
+                    "beamrl.rl.deep.learner:Learner",
+                    algo,
+                    env_id,
+                    hyper,
+                    seed,
+                    str(out_dir / "learner"),
+                    name="learner",
+                ),
+                child(
+                    "beamrl.rl.deep.actor:Actor",
+                    algo,
+                    env_id,
+                    hyper,
+                    seed,
+                    budget,
+                    str(out_dir / "actor"),
+                    name="actor",
+                ),
+            ]
+        else:
+            children = [
+                child(
+                    "beamrl.rl.deep.agent_server:AgentServer",
+                    algo,
+                    env_id,
+                    hyper,
+                    seed,
+                    budget,
+                    str(out_dir / "agent"),
+                    name="agent",
+                )
+            ]
         await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
-        if node.address is not None:  # once learner and actor are up (torch imported): the shell finds both
+        if node.address is not None:  # once the processes are up (torch imported): the shell finds them
             print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
-        final = await _drive(node, out_dir, budget, kills, events, progress, resume, algo, env_id)
+        final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id)
         restarts = {c.name: c.restarts for c in await node.which_children("deep")}
         await node.stop("deep", timeout=30.0)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     meta = {
         "spec": final["spec"],
         "algo": algo,
@@ -159,10 +199,12 @@ async def train_deep(
         "model_version": final["version"],
         "best_periodic_eval": final["best_return"] if np.isfinite(final["best_return"]) else None,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "steps_per_s": budget / wall if wall > 0 else None,
         "events": events,
         "restarts": restarts,
         "resumed": resume,
+        "processes": list(names),
         "curve": _plot(out_dir),
     }
     write_json(out_dir / "summary.json", summary)
@@ -171,6 +213,7 @@ async def train_deep(
 
 async def _drive(
     node: Node,
+    actor: str,
     out_dir: Path,
     budget: int,
     kills: list[tuple[int, str]],
@@ -180,7 +223,7 @@ async def _drive(
     algo: str,
     env_id: str,
 ) -> dict[str, Any]:
-    """Poll the actor, write metrics rows, show progress, inject kills; return the actor's final answer."""
+    """Poll ``actor`` (the process that acts): write metrics rows, show progress, inject kills; return its final."""
     bar = _bar(budget, f"{algo} {env_id}") if progress else None
     csv_path = out_dir / "metrics.csv"
     append = resume and csv_path.is_file()
@@ -192,10 +235,10 @@ async def _drive(
             writer.writeheader()
         while True:
             try:
-                p = await node.call("actor", ["progress"], timeout=30.0)
+                p = await node.call(actor, ["progress"], timeout=30.0)
             except (NoProc, CallTimeout) as e:  # the actor is restarting
                 if time.monotonic() - last_ok > 120:
-                    raise TrainingStalled(f"the actor has not answered for 120 s: {e}") from e
+                    raise TrainingStalled(f"the {actor} has not answered for 120 s: {e}") from e
                 await asyncio.sleep(0.1)
                 continue
             last_ok = time.monotonic()
@@ -221,7 +264,7 @@ async def _drive(
             await asyncio.sleep(0.1)
     if bar is not None:
         bar.close()
-    final: dict[str, Any] = await node.call("actor", ["final"], timeout=30.0)
+    final: dict[str, Any] = await node.call(actor, ["final"], timeout=30.0)
     return final
 
 
@@ -267,12 +310,14 @@ def _plot(out_dir: Path) -> str | None:
 
 
 def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
-    """``["20000:learner"]`` -> ``[(20000, "learner")]``."""
+    """``["20000:agent"]`` -> ``[(20000, "agent")]``."""
     kills = []
     for item in items or []:
         at, sep, name = item.partition(":")
-        if not sep or not at.isdigit() or name not in ("learner", "actor"):
-            raise ValueError(f"--kill-at expects STEP:learner or STEP:actor for deep runs, got {item!r}")
+        if not sep or not at.isdigit() or name not in ("agent", "learner", "actor"):
+            raise ValueError(
+                f"--kill-at expects STEP:agent (or with --split STEP:learner, STEP:actor) for deep runs, got {item!r}"
+            )
         kills.append((int(at), name))
     return kills
 
@@ -298,6 +343,7 @@ def cli_main(args: Any) -> int:
             progress=not args.quiet,
             listen=args.listen,
             keys=args.keys,
+            split=args.split,
         )
     )
     shown = {k: summary[k] for k in ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return")}
