@@ -22,7 +22,7 @@ MEASURES = {
     "local": "call round trips, casts and supervisor restarts in one process, against an asyncio"
     " Queue+Future echo (the floor) and pykka's ask (a peer)",
     "remote": "remote call and cast between two OS processes over ZeroMQ, against raw pyzmq"
-    " ROUTER/DEALER and PUSH/PULL (the floors), and a 4 MB array through a call",
+    " ROUTER/DEALER and PUSH/PULL (the floors), a 4 MB array through a call, and the CPU one cast costs",
     "env": "native env steps against gymnasium's, the vector env, and EnvServer steps through local and remote calls",
     "replay": "ReplayMemory add and (prioritized) sample against a numpy gather floor, and ReplayServer"
     " samples over a remote call",
@@ -38,9 +38,9 @@ MEASURES = {
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    epilog = "suites:\n" + "\n".join(f"  {name:<8} {MEASURES[name]}" for name in SUITES)
-    epilog += "\n  all      every suite above, in this order"
-    epilog += "".join(f"\n  {name:<8} {MEASURES[name]} (only when named)" for name in OPT_IN)
+    epilog = "suites:\n" + "\n".join(f"  {name:<9} {MEASURES[name]}" for name in SUITES)
+    epilog += "\n  all       every suite above, in this order"
+    epilog += "".join(f"\n  {name:<9} {MEASURES[name]} (only when named)" for name in OPT_IN)
     p = sub.add_parser(
         "bench",
         help="measure beamrl against floors taken in the same run",
