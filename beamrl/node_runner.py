@@ -98,13 +98,19 @@ def _log_held_back() -> Iterator[Callable[[], None]]:
             hold.handler.removeFilter(hold)
 
 
-async def serve(config: NodeConfig) -> int:
-    """Run the node described by ``config`` until SIGINT/SIGTERM; 0 on a clean stop."""
+def until_signalled() -> asyncio.Event:
+    """Log as a node does, and return an event that SIGINT or SIGTERM sets (call it in the running loop)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(config: NodeConfig) -> int:
+    """Run the node described by ``config`` until SIGINT/SIGTERM; 0 on a clean stop."""
+    stop = until_signalled()
     node = Node(
         config.name,
         listen=config.listen,

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 from typing import Any
 
 from beamrl import Down, Pid, child, monitor, receive
 from beamrl.cli.options import HelpFormatter, address
 from beamrl.node import Node, run
+from beamrl.node_runner import until_signalled
 from beamrl.rl.serving import PolicyServer, load_run
 
 DESCRIPTION = """\
@@ -40,11 +39,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, what: str) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = until_signalled()
     node = Node(
         args.node_name,
         listen=args.listen,

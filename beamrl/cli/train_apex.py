@@ -7,12 +7,12 @@ process); with ``--attach`` alone, only the attached nodes act.
 from __future__ import annotations
 
 import argparse
-import json
 
 from beamrl.node import run
 from beamrl.node_config import load_node_file
 from beamrl.rl.apex.run import parse_kill_at, train_apex
 from beamrl.rl.deep.config import parse_sets
+from beamrl.rl.deep.files import print_result
 
 __all__ = ["DEFAULT_STEPS", "cli_main"]
 
@@ -48,10 +48,5 @@ def cli_main(args: argparse.Namespace) -> int:
         )
     )
     shown = ("env_steps", "wall_seconds", "env_steps_per_s", "learner_updates", "time_to_target", "eval_mean_return")
-    print(json.dumps({k: summary[k] for k in shown}))
-    mean = summary["eval_mean_return"]
-    print(f"evaluated {summary['eval_episodes']} greedy episodes on {summary['judge']}: mean return {mean:.1f}")
-    if summary["events"]:
-        print(f"events: {json.dumps(summary['events'])}")
-    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/model.safetensors and the plot {summary.get('curve')}")
+    print_result(summary, out, shown)
     return 0

@@ -31,3 +31,13 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def print_result(summary: dict[str, Any], out: Path | str, shown: tuple[str, ...]) -> None:
+    """What ``beamrl train`` prints when a deep or Ape-X run ends: the headline, the judged return, the files."""
+    print(json.dumps({k: summary[k] for k in shown}))
+    mean = summary["eval_mean_return"]
+    print(f"evaluated {summary['eval_episodes']} greedy episodes on {summary['judge']}: mean return {mean:.1f}")
+    if summary["events"]:
+        print(f"events: {json.dumps(summary['events'])}")
+    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/model.safetensors and the plot {summary.get('curve')}")

@@ -39,7 +39,7 @@ from beamrl.errors import BeamError, CallTimeout, NoProc
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
-from beamrl.rl.deep.files import write_json
+from beamrl.rl.deep.files import print_result, write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.supervisor import child
@@ -346,11 +346,5 @@ def cli_main(args: Any) -> int:
             split=args.split,
         )
     )
-    shown = {k: summary[k] for k in ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return")}
-    print(json.dumps(shown))
-    mean = summary["eval_mean_return"]
-    print(f"evaluated {summary['eval_episodes']} greedy episodes on {summary['judge']}: mean return {mean:.1f}")
-    if summary["events"]:
-        print(f"events: {json.dumps(summary['events'])}")
-    print(f"wrote {out}/metrics.csv, {out}/summary.json, {out}/model.safetensors and the plot {summary.get('curve')}")
+    print_result(summary, out, ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return"))
     return 0
