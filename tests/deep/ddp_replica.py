@@ -1,10 +1,11 @@
 """One data-parallel replica in its own OS process, for ``tests/deep/test_distributed.py``.
 
-    python tests/deep/ddp_replica.py RANK WORLD_SIZE ADDRESS STEPS OUT_DIR
+    python tests/deep/ddp_replica.py RANK WORLD_SIZE ADDRESS STEPS OUT_DIR [CHECKPOINT_DIR]
 
 It starts a ``DataParallelLearner`` on a node, has it learn ``STEPS`` batches of its own
 (``replica_batch(rank, step)``) and prints one JSON line: its rank, version, digest and
-whether ``get_params`` was refused. Replica 0 also saves its policy to ``OUT_DIR/replica0.safetensors``.
+whether ``get_params`` was refused. Replica 0 also saves its policy to ``OUT_DIR/replica0.safetensors``
+and, given ``CHECKPOINT_DIR``, resumes from (and checkpoints to) it.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ def replica_batch(rank: int, step: int) -> dict[str, np.ndarray]:
     }
 
 
-async def main(rank: int, world_size: int, address: str, steps: int, out: Path) -> None:
+async def main(rank: int, world_size: int, address: str, steps: int, out: Path, checkpoint: str | None) -> None:
     from beamrl.rl.deep.distributed import DataParallelLearner
     from beamrl.rl.deep.params import save_params
 
     async with Node(f"replica{rank}") as node:
         pid = await node.start(
-            DataParallelLearner, "dqn", "CartPole-v1", CFG, rank, rank=rank, world_size=world_size, address=address
+            DataParallelLearner,
+            "dqn",
+            "CartPole-v1",
+            CFG,
+            rank,  # replicas start apart: replicate() makes them rank 0's copies
+            checkpoint,
+            rank=rank,
+            world_size=world_size,
+            address=address,
         )
         for step in range(steps):
             await node.call(pid, ["learn", replica_batch(rank, step)], timeout=60.0)
@@ -62,5 +71,5 @@ async def main(rank: int, world_size: int, address: str, steps: int, out: Path) 
 
 
 if __name__ == "__main__":
-    rank_, world_, address_, steps_, out_ = sys.argv[1:]
-    asyncio.run(main(int(rank_), int(world_), address_, int(steps_), Path(out_)))
+    rank_, world_, address_, steps_, out_, *checkpoint_ = sys.argv[1:]
+    asyncio.run(main(int(rank_), int(world_), address_, int(steps_), Path(out_), (checkpoint_ or [None])[0]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ pytest.importorskip("torch")
 
 from beamrl.rl.deep.config import config_for
 from beamrl.rl.deep.distributed import DataParallelLearner, replicate
-from beamrl.rl.deep.learner import make_algorithm
+from beamrl.rl.deep.learner import Learner, make_algorithm
 from beamrl.rl.deep.params import load_params
 from tests.deep.ddp_replica import CFG, replica_batch
 
@@ -32,12 +33,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run_replicas(world_size: int, tmp_path: Path) -> list[dict[str, object]]:
+def _run_replicas(world_size: int, tmp_path: Path, checkpoint: Path | None = None) -> list[dict[str, object]]:
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(REPLICA.parents[2])}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(REPLICA), str(rank), str(world_size), address, str(STEPS), str(tmp_path)],
+            [sys.executable, str(REPLICA), str(rank), str(world_size), address, str(STEPS), str(tmp_path)]
+            + ([str(checkpoint)] if checkpoint is not None and rank == 0 else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -66,6 +68,17 @@ def _single_learner(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarra
     return algo.policy_params()
 
 
+def _both(step: int) -> dict[str, np.ndarray]:
+    """Replica 0's and replica 1's batches of ``step`` as one batch."""
+    return {k: np.concatenate([replica_batch(0, step)[k], replica_batch(1, step)[k]]) for k in replica_batch(0, step)}
+
+
+def _assert_close(params: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> None:
+    assert params.keys() == reference.keys()
+    for name in params:
+        np.testing.assert_allclose(params[name], reference[name], rtol=0, atol=1e-6, err_msg=name)
+
+
 def test_two_replicas_stay_identical_and_step_on_the_mean_gradient(tmp_path: Path) -> None:
     replicas = _run_replicas(2, tmp_path)
     assert [r["version"] for r in replicas] == [STEPS, STEPS]
@@ -75,17 +88,25 @@ def test_two_replicas_stay_identical_and_step_on_the_mean_gradient(tmp_path: Pat
     params, _ = load_params(tmp_path / "replica0.safetensors")
     # DQN's loss is a mean over the batch, so the mean of two equal batches' gradients is
     # the gradient of their concatenation: one learner stepping on both batches at once
-    both = [
-        {k: np.concatenate([replica_batch(0, step)[k], replica_batch(1, step)[k]]) for k in replica_batch(0, step)}
-        for step in range(STEPS)
-    ]
-    reference = _single_learner(both)
+    _assert_close(params, _single_learner([_both(step) for step in range(STEPS)]))
     alone = _single_learner([replica_batch(0, step) for step in range(STEPS)])
-    assert params.keys() == reference.keys()
-    for name in params:
-        np.testing.assert_allclose(params[name], reference[name], rtol=0, atol=1e-6, err_msg=name)
     # the averaging matters: replica 0 did not follow its own batches alone
     assert max(float(np.abs(params[k] - alone[k]).max()) for k in params) > 1e-3
+
+
+async def test_replicas_continue_from_replica_zeros_checkpoint_as_one(node: Node, tmp_path: Path) -> None:
+    """Rank 0 resumes (weights, Adam moments, update count); rank 1 starts fresh and becomes its copy."""
+    warmup = [replica_batch(0, 100 + i) for i in range(3)]
+    checkpoint = tmp_path / "learner"
+    pid = await node.start(Learner, "dqn", "CartPole-v1", CFG, 0, str(checkpoint))
+    for batch in warmup:
+        await node.call(pid, ["learn", batch])
+    await node.stop(pid)  # terminate() writes the checkpoint
+    replicas = await asyncio.to_thread(_run_replicas, 2, tmp_path, checkpoint)
+    assert [r["version"] for r in replicas] == [3 + STEPS, 3 + STEPS]
+    assert replicas[0]["digest"] == replicas[1]["digest"], "rank 1 did not take rank 0's optimizer state"
+    params, _ = load_params(tmp_path / "replica0.safetensors")
+    _assert_close(params, _single_learner(warmup + [_both(step) for step in range(STEPS)]))
 
 
 @pytest.mark.parametrize(
