@@ -19,6 +19,12 @@ replica 0 alone publishes parameters to actors and writes checkpoints::
                            rank=0, world_size=2, address="tcp://127.0.0.1:29500")
     await node.call(pid, ["learn", batch])          # collective: every replica must learn as often
     await node.call(pid, ["stats"])                 # ... "rank", "world_size", "digest" (equal on all)
+    await node.call(pid, ["hold", 120])             # learn up to version 120, then refuse (Rejected)
+
+``["hold", version]`` is how a run stops G replicas at one version: learning is
+collective, so replicas told "stop now" at different moments could leave one waiting
+in an all-reduce the others never join; told one version above all of theirs, each
+keeps learning until it is there and then refuses, and they all end identical.
 
 Backends: ``gloo`` on CPU (loopback or a LAN); ``nccl`` with one process per GPU (the
 algorithm's modules on ``cuda:rank``; not run in this repository's tests). What crosses
@@ -212,6 +218,7 @@ class DataParallelLearner(Learner):
             raise ValueError(f"only replica 0 writes checkpoints; replica {rank} was given {checkpoint_dir!r}")
         await super().init(algo, env_id, config, seed, checkpoint_dir)
         self.rank, self.world_size = rank, world_size
+        self.hold_at: int | None = None
         try:
             await asyncio.to_thread(join_group, rank, world_size, address, backend, timeout_s)
             self.average = await asyncio.to_thread(replicate, self.algorithm)
@@ -225,10 +232,23 @@ class DataParallelLearner(Learner):
         match request:
             case ["get_params", _] if self.rank != 0:
                 raise Rejected(f"replica {self.rank} does not publish parameters: actors ask replica 0")
+            case ["learn", _] if self.hold_at is not None and self.version >= self.hold_at:
+                raise Rejected(f"replica {self.rank} holds at version {self.hold_at}")
+            case ["hold", int() as version]:
+                if version < self.version:
+                    raise Rejected(f"replica {self.rank} is at version {self.version}, past {version}")
+                self.hold_at = version
+                return self.version
             case ["stats"]:
                 stats: dict[str, Any] = await super().handle_call(request, from_)
                 digest = await asyncio.to_thread(replica_digest, self.algorithm)
-                return {**stats, "rank": self.rank, "world_size": self.world_size, "digest": digest}
+                return {
+                    **stats,
+                    "rank": self.rank,
+                    "world_size": self.world_size,
+                    "digest": digest,
+                    "hold_at": self.hold_at,
+                }
         return await super().handle_call(request, from_)
 
     async def terminate(self, reason: Any) -> None:
