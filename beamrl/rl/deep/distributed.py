@@ -144,13 +144,14 @@ def replicate(algorithm: Algorithm, src: int = 0) -> GradientAverage:
         raise ValueError(f"{type(algorithm).__name__} cannot be replicated: its learn() does not call grad_sync")
     if not dist.is_initialized():
         raise RuntimeError("replicate() needs the data-parallel group: call join_group() first")
+    device = _device(algorithm)  # nccl reduces only tensors on the replica's GPU
     with torch.no_grad():
         for name in sorted(algorithm.modules):
             for tensor in algorithm.modules[name].state_dict().values():
                 dist.broadcast(tensor, src)
         for name in sorted(algorithm.optimizers):
-            _broadcast_optimizer(algorithm.optimizers[name], src)
-        updates = torch.tensor([algorithm.updates], dtype=torch.int64)
+            _broadcast_optimizer(algorithm.optimizers[name], src, device)
+        updates = torch.tensor([algorithm.updates], dtype=torch.int64, device=device)
         dist.broadcast(updates, src)
         algorithm.updates = int(updates.item())
     average = GradientAverage()
@@ -158,12 +159,19 @@ def replicate(algorithm: Algorithm, src: int = 0) -> GradientAverage:
     return average
 
 
-def _broadcast_optimizer(opt: torch.optim.Optimizer, src: int) -> None:
+def _device(algorithm: Algorithm) -> torch.device:
+    for module in algorithm.modules.values():
+        for param in module.parameters():
+            return param.device
+    return torch.device("cpu")
+
+
+def _broadcast_optimizer(opt: torch.optim.Optimizer, src: int, device: torch.device) -> None:
     """``src``'s learning rates and per-parameter state (e.g. Adam's moments and step) to every replica."""
     params = [p for group in opt.param_groups for p in group["params"]]
-    has_state = torch.tensor([int(all(p in opt.state for p in params))], dtype=torch.int64)
+    has_state = torch.tensor([int(all(p in opt.state for p in params))], dtype=torch.int64, device=device)
     dist.broadcast(has_state, src)
-    lrs = torch.tensor([float(group["lr"]) for group in opt.param_groups], dtype=torch.float64)
+    lrs = torch.tensor([float(group["lr"]) for group in opt.param_groups], dtype=torch.float64, device=device)
     dist.broadcast(lrs, src)
     for group, lr in zip(opt.param_groups, lrs.tolist(), strict=True):
         group["lr"] = lr
