@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from beamrl import Node
+from beamrl.errors import Rejected
 
 pytest.importorskip("torch")
+
+import torch.distributed as dist
 
 from beamrl.rl.deep.config import config_for
 from beamrl.rl.deep.distributed import DataParallelLearner, replicate
@@ -142,3 +145,26 @@ def test_replicate_refuses_an_algorithm_that_does_not_sync_gradients() -> None:
     algo = make_algorithm("ppo", "CartPole-v1", config_for("ppo", "CartPole-v1", {}), 0)
     with pytest.raises(ValueError, match="PG cannot be replicated"):
         replicate(algo)
+
+
+async def test_a_replica_learns_up_to_its_hold_and_refuses_beyond(node: Node) -> None:
+    """A group of one, in this process: ``hold``, and the one-group-per-process rule."""
+    group = {"rank": 0, "world_size": 1, "address": f"tcp://127.0.0.1:{_free_port()}"}
+    pid = await node.start(DataParallelLearner, "dqn", "CartPole-v1", CFG, 0, **group)
+    try:
+        with pytest.raises(RuntimeError, match="already belongs to a data-parallel group"):
+            await node.start(DataParallelLearner, "dqn", "CartPole-v1", CFG, 0, **group)
+        await node.call(pid, ["learn", replica_batch(0, 0)])
+        assert await node.call(pid, ["hold", 2]) == 1
+        assert (await node.call(pid, ["learn", replica_batch(0, 1)]))["version"] == 2
+        with pytest.raises(Rejected, match="replica 0 holds at version 2"):
+            await node.call(pid, ["learn", replica_batch(0, 2)])
+        with pytest.raises(Rejected, match="replica 0 is at version 2, past 1"):
+            await node.call(pid, ["hold", 1])
+        stats = await node.call(pid, ["stats"])
+        assert stats["version"] == 2 and stats["hold_at"] == 2 and stats["world_size"] == 1
+        version, _ = await node.call(pid, ["get_params", None])  # replica 0 publishes
+        assert version == 2
+    finally:
+        await node.stop(pid)
+    assert not dist.is_initialized()  # stopping it left the group

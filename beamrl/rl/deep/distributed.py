@@ -224,14 +224,19 @@ class DataParallelLearner(Learner):
         _check_group_args(rank, world_size, address, backend)
         if rank != 0 and checkpoint_dir is not None:
             raise ValueError(f"only replica 0 writes checkpoints; replica {rank} was given {checkpoint_dir!r}")
+        if dist.is_initialized():
+            raise RuntimeError("this OS process already belongs to a data-parallel group (one replica per process)")
         await super().init(algo, env_id, config, seed, checkpoint_dir)
         self.rank, self.world_size = rank, world_size
         self.hold_at: int | None = None
+        joined = False
         try:
             await asyncio.to_thread(join_group, rank, world_size, address, backend, timeout_s)
+            joined = True
             self.average = await asyncio.to_thread(replicate, self.algorithm)
         except BaseException:
-            await asyncio.to_thread(leave_group)
+            if joined:  # only the group this replica joined: never another's in this process
+                await asyncio.to_thread(leave_group)
             if self._fence is not None:
                 self._fence.release()
             raise
