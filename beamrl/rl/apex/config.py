@@ -71,6 +71,7 @@ class ApexConfig:
     error_buffer: float = 4_096.0  #: the rate limiter's tolerance, in sampled transitions
     eval_every: int = 10_000  #: env steps (all actors) between greedy evaluations on the learner node
     eval_episodes: int = 10  #: episodes of a periodic evaluation
+    learners: int = 1  #: data-parallel learner replicas (G > 1: G - 1 more learner nodes, see beamrl.rl.apex.replicas)
 
     def learner_overrides(self) -> dict[str, Any]:
         """The DQN fields the Learner is configured with (beamrl.rl.deep.config.DQNConfig)."""
@@ -154,7 +155,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def _check(cfg: ApexConfig) -> None:
     positive = ("batch_size", "target_update", "checkpoint_every", "n_step", "buffer_size", "num_envs")
-    for name in (*positive, "send_every", "pull_every", "min_replay", "eval_every", "eval_episodes"):
+    for name in (*positive, "send_every", "pull_every", "min_replay", "eval_every", "eval_episodes", "learners"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.activation not in ("relu", "tanh"):

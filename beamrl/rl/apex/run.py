@@ -20,6 +20,11 @@ by hand for an attached one) the driver starts the actor there again and it pull
 current parameters. The run stops after ``steps`` env steps over all actors, or at the
 first evaluation reaching ``stop_at``.
 
+With ``learners`` = G > 1 (``--set learners=G``) the ``learner`` is replica 0 of G
+data-parallel replicas and G - 1 more nodes run the others, each with its own loop
+(``beamrl.rl.apex.replicas``); ``summary.json``'s ``learners`` holds their final
+versions and weight digests (equal when they stayed in step).
+
 ``kill_at``: ``(STEP, TARGET)`` with TARGET ``actor-node`` (SIGKILL the first actor
 node's OS process, then start it again), ``learner`` or ``replay`` (killed in place:
 their supervisor restarts them from their checkpoints). ``summary.json`` lists every
@@ -44,6 +49,7 @@ from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.rl.apex.config import ApexConfig, apex_config
 from beamrl.rl.apex.outputs import METRICS, plot
+from beamrl.rl.apex.replicas import LearnerReplicas
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
@@ -135,12 +141,22 @@ async def train_apex(
     kills = sorted(kill_at or [])
     if any(t == "actor-node" for _, t in kills) and nodes < 1:
         raise ValueError("--kill-at STEP:actor-node kills a node this run started: give --nodes K >= 1")
+    if cfg.learners > 1 and any(t == "learner" for _, t in kills):
+        raise ValueError(
+            "--kill-at STEP:learner needs one learner: a replica group cannot take back one restarted replica"
+        )
     out_dir = Path(out)
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
     async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node:
         learner_cfg = cfg.learner_overrides()
-        await node.start_supervisor(
+        replicas = LearnerReplicas(node, cfg, env_id, seed, out_dir) if cfg.learners > 1 else None
+        learner = child(
+            "beamrl.rl.deep.learner:Learner", "dqn", env_id, learner_cfg, seed, str(out_dir / "learner"), name="learner"
+        )
+        if replicas is not None:  # replica 0 of G (see beamrl.rl.apex.replicas)
+            learner = replicas.learner_child(str(out_dir / "learner"))
+        start_apex = node.start_supervisor(
             [
                 child(
                     "beamrl.rl.replay_server:ReplayServer",
@@ -157,15 +173,7 @@ async def train_apex(
                     name="replay",
                     shutdown=30.0,
                 ),
-                child(
-                    "beamrl.rl.deep.learner:Learner",
-                    "dqn",
-                    env_id,
-                    learner_cfg,
-                    seed,
-                    str(out_dir / "learner"),
-                    name="learner",
-                ),
+                learner,
                 child(
                     "beamrl.rl.apex.loop:LearnerLoop",
                     "replay",
@@ -181,6 +189,12 @@ async def train_apex(
             max_seconds=60.0,
             name="apex",
         )
+        try:
+            await (start_apex if replicas is None else replicas.start(start_apex))
+        except BaseException:
+            if replicas is not None:
+                await asyncio.to_thread(replicas.close)
+            raise
         address = node.address or ""
         say(f"learner node {name!r} listening on {address}: beamrl shell {address}")
         started_nodes = ActorNodes(nodes, address, name, out_dir) if nodes else None
@@ -195,6 +209,7 @@ async def train_apex(
             for actor in run.actors:
                 await _start_actor(node, run, actor, env_id, seed, name)
             reached = await _drive(node, run, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
+            held = await replicas.hold() if replicas is not None else None  # while the actors still feed the replay
             for actor in run.actors:
                 try:
                     await node.terminate_child(("workers", actor.node), f"apex-actor-{actor.index}", timeout=10)
@@ -209,10 +224,15 @@ async def train_apex(
             replay_stats = await node.call("replay", ["stats"])
             learner_stats = await node.call("learner", ["stats"])
             restarts = {c.name: c.restarts for c in await node.which_children("apex")}
+            if held is not None and replicas is not None:
+                held["loop_updates"] = [(await node.call("learner-loop", ["stats"]))["updates"]]
+                held["loop_updates"] += await replicas.loop_updates()
             await node.stop("apex", timeout=60.0)
         finally:
             if started_nodes is not None:
                 await asyncio.to_thread(started_nodes.close)
+            if replicas is not None:
+                await asyncio.to_thread(replicas.close)
     wall = time.monotonic() - run.started
     meta = {"spec": spec, "algo": "apex-dqn", "env_id": env_id, "version": final_version, "selected": selected}
     save_params(out_dir / "model.safetensors", params, meta)
@@ -236,6 +256,7 @@ async def train_apex(
         "model_selected": selected,
         "model_version": final_version,
         "learner_updates": int(learner_stats["updates"]),
+        "learners": {"replicas": cfg.learners, **(held or {})},
         "replay": {k: replay_stats[k] for k in ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")},
         "samples_per_insert": limiter.get("samples_per_insert_actual"),
         "wall_seconds": wall,

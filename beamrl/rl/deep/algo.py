@@ -16,6 +16,7 @@ checkpoint is safetensors + JSON, nothing pickled.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,16 @@ class Algorithm(ABC):
     """Base of the deep learners; see the module docstring."""
 
     policy_module: str = ""
+    supports_grad_sync: bool = False  #: whether ``learn`` calls ``grad_sync`` (data-parallel replicas need it)
 
     def __init__(self, seed: int) -> None:
         torch.manual_seed(seed)
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.updates = 0  #: gradient updates (or rollouts) done
+        #: called with the trainable parameters between computing the gradients and clipping
+        #: them (data-parallel replicas average them here: ``beamrl.rl.deep.distributed``)
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None
 
     @abstractmethod
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:

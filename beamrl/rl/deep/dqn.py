@@ -49,6 +49,7 @@ class DQN(Algorithm):
     """The DQN family's learner (see the module docstring)."""
 
     policy_module = "q"
+    supports_grad_sync = True
 
     def __init__(self, cfg: DQNConfig, observation_space: Any, action_space: Any, seed: int = 0) -> None:
         super().__init__(seed)
@@ -93,6 +94,8 @@ class DQN(Algorithm):
             loss, q, td = self._gradients_by_hand(obs, act, y, weights)
         else:
             loss, q, td = self._gradients_autograd(obs, act, y, weights)
+        if self.grad_sync is not None:
+            self.grad_sync(self._params)
         nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
         self.opt.step()
         self.updates += 1

@@ -45,8 +45,9 @@ class ActorNodes:
     learner die without stopping them, each stops by itself (``--stop-with-parent``).
     """
 
-    def __init__(self, count: int, learner_address: str, run_name: str, out_dir: Path) -> None:
-        self.names = [f"{run_name}-actor{i}" for i in range(1, count + 1)]
+    def __init__(self, count: int, learner_address: str, run_name: str, out_dir: Path, role: str = "actor") -> None:
+        """``role`` names the nodes (``RUN-actor1``...; Ape-X's learner replicas: ``RUN-learner1``...)."""
+        self.names = [f"{run_name}-{role}{i}" for i in range(1, count + 1)]
         self.logs = [out_dir / f"{name}.log" for name in self.names]
         self.nodes: list[NodeProcess] = []
         tree = "actor_node"  # the packaged tree, by name: the same from a clone and from a wheel
