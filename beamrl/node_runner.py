@@ -39,9 +39,12 @@ async def _join(node: Node, address: str, stop: asyncio.Event) -> None:
         return
 
 
-async def _stop_with_parent(stop: asyncio.Event, every: float = 0.5) -> None:
-    """Set ``stop`` once the process that started this one is gone (it was re-parented)."""
-    parent = os.getppid()
+async def _stop_with_parent(stop: asyncio.Event, parent: int, every: float = 0.5) -> None:
+    """Set ``stop`` once ``parent``, the process that started this one, is gone (this one was re-parented).
+
+    ``parent`` is read before the node says it listens: read here, it could already be the
+    re-parented one when the parent died right after that line (and then nothing would stop it).
+    """
     while not stop.is_set():
         if os.getppid() != parent:
             # its output pipe went with it: write the rest nowhere rather than fail on a broken pipe
@@ -110,6 +113,7 @@ def until_signalled() -> asyncio.Event:
 
 async def serve(config: NodeConfig) -> int:
     """Run the node described by ``config`` until SIGINT/SIGTERM; 0 on a clean stop."""
+    parent = os.getppid()  # before anything is printed: see _stop_with_parent
     stop = until_signalled()
     node = Node(
         config.name,
@@ -126,7 +130,7 @@ async def serve(config: NodeConfig) -> int:
         print(f"node {node.name!r} listening on {node.address}", flush=True)
         joins = [asyncio.ensure_future(_join(node, address, stop)) for address in config.join]
         if config.stop_with_parent:
-            joins.append(asyncio.ensure_future(_stop_with_parent(stop)))
+            joins.append(asyncio.ensure_future(_stop_with_parent(stop, parent)))
         try:
             if config.tree is not None:
                 with _log_held_back() as release:
