@@ -105,9 +105,9 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
     if given:
         it = "it" if len(given) == 1 else "them"
         raise ValueError(f"{', '.join(given)}: for tabular runs only, {args.algo} would ignore {it}; drop {it}")
-    if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
+    if args.algo == "apex-dqn" and (args.dashboard is not None or args.tensorboard is not None):  # [dashboard]
         raise ValueError(
-            f"--dashboard and --tensorboard watch tabular runs so far; {args.algo} is a deep run: "
+            "--dashboard and --tensorboard watch tabular and one-node deep runs so far, not apex-dqn: "
             "drop the option (its curves are in the run's output directory)"
         )
 
@@ -124,7 +124,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.algo in DEEP_ALGOS:
         from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
 
-        return cli_main(args)
+        return cli_main(args, observers=observers(args))  # [dashboard] checked before the run starts
     spec = spec_from_args(args)
     listen, keys, name = None, args.keys, "learner"
     if args.node is not None:

@@ -2,9 +2,10 @@
 
     summary = beamrl.node.run(train_deep("dqn", "CartPole-v1", 50_000, seed=0, out="runs/dqn"))
 
-The tree (one node, ``one_for_one``), by default one process: ``agent`` (an
+The tree (one node, ``one_for_one``), by default two processes: ``recorder`` (a
+``RunMetrics``: the run's live metrics for dashboards, see ``beamrl.rl.deep.metrics``) and ``agent`` (an
 ``AgentServer``: acting and learning interleaved in one process, the torch update
-called directly, checkpoints in ``OUT/agent``). With ``split=True`` (``--split``) two:
+called directly, checkpoints in ``OUT/agent``). With ``split=True`` (``--split``), besides the recorder:
 ``learner`` (torch: networks, optimizer, checkpoints in ``OUT/learner``) and ``actor``
 (numpy: envs, replay or rollouts, checkpoints in ``OUT/actor``); the actor sends
 batches, the learner answers with new versions: the boundary the distributed agents
@@ -12,7 +13,9 @@ build on. ``kill_at=[(step, name)]`` kills a process of the tree (``agent``, or
 ``learner``/``actor``) once that many env steps were taken: its supervisor restarts it
 from its checkpoint and the run goes on. ``resume=True`` continues the run in ``out``
 (with the tree it was started with; every process restores its checkpoint) up to
-``steps``.
+``steps``. ``observers`` watch the run from its node (``beamrl train --dashboard``,
+``--tensorboard``: see ``beamrl.dashboard.run``); they read the recorder's
+``["metrics", cursor]`` and close after its last rows, before the tree stops.
 
 Writes into ``out``: ``metrics.csv`` (one row per episode: step, return, length, loss,
 ε, steps/s, parameter version; evaluation rows carry ``eval_mean_return``),
@@ -28,14 +31,17 @@ import asyncio
 import csv
 import dataclasses
 import json
+import logging
 import os
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from beamrl.errors import BeamError, CallTimeout, NoProc
+from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
@@ -45,6 +51,8 @@ from beamrl.rl.training import judge_env
 from beamrl.supervisor import child
 
 __all__ = ["FINAL_EVAL_EPISODES", "train_deep"]
+
+log = logging.getLogger("beamrl.rl.deep")
 
 FINAL_EVAL_EPISODES = 20
 CSV_COLUMNS = [
@@ -58,6 +66,8 @@ CSV_COLUMNS = [
     "version",
 ]
 RUN_FILE = "run.json"
+#: what ``train_deep(observers=...)`` takes: given the run's node, a context that watches it
+Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 
 def _prepare(
@@ -112,6 +122,7 @@ async def train_deep(
     listen: str | None = None,
     keys: str | None = None,
     split: bool = False,
+    observers: Sequence[Observer] = (),
 ) -> dict[str, Any]:
     """Train, evaluate and write the run's files; return the summary (see the module docstring).
 
@@ -130,9 +141,17 @@ async def train_deep(
             raise ValueError(f"--kill-at: this run has no process {name!r}, only {', '.join(names)}{hint}")
     events: list[dict[str, Any]] = []
     started, cpu_started = time.monotonic(), time.process_time()
-    async with Node("deep", listen=listen, keys=keys) as node:
+    async with Node("deep", listen=listen, keys=keys) as node, AsyncExitStack() as watching:
+        for observer in observers:  # [dashboard] up before the tree starts
+            await watching.enter_async_context(observer(node))
+        recorder = child(
+            "beamrl.rl.deep.metrics:RunMetrics",
+            {"algo": algo, "env_id": env_id, "steps": budget, "processes": list(names)},
+            name="recorder",
+        )
         if split:
             children = [
+                recorder,
                 child(
                     "beamrl.rl.deep.learner:Learner",
                     algo,
@@ -155,6 +174,7 @@ async def train_deep(
             ]
         else:
             children = [
+                recorder,
                 child(
                     "beamrl.rl.deep.agent_server:AgentServer",
                     algo,
@@ -164,13 +184,14 @@ async def train_deep(
                     budget,
                     str(out_dir / "agent"),
                     name="agent",
-                )
+                ),
             ]
         await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
         if node.address is not None:  # once the processes are up (torch imported): the shell finds them
             print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id)
-        restarts = {c.name: c.restarts for c in await node.which_children("deep")}
+        restarts = {c.name: c.restarts for c in await node.which_children("deep") if c.name in names}
+        await watching.aclose()  # [dashboard] the pages and event files get the last rows while the recorder is up
         await node.stop("deep", timeout=30.0)
     wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     meta = {
@@ -242,6 +263,7 @@ async def _drive(
                 await asyncio.sleep(0.1)
                 continue
             last_ok = time.monotonic()
+            await _record(node, ["record", p])
             for row in p["rows"]:
                 writer.writerow(row)
                 if "episode_return" in row:
@@ -253,6 +275,7 @@ async def _drive(
                 at, name = kills.pop(0)
                 node.kill(name)
                 events.append({"event": "killed", "name": name, "at_step": at, "step": p["steps"]})
+                await _record(node, ["record_event", events[-1]])
             if bar is not None:
                 bar.n = p["steps"]
                 ret = f"{np.mean(recent):.1f}" if recent else "-"
@@ -266,6 +289,14 @@ async def _drive(
         bar.close()
     final: dict[str, Any] = await node.call(actor, ["final"], timeout=30.0)
     return final
+
+
+async def _record(node: Node, request: list[Any]) -> None:
+    """Hand the recorder (``RunMetrics``) what the driver read; a recorder that is restarting misses it."""
+    try:
+        await node.call("recorder", request, timeout=5.0)
+    except (NoProc, CallTimeout, ProcessCrashed, Rejected) as e:
+        log.warning("the run's recorder did not take %s: %s", request[0], e)
 
 
 class TrainingStalled(BeamError, RuntimeError):
@@ -322,8 +353,8 @@ def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
     return kills
 
 
-def cli_main(args: Any) -> int:
-    """``beamrl train`` for a deep algorithm (``args`` from the CLI's train parser)."""
+def cli_main(args: Any, observers: Sequence[Observer] = ()) -> int:
+    """``beamrl train`` for a deep algorithm (``args``: the CLI's train parser; ``observers``: see ``train_deep``)."""
     if args.nodes != 1 or args.attach:
         raise ValueError(f"{args.algo} trains on one node for now (--nodes 1); Ape-X across nodes is issue 13")
     if args.episodes is not None:
@@ -344,6 +375,7 @@ def cli_main(args: Any) -> int:
             listen=args.listen,
             keys=args.keys,
             split=args.split,
+            observers=observers,
         )
     )
     shown = {k: summary[k] for k in ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return")}

@@ -1,0 +1,146 @@
+"""``RunMetrics``: a deep run's live metrics, asked for by dashboards with a cursor (torch-free).
+
+    pid = await node.start(RunMetrics, {"algo": "dqn", "env_id": "CartPole-v1", "steps": 50_000}, name="recorder")
+    await node.call(pid, ["record", progress])   # the run's driver: each ``["progress"]`` reply it drained
+    await node.call(pid, ["metrics", {}])        # a dashboard: what came after the cursor (see metrics_since)
+
+A deep run's acting process (``agent``, or with ``--split`` ``actor``) hands its new
+metric rows to whoever asks for ``["progress"]``, once; its driver (``beamrl.rl.deep.run``)
+writes them to ``metrics.csv`` and records them here, in a process of its own, so that
+the history outlives a killed agent and a page that opens late still gets all of it.
+It answers the tabular ``Recorder``'s ``["metrics", cursor]`` request with the same reply
+shape (``beamrl.dashboard.learning`` reads both), x being the episode number, and with
+these ``scalars``: ``loss``, ``replay_size`` and, for a Learner+Actor run,
+``param_lag/actor`` (updates the actor's policy copy is behind the learner's version).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from beamrl.errors import Rejected
+from beamrl.gen_server import GenServer
+from beamrl.process import From
+from beamrl.reprs import short_repr
+
+__all__ = ["ROW_COLUMNS", "RunMetrics"]
+
+#: the columns of a ``["metrics", cursor]`` reply's rows, one row per episode
+ROW_COLUMNS = ("episode", "return", "length", "epsilon", "step", "wall")
+PAGE = 20_000
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or None for a missing or non-finite one (JSON has no NaN)."""
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """``{"event": "killed", "name": "agent"}`` -> ``"agent killed"``; other kinds with spaces."""
+    kind = str(event.get("event", "event")).replace("_", " ")
+    return f"{event['name']} {kind}" if event.get("name") else kind
+
+
+class RunMetrics(GenServer):
+    """See the module docstring. ``run``: what the page says the run is (algo, env id, budget);
+    ``page``: the most episode rows one reply carries."""
+
+    async def init(self, run: dict[str, Any], page: int = PAGE) -> None:
+        if page < 1:
+            raise ValueError(f"page must be at least one row, got {page}")
+        self.run = dict(run)
+        self.page = page
+        self.rows: list[tuple[int, float, int | None, float | None, int, float]] = []
+        self.evals: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.scalars: list[tuple[str, int, float]] = []  # (name, episode, value), in arrival order
+        self._gauged = 0  # the episode of the last gauge reading
+        self.steps = 0
+        self.finished = False
+        self.t0 = time.monotonic()
+
+    async def handle_call(self, request: Any, from_: From) -> Any:
+        match request:
+            case ["record", dict(progress)]:
+                try:
+                    return self.record(progress)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise Rejected(f"record takes an agent's progress reply: {exc!r:.200}") from exc
+            case ["record_event", dict(event)]:
+                self.events.append({"episode": len(self.rows), "event": event_text(event)})
+                return len(self.events)
+            case ["metrics", dict(cursor)]:
+                return self.metrics_since(cursor)
+        raise Rejected(f"RunMetrics does not understand {short_repr(request)}")
+
+    def record(self, progress: dict[str, Any]) -> int:
+        """Keep one ``["progress"]`` reply's rows, events and gauges; returns the episodes so far."""
+        wall = time.monotonic() - self.t0
+        for row in progress["rows"]:
+            if "episode_return" in row:
+                episode = len(self.rows) + 1
+                self.rows.append(
+                    (
+                        episode,
+                        float(row["episode_return"]),
+                        None if row.get("episode_length") is None else int(row["episode_length"]),
+                        _finite(row.get("epsilon")),
+                        int(row["step"]),
+                        wall,
+                    )
+                )
+                if (loss := _finite(row.get("loss"))) is not None:
+                    self.scalars.append(("loss", episode, loss))
+            if row.get("eval_mean_return") is not None:
+                ev = {"episode": len(self.rows), "mean_return": float(row["eval_mean_return"])}
+                self.evals.append(ev | {"step": int(row["step"])})
+        for event in progress["events"]:
+            self.events.append({"episode": len(self.rows), "event": event_text(event)})
+        episode = len(self.rows)
+        if episode > self._gauged:  # gauges: one point per episode, the latest reading
+            self._gauged = episode
+            if (size := _finite(progress.get("replay_size"))) is not None:
+                self.scalars.append(("replay_size", episode, size))
+            learner = progress.get("learner_version")
+            if learner is not None and progress.get("version") is not None:
+                self.scalars.append(("param_lag/actor", episode, max(0, int(learner) - int(progress["version"]))))
+        self.steps = int(progress["steps"])
+        self.finished = bool(progress.get("done"))
+        return episode
+
+    def metrics_since(self, cursor: dict[str, Any]) -> dict[str, Any]:
+        """What was added after ``cursor`` (``{"rows": r, "evals": e, "events": v, "scalars": s}``, ``{}`` at first).
+
+        The reply has the tabular ``Recorder.metrics_since`` shape: the next cursor, up to
+        ``page`` episode rows as columns (``ROW_COLUMNS``), the new evaluations and events,
+        ``scalars`` (name -> ``[[episode, value], ...]``), the run, env steps and wall time.
+        """
+        r, e, v, s = (max(0, int(cursor.get(k, 0))) for k in ("rows", "evals", "events", "scalars"))
+        rows = self.rows[r : r + self.page]
+        cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * len(ROW_COLUMNS)
+        end = r + len(rows)  # scalars up to the last episode sent: a reader paging through keeps x in order
+        new = self.scalars[s:]
+        taken = next((i for i, (_, x, _) in enumerate(new) if x > end), len(new))
+        scalars: dict[str, list[list[float]]] = {}
+        for name, x, y in new[:taken]:
+            scalars.setdefault(name, []).append([x, y])
+        next_cursor = {"rows": end, "evals": len(self.evals), "events": len(self.events), "scalars": s + taken}
+        return {
+            "cursor": next_cursor,
+            "rows": {name: list(col) for name, col in zip(ROW_COLUMNS, cols, strict=True)},
+            "evals": self.evals[e:],
+            "events": self.events[v:],
+            "run": self.run,
+            "steps": self.steps,
+            "wall": time.monotonic() - self.t0,
+            "finished": self.finished,
+            "scalars": scalars,
+        }
