@@ -50,7 +50,8 @@ def event_text(event: dict[str, Any]) -> str:
 
 
 class RunMetrics(GenServer):
-    """See the module docstring. ``run``: what the page says the run is (algo, env id, budget);
+    """See the module docstring. ``run``: what the page says the run is (algo, env id, budget; ``absent``:
+    the dashboard's series this run never has);
     ``page``: the most episode rows one reply carries."""
 
     async def init(self, run: dict[str, Any], page: int = PAGE) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 
 from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.node import Node, run
-from beamrl.rl.deep.config import config_for, parse_sets
+from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
@@ -144,9 +144,11 @@ async def train_deep(
     async with Node("deep", listen=listen, keys=keys) as node, AsyncExitStack() as watching:
         for observer in observers:  # [dashboard] up before the tree starts
             await watching.enter_async_context(observer(node))
+        # [dashboard] curves a deep run never draws: no success rate; no epsilon but DQN's
+        absent = ["eval_success"] + ([] if isinstance(cfg, DQNConfig) else ["epsilon"])
         recorder = child(
             "beamrl.rl.deep.metrics:RunMetrics",
-            {"algo": algo, "env_id": env_id, "steps": budget, "processes": list(names)},
+            {"algo": algo, "env_id": env_id, "steps": budget, "processes": list(names), "absent": absent},
             name="recorder",
         )
         if split:
