@@ -25,7 +25,7 @@ def _episode(step: int, ret: float, loss: float, eps: float | None = 0.5) -> dic
 
 
 def _progress(rows: list[dict[str, Any]], steps: int, **gauges: Any) -> dict[str, Any]:
-    return {"rows": rows, "events": [], "steps": steps, "done": False, **gauges}
+    return {"rows": rows, "events": [], "steps": steps, "done": False, "gauges": gauges}
 
 
 async def test_the_recorder_keeps_rows_and_gauges_and_answers_from_the_cursor(node: Node) -> None:
@@ -34,7 +34,7 @@ async def test_the_recorder_keeps_rows_and_gauges_and_answers_from_the_cursor(no
     got = await node.call("recorder", ["record", _progress(first, 20, replay_size=20)])
     assert got == 2
     rows = [_episode(30, 9.0, 0.25, None), {"step": 30, "eval_mean_return": 11.5, "version": 7}]
-    await node.call("recorder", ["record", _progress(rows, 30, replay_size=30, version=5, learner_version=7)])
+    await node.call("recorder", ["record", _progress(rows, 30, replay_size=30, **{"param_lag/actor": 2})])
     await node.call("recorder", ["record", _progress([], 31, replay_size=31)])  # no new episode: no new gauge
     await node.call("recorder", ["record_event", {"event": "killed", "name": "agent", "step": 31}])
     reply = await node.call("recorder", ["metrics", {}])
@@ -43,7 +43,7 @@ async def test_the_recorder_keeps_rows_and_gauges_and_answers_from_the_cursor(no
     assert reply["scalars"] == {  # the NaN loss (before learning started) is left out: JSON has no NaN
         "loss": [[2, 0.5], [3, 0.25]],
         "replay_size": [[2, 20.0], [3, 30.0]],
-        "param_lag/actor": [[3, 2]],
+        "param_lag/actor": [[3, 2.0]],
     }
     assert reply["evals"] == [{"episode": 3, "mean_return": 11.5, "step": 30}]
     assert reply["events"] == [{"episode": 3, "event": "agent killed"}]

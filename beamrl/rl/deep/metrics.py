@@ -1,17 +1,21 @@
 """``RunMetrics``: a deep run's live metrics, asked for by dashboards with a cursor (torch-free).
 
     pid = await node.start(RunMetrics, {"algo": "dqn", "env_id": "CartPole-v1", "steps": 50_000}, name="recorder")
-    await node.call(pid, ["record", progress])   # the run's driver: each ``["progress"]`` reply it drained
+    await node.call(pid, ["record", {"rows": rows, "events": [], "steps": 1200, "done": False,
+                                     "gauges": {"replay_size": 1200}}])   # the run's driver, each poll
     await node.call(pid, ["metrics", {}])        # a dashboard: what came after the cursor (see metrics_since)
 
 A deep run's acting process (``agent``, or with ``--split`` ``actor``) hands its new
-metric rows to whoever asks for ``["progress"]``, once; its driver (``beamrl.rl.deep.run``)
-writes them to ``metrics.csv`` and records them here, in a process of its own, so that
-the history outlives a killed agent and a page that opens late still gets all of it.
+metric rows to whoever asks for ``["progress"]``, once; its driver (``beamrl.rl.deep.run``,
+and Ape-X's, ``beamrl.rl.apex.run``) writes them to ``metrics.csv`` and records them
+here, in a process of its own, so that the history outlives a killed agent and a page
+that opens late still gets all of it. Rows are the acting processes' (``step``,
+``episode_return``, ``episode_length``, ``loss``, ``epsilon``; or ``step``,
+``eval_mean_return``); ``gauges`` are readings of the moment (``replay_size``,
+``param_lag/<actor>``, ``inserts_per_s``, ...), kept as one point per episode.
 It answers the tabular ``Recorder``'s ``["metrics", cursor]`` request with the same reply
-shape (``beamrl.dashboard.learning`` reads both), x being the episode number, and with
-these ``scalars``: ``loss``, ``replay_size`` and, for a Learner+Actor run,
-``param_lag/actor`` (updates the actor's policy copy is behind the learner's version).
+shape (``beamrl.dashboard.learning`` reads both), x being the episode number, with
+``loss`` and the gauges as ``scalars``.
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ def _finite(value: Any) -> float | None:
 
 
 def event_text(event: dict[str, Any]) -> str:
-    """``{"event": "killed", "name": "agent"}`` -> ``"agent killed"``; other kinds with spaces."""
+    """``{"event": "killed", "name": "agent"}`` -> ``"agent killed"``; actor_lost of actor 1 -> ``"actor lost (1)"``."""
     kind = str(event.get("event", "event")).replace("_", " ")
-    return f"{event['name']} {kind}" if event.get("name") else kind
+    who = event.get("name") or event.get("target")
+    text = f"{who} {kind}" if who else kind
+    return text if event.get("actor") is None else f"{text} ({event['actor']})"
 
 
 class RunMetrics(GenServer):
@@ -83,7 +89,7 @@ class RunMetrics(GenServer):
         raise Rejected(f"RunMetrics does not understand {short_repr(request)}")
 
     def record(self, progress: dict[str, Any]) -> int:
-        """Keep one ``["progress"]`` reply's rows, events and gauges; returns the episodes so far."""
+        """Keep one poll's rows, events and gauges; returns the episodes so far."""
         wall = time.monotonic() - self.t0
         for row in progress["rows"]:
             if "episode_return" in row:
@@ -108,11 +114,9 @@ class RunMetrics(GenServer):
         episode = len(self.rows)
         if episode > self._gauged:  # gauges: one point per episode, the latest reading
             self._gauged = episode
-            if (size := _finite(progress.get("replay_size"))) is not None:
-                self.scalars.append(("replay_size", episode, size))
-            learner = progress.get("learner_version")
-            if learner is not None and progress.get("version") is not None:
-                self.scalars.append(("param_lag/actor", episode, max(0, int(learner) - int(progress["version"]))))
+            for name, value in (progress.get("gauges") or {}).items():
+                if (y := _finite(value)) is not None:
+                    self.scalars.append((str(name), episode, y))
         self.steps = int(progress["steps"])
         self.finished = bool(progress.get("done"))
         return episode

@@ -265,7 +265,7 @@ async def _drive(
                 await asyncio.sleep(0.1)
                 continue
             last_ok = time.monotonic()
-            await _record(node, ["record", p])
+            await _record(node, ["record", p | {"gauges": _gauges(p)}])
             for row in p["rows"]:
                 writer.writerow(row)
                 if "episode_return" in row:
@@ -291,6 +291,14 @@ async def _drive(
         bar.close()
     final: dict[str, Any] = await node.call(actor, ["final"], timeout=30.0)
     return final
+
+
+def _gauges(p: dict[str, Any]) -> dict[str, Any]:
+    """The readings of a progress reply the dashboard draws: replay size, and an actor's parameter lag."""
+    gauges = {"replay_size": p.get("replay_size")}
+    if p.get("learner_version") is not None:  # --split: learner updates the actor's policy copy is behind
+        gauges["param_lag/actor"] = max(0, int(p["learner_version"]) - int(p["version"]))
+    return gauges
 
 
 async def _record(node: Node, request: list[Any]) -> None:
