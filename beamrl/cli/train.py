@@ -105,11 +105,6 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
     if given:
         it = "it" if len(given) == 1 else "them"
         raise ValueError(f"{', '.join(given)}: for tabular runs only, {args.algo} would ignore {it}; drop {it}")
-    if args.algo == "apex-dqn" and (args.dashboard is not None or args.tensorboard is not None):  # [dashboard]
-        raise ValueError(
-            "--dashboard and --tensorboard watch tabular and one-node deep runs so far, not apex-dqn: "
-            "drop the option (its curves are in the run's output directory)"
-        )
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -118,7 +113,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.algo == "apex-dqn":
         from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
 
-        return apex_main(args)
+        return apex_main(args, observers=observers(args))  # [dashboard] checked before the run starts
     if args.stop_at_return is not None:
         raise ValueError("--stop-at-return is for apex-dqn runs")
     if args.algo in DEEP_ALGOS:

@@ -172,3 +172,26 @@ async def test_a_split_run_shows_the_actors_parameter_lag(tmp_path: Path) -> Non
     assert lag and all(0 <= y < sync for y in lag)  # the actor refreshes once it is `sync` updates behind
     assert max(lag) > 0
     assert follower.feed.series["loss"].points and follower.feed.series["replay_size"].points
+
+
+@pytest.mark.timeout(180)
+async def test_an_apex_run_shows_its_replay_its_inserts_and_each_actors_lag(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    from beamrl.rl.apex.run import train_apex
+
+    follower, out = Follower(), tmp_path / "run"
+    hyper = {"hidden": [32, 32], "batch_size": 64, "samples_per_insert": 2, "min_replay": 500, "eval_every": 2000}
+    summary = await train_apex("CartPole-v1", 10_000, nodes=1, out=out, overrides=hyper, observers=[follower])
+    assert "recorder" not in summary["restarts"]
+    assert follower.feed is not None and follower.returns_while_running > 0
+    points = {name: s.points for name, s in follower.feed.series.items()}
+    rows = _csv(out)
+    assert [y for _, y in points["return"]] == [float(r["episode_return"]) for r in rows if r["kind"] == "episode"]
+    assert [y for _, y in points["eval_return"]] == [float(r["eval_mean_return"]) for r in rows if r["kind"] == "eval"]
+    replay = [y for _, y in points["replay_size"]]
+    assert replay == sorted(replay) and 0 < replay[-1] <= summary["replay"]["len"]
+    assert max(y for _, y in points["inserts_per_s"]) > 0 and "samples_per_s" in points
+    lags = {float(r["param_lag"]) for r in rows if r["kind"] == "actor"}
+    assert points["param_lag/actor-0"] and {y for _, y in points["param_lag/actor-0"]} <= lags
+    assert points["loss"] and follower.feed.run["algo"] == "apex-dqn" and follower.feed.run["finished"]

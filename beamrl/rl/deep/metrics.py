@@ -20,16 +20,25 @@ shape (``beamrl.dashboard.learning`` reads both), x being the episode number, wi
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from beamrl.errors import Rejected
+from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
+from beamrl.node import Node
 from beamrl.process import From
 from beamrl.reprs import short_repr
 
-__all__ = ["ROW_COLUMNS", "RunMetrics"]
+__all__ = ["ROW_COLUMNS", "Observer", "RunMetrics", "record"]
+
+log = logging.getLogger("beamrl.rl.deep")
+
+#: what a run's ``observers=`` take: given the run's node, a context that watches it while it runs
+Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 #: the columns of a ``["metrics", cursor]`` reply's rows, one row per episode
 ROW_COLUMNS = ("episode", "return", "length", "epsilon", "step", "wall")
@@ -53,6 +62,14 @@ def event_text(event: dict[str, Any]) -> str:
     who = event.get("name") or event.get("target")
     text = f"{who} {kind}" if who else kind
     return text if event.get("actor") is None else f"{text} ({event['actor']})"
+
+
+async def record(node: Node, request: list[Any], target: Any = "recorder") -> None:
+    """Hand the run's recorder what a driver read; a recorder that is restarting misses it (logged)."""
+    try:
+        await node.call(target, request, timeout=5.0)
+    except (NoProc, CallTimeout, ProcessCrashed, Rejected) as e:
+        log.warning("the run's recorder did not take %s: %s", request[0], e)
 
 
 class RunMetrics(GenServer):

@@ -31,28 +31,26 @@ import asyncio
 import csv
 import dataclasses
 import json
-import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed, Rejected
+from beamrl.errors import BeamError, CallTimeout, NoProc
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
+from beamrl.rl.deep.metrics import Observer, record
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.supervisor import child
 
 __all__ = ["FINAL_EVAL_EPISODES", "train_deep"]
-
-log = logging.getLogger("beamrl.rl.deep")
 
 FINAL_EVAL_EPISODES = 20
 CSV_COLUMNS = [
@@ -66,8 +64,6 @@ CSV_COLUMNS = [
     "version",
 ]
 RUN_FILE = "run.json"
-#: what ``train_deep(observers=...)`` takes: given the run's node, a context that watches it
-Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 
 def _prepare(
@@ -265,7 +261,7 @@ async def _drive(
                 await asyncio.sleep(0.1)
                 continue
             last_ok = time.monotonic()
-            await _record(node, ["record", p | {"gauges": _gauges(p)}])
+            await record(node, ["record", p | {"gauges": _gauges(p)}])
             for row in p["rows"]:
                 writer.writerow(row)
                 if "episode_return" in row:
@@ -277,7 +273,7 @@ async def _drive(
                 at, name = kills.pop(0)
                 node.kill(name)
                 events.append({"event": "killed", "name": name, "at_step": at, "step": p["steps"]})
-                await _record(node, ["record_event", events[-1]])
+                await record(node, ["record_event", events[-1]])
             if bar is not None:
                 bar.n = p["steps"]
                 ret = f"{np.mean(recent):.1f}" if recent else "-"
@@ -299,14 +295,6 @@ def _gauges(p: dict[str, Any]) -> dict[str, Any]:
     if p.get("learner_version") is not None:  # --split: learner updates the actor's policy copy is behind
         gauges["param_lag/actor"] = max(0, int(p["learner_version"]) - int(p["version"]))
     return gauges
-
-
-async def _record(node: Node, request: list[Any]) -> None:
-    """Hand the recorder (``RunMetrics``) what the driver read; a recorder that is restarting misses it."""
-    try:
-        await node.call("recorder", request, timeout=5.0)
-    except (NoProc, CallTimeout, ProcessCrashed, Rejected) as e:
-        log.warning("the run's recorder did not take %s: %s", request[0], e)
 
 
 class TrainingStalled(BeamError, RuntimeError):
