@@ -105,11 +105,6 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
     if given:
         it = "it" if len(given) == 1 else "them"
         raise ValueError(f"{', '.join(given)}: for tabular runs only, {args.algo} would ignore {it}; drop {it}")
-    if args.dashboard is not None or args.tensorboard is not None:  # [dashboard]
-        raise ValueError(
-            f"--dashboard and --tensorboard watch tabular runs so far; {args.algo} is a deep run: "
-            "drop the option (its curves are in the run's output directory)"
-        )
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -118,13 +113,13 @@ def train_command(args: argparse.Namespace) -> int:
     if args.algo == "apex-dqn":
         from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
 
-        return apex_main(args)
+        return apex_main(args, observers=observers(args))  # [dashboard] checked before the run starts
     if args.stop_at_return is not None:
         raise ValueError("--stop-at-return is for apex-dqn runs")
     if args.algo in DEEP_ALGOS:
         from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
 
-        return cli_main(args)
+        return cli_main(args, observers=observers(args))  # [dashboard] checked before the run starts
     spec = spec_from_args(args)
     listen, keys, name = None, args.keys, "learner"
     if args.node is not None:

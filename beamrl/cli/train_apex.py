@@ -7,20 +7,22 @@ process); with ``--attach`` alone, only the attached nodes act.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from beamrl.node import run
 from beamrl.node_config import load_node_file
 from beamrl.rl.apex.run import parse_kill_at, train_apex
 from beamrl.rl.deep.config import parse_sets
 from beamrl.rl.deep.files import print_result
+from beamrl.rl.deep.metrics import Observer
 
 __all__ = ["DEFAULT_STEPS", "cli_main"]
 
 DEFAULT_STEPS = 100_000
 
 
-def cli_main(args: argparse.Namespace) -> int:
-    """Run it, print the summary's headline figures and where the files went."""
+def cli_main(args: argparse.Namespace, observers: Sequence[Observer] = ()) -> int:
+    """Run it, print the summary's headline figures and where the files went (``observers``: ``--dashboard``)."""
     if args.episodes is not None:
         raise ValueError("apex-dqn counts its budget in env steps: use --steps N, not --episodes")
     if args.resume is not None:
@@ -45,6 +47,7 @@ def cli_main(args: argparse.Namespace) -> int:
             listen=listen,
             keys=keys,
             name=name,
+            observers=observers,
         )
     )
     shown = ("env_steps", "wall_seconds", "env_steps_per_s", "learner_updates", "time_to_target", "eval_mean_return")

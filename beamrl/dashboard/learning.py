@@ -1,16 +1,17 @@
 """Live learning curves from a running trainer's recorder, as series of (x, y) points.
 
-A ``LearningFeed`` asks the recorder ``["metrics", cursor]`` (see
-``beamrl.rl.trainer.Recorder.metrics_since``) and turns each reply into points
-on named series, x being the episode number:
+A ``LearningFeed`` asks the recorder ``["metrics", cursor]`` (a tabular run's
+``beamrl.rl.training.recorder.Recorder.metrics_since``, a deep run's
+``beamrl.rl.deep.metrics.RunMetrics.metrics_since``: the same reply shape) and turns
+each reply into points on named series, x being the episode number:
 
 =================  ==========================================================
 ``return``         each episode's return
 ``return_mean``    its moving mean over the last 100 episodes
 ``eval_return``    greedy evaluations: mean return
-``eval_success``   greedy evaluations: success rate
+``eval_success``   greedy evaluations: success rate (tabular runs)
 ``steps_per_s``    environment steps per second over the last poll
-``epsilon``        the exploring worker's epsilon
+``epsilon``        the exploring worker's epsilon (none for policy-gradient runs)
 anything else      the recorder's ``scalars`` (``loss``, ``replay_size``,
                    ``param_lag/<actor>`` of deep and distributed runs)
 =================  ==========================================================
@@ -100,14 +101,16 @@ class LearningFeed:
             add("return_mean", episode, self._window_sum / len(window))
         if rows["episode"]:
             last = rows["episode"][-1]
-            add("epsilon", last, float(rows["epsilon"][-1]))
+            if rows["epsilon"][-1] is not None:
+                add("epsilon", last, float(rows["epsilon"][-1]))
             wall, steps = float(reply["wall"]), int(reply["steps"])
             if self._last_speed is not None and wall > self._last_speed[0]:
                 add("steps_per_s", last, (steps - self._last_speed[1]) / (wall - self._last_speed[0]))
             self._last_speed = (wall, steps)
         for ev in reply["evals"]:
             add("eval_return", ev["episode"], ev["mean_return"])
-            add("eval_success", ev["episode"], ev["success_rate"])
+            if ev.get("success_rate") is not None:
+                add("eval_success", ev["episode"], ev["success_rate"])
         for name, points in (reply.get("scalars") or {}).items():
             for x, y in points:
                 add(str(name), x, y)

@@ -3,8 +3,9 @@
 CleanRL and Stable-Baselines3 users read their runs in TensorBoard; this writes the
 same series the dashboard draws (``beamrl.dashboard.learning``) under tags
 ``charts/episodic_return``, ``charts/return_mean100``, ``eval/mean_return``,
-``eval/success_rate``, ``charts/steps_per_second``, ``charts/epsilon`` (and
-``scalars/<name>`` for a trainer's own scalars), with the episode as the step.
+``eval/success_rate``, ``charts/steps_per_second``, ``charts/epsilon``, for deep
+runs ``losses/loss`` and ``charts/replay_size`` (and ``scalars/<name>`` for a trainer's
+other scalars, e.g. ``scalars/param_lag/actor``), with the episode as the step.
 It needs only the ``tensorboard`` package (the ``tensorboard`` extra), not
 TensorFlow or torch.
 """
@@ -27,6 +28,8 @@ TAGS = {
     "eval_success": "eval/success_rate",
     "steps_per_s": "charts/steps_per_second",
     "epsilon": "charts/epsilon",
+    "loss": "losses/loss",
+    "replay_size": "charts/replay_size",
 }
 
 

@@ -71,7 +71,6 @@ def test_train_refuses_options_that_cannot_work(args: list[str], message: str, t
             "--stop-at-success: for tabular runs only, apex-dqn would ignore it",
         ),
         ("apex-dqn", ["--split"], "--split is for one-node deep runs"),
-        ("apex-dqn", ["--dashboard"], "--dashboard and --tensorboard watch tabular runs so far"),
     ],
 )
 def test_deep_and_apex_runs_refuse_options_they_would_ignore(

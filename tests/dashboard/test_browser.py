@@ -315,6 +315,32 @@ def test_the_learning_curve_grows_while_training_runs(browser: Any, tmp_path: Pa
         run.stop()
 
 
+def test_a_deep_runs_loss_replay_size_and_parameter_lag_reach_the_page(browser: Any, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    port = _free_port()
+    run = Served(
+        "train", "dqn", "CartPole-v1", "--steps", "200000", "--split", "--set", "hidden=[16]",
+        "--set", "learning_starts=200", "--set", "param_sync_every=4", "--kill-at", "1500:learner",
+        "--quiet", "--out", str(tmp_path / "run"), "--dashboard", str(port),
+    )  # fmt: skip
+    try:
+        browser.get(run.url)
+        points = "return Number(document.getElementById(arguments[0])?.dataset.points || 0)"
+        for chart in ("chart-return", "chart-epsilon", "chart-x-loss", "chart-x-replay_size", "chart-x-param_lag"):
+            wait(browser, lambda _, c=chart: js(browser, points, c) > 0, 60, f"points on {chart}")
+        loss = js(browser, points, "chart-x-loss")
+        wait(browser, lambda _: js(browser, points, "chart-x-loss") > loss, 10, "the loss curve growing")
+        assert "dqn on CartPole-v1" in js(browser, "return document.getElementById('run').textContent")
+        assert js(browser, "return document.getElementById('chart-success')") is None  # a deep run has none
+        wait(browser, lambda _: any("learner" in t for t in event_texts(browser)), 60, "the killed learner's restart")
+        marks = "return state.marks.map((m) => m.text)"
+        wait(browser, lambda _: "learner killed" in js(browser, marks), UPDATE, "the kill marked on the curves")
+        shot = Path(os.environ.get("BEAMRL_DASHBOARD_DEEP_SCREENSHOT") or tmp_path / "dashboard-deep.png")
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        run.stop()
+
+
 def test_beyond_loopback_a_request_without_the_token_is_refused(cluster: Cluster, browser: Any) -> None:
     port = _free_port()
     served = Served("dashboard", cluster.alpha.address, "--host", "0.0.0.0", "--port", str(port))

@@ -58,3 +58,22 @@ def test_without_the_package_the_flag_says_how_to_get_it(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "pip install 'beamrl[tensorboard]'" in result.stderr
     assert not (tmp_path / "metrics.csv").exists()  # refused before training started
+
+
+def test_a_deep_run_from_the_cli_writes_its_loss(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from beamrl.cli import main
+
+    logdir, out = tmp_path / "tb", tmp_path / "run"
+    args = ["train", "ppo", "CartPole-v1", "--steps", "1200", "--out", str(out), "--quiet", "--set", "hidden=[16]"]
+    assert main([*args, "--tensorboard", str(logdir)]) == 0, capsys.readouterr().err[-2000:]
+    with (out / "metrics.csv").open() as f:
+        episodes = [r for r in csv.DictReader(f) if r["episode_return"]]
+    losses = [float(r["loss"]) for r in episodes if r["loss"] not in ("", "nan")]
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    assert [e.value for e in events.Scalars("charts/episodic_return")] == [float(r["episode_return"]) for r in episodes]
+    assert losses and [e.value for e in events.Scalars("losses/loss")] == pytest.approx(losses, rel=1e-6)
+    assert "charts/epsilon" not in events.Tags()["scalars"]  # PPO does not explore by epsilon

@@ -16,6 +16,7 @@ TORCH_FREE = [
     "beamrl.rl.deep.actor",
     "beamrl.rl.deep.served_env",
     "beamrl.rl.deep.evaluate",
+    "beamrl.rl.deep.metrics",
     "beamrl.cli",
 ]
 

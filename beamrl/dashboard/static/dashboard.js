@@ -136,7 +136,8 @@ function renderEvents() {
 // -- learning ---------------------------------------------------------------------------------
 
 function chartSpecs() {
-  const specs = CHARTS.slice();
+  const absent = new Set(state.run.absent || []); // series this kind of run never has (a deep run: success rate)
+  const specs = CHARTS.filter((c) => !c.series.every((s) => absent.has(s[0])));
   const known = new Set(specs.flatMap((c) => c.series.map((s) => s[0])));
   const extra = Object.keys(state.points).filter((n) => !known.has(n)).sort();
   const groups = new Map();

@@ -5,6 +5,7 @@
 The learner node (this process) runs::
 
     apex (Supervisor, one_for_one)
+      recorder      RunMetrics     the live metrics dashboards read (beamrl.rl.deep.metrics)
       replay        ReplayServer   prioritized, rate-limited, checkpointed in OUT/replay
       learner       Learner        torch DQN (beamrl.rl.deep.learner), checkpoints in OUT/learner
       learner-loop  LearnerLoop    samples, learns, sends priorities back
@@ -18,7 +19,10 @@ version − the actor's), and a greedy evaluation every ``eval_every`` env steps
 whose node went away is an event; when its node is back (restarted by ``--kill-at``, or
 by hand for an attached one) the driver starts the actor there again and it pulls the
 current parameters. The run stops after ``steps`` env steps over all actors, or at the
-first evaluation reaching ``stop_at``.
+first evaluation reaching ``stop_at``. Each poll also goes to the ``recorder``: episode
+returns, evaluations, events, and the replay size, inserts/s, samples/s, the loss and
+each actor's parameter lag as curves (``observers``: ``beamrl train --dashboard``,
+``--tensorboard``, which close after its last rows, before the tree stops).
 
 With ``learners`` = G > 1 (``--set learners=G``) the ``learner`` is replica 0 of G
 data-parallel replicas and G - 1 more nodes run the others, each with its own loop
@@ -38,6 +42,8 @@ import csv
 import logging
 import os
 import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,7 @@ from beamrl.rl.apex.outputs import METRICS, plot
 from beamrl.rl.apex.replicas import LearnerReplicas
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
+from beamrl.rl.deep.metrics import Observer, record
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
@@ -132,6 +139,7 @@ async def train_apex(
     listen: str | None = None,
     keys: str | None = None,
     name: str = "learner",
+    observers: Sequence[Observer] = (),
 ) -> dict[str, Any]:
     """Train Ape-X DQN; write ``metrics.csv``, ``summary.json``, ``model.safetensors``, ``curve.png``."""
     cfg = apex_config(env_id, overrides)
@@ -148,7 +156,9 @@ async def train_apex(
     out_dir = Path(out)
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
-    async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node:
+    async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node, AsyncExitStack() as watching:
+        for observer in observers:  # [dashboard] up before the tree starts
+            await watching.enter_async_context(observer(node))
         learner_cfg = cfg.learner_overrides()
         replicas = LearnerReplicas(node, cfg, env_id, seed, out_dir) if cfg.learners > 1 else None
         learner = child(
@@ -158,6 +168,11 @@ async def train_apex(
             learner = replicas.learner_child(str(out_dir / "learner"))
         start_apex = node.start_supervisor(
             [
+                child(
+                    "beamrl.rl.deep.metrics:RunMetrics",
+                    {"algo": "apex-dqn", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]},
+                    name="recorder",
+                ),
                 child(
                     "beamrl.rl.replay_server:ReplayServer",
                     cfg.buffer_size,
@@ -223,10 +238,11 @@ async def train_apex(
             spec = await node.call("learner", ["spec"])
             replay_stats = await node.call("replay", ["stats"])
             learner_stats = await node.call("learner", ["stats"])
-            restarts = {c.name: c.restarts for c in await node.which_children("apex")}
+            restarts = {c.name: c.restarts for c in await node.which_children("apex") if c.name != "recorder"}
             if held is not None and replicas is not None:
                 held["loop_updates"] = [(await node.call("learner-loop", ["stats"]))["updates"]]
                 held["loop_updates"] += await replicas.loop_updates()
+            await watching.aclose()  # [dashboard] the pages and event files get the last rows while the recorder is up
             await node.stop("apex", timeout=60.0)
         finally:
             if started_nodes is not None:
@@ -305,6 +321,7 @@ async def _drive(
     last = (time.monotonic(), 0, 0, 0)  # time, total inserted, sampled, learner version
     restarting: dict[str, float] = {}  # actor node killed by us -> when
     reached: dict[str, Any] | None = None
+    told = 0  # events handed to the recorder
     with (out_dir / "metrics.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, METRICS, extrasaction="ignore")
         writer.writeheader()
@@ -315,8 +332,13 @@ async def _drive(
             replay = await _quiet_call(node, "replay", ["stats"])
             loop = await _quiet_call(node, "learner-loop", ["stats"])
             version = loop["version"] if loop else last[3]
+            rows: list[dict[str, Any]] = []  # [dashboard] this poll's, for the recorder
+            gauges: dict[str, Any] = {}
             for actor in run.actors:
-                await _poll_actor(node, run, actor, writer, wall, version)
+                for ret, length in await _poll_actor(node, run, actor, writer, wall, version):
+                    rows.append({"step": run.env_steps(), "episode_return": ret, "episode_length": length})
+                if actor.up:
+                    gauges[f"param_lag/actor-{actor.index}"] = max(0, version - actor.version)
             if replay is not None:
                 limiter = replay.get("rate_limiter") or {}
                 inserted, sampled = replay["total_added"], limiter.get("samples", 0)
@@ -327,6 +349,8 @@ async def _drive(
                     "learner_steps_per_s": (version - last[3]) / dt,
                 }
                 last = (now, inserted, sampled, version)
+                gauges |= {"replay_size": replay["len"], "inserts_per_s": rates["inserts_per_s"]}
+                gauges |= {"samples_per_s": rates["samples_per_s"]}
                 writer.writerow(
                     {"kind": "rates", "wall_s": wall, "env_steps": run.env_steps(), "learner_version": version} | rates
                 )
@@ -362,6 +386,7 @@ async def _drive(
                         | {"env_steps": run.env_steps(), "eval_mean_return": mean, "learner_version": got[0]}
                     )
                     say(f"  {run.env_steps():>8} env steps, learner version {got[0]}: greedy return {mean:.1f}")
+                    rows.append({"step": run.env_steps(), "eval_mean_return": mean})
                     if stop_at is not None and mean >= stop_at:
                         reached = {
                             "wall_s": time.monotonic() - run.started,
@@ -370,6 +395,12 @@ async def _drive(
                             "eval_mean_return": mean,
                             "params": got[1],
                         }
+            learner_stats = await _quiet_call(node, "learner", ["stats"])
+            gauges["loss"] = None if learner_stats is None else learner_stats.get("loss")
+            done = run.env_steps() >= steps or reached is not None
+            progress = {"rows": rows, "events": run.events[told:], "steps": run.env_steps(), "done": done}
+            told = len(run.events)
+            await record(node, ["record", progress | {"gauges": gauges}])
     return reached
 
 
@@ -380,9 +411,12 @@ async def _quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
         return None
 
 
-async def _poll_actor(node: Node, run: _Run, actor: _Actor, writer: Any, wall: float, version: int) -> None:
+async def _poll_actor(
+    node: Node, run: _Run, actor: _Actor, writer: Any, wall: float, version: int
+) -> list[tuple[float, int]]:
+    """Read an actor's progress and write its rows; returns its new episodes (return, length)."""
     if not actor.up:
-        return
+        return []
     try:
         p = await node.call((f"apex-actor-{actor.index}", actor.node), ["progress"], timeout=5.0)
     except BeamError as exc:
@@ -390,7 +424,7 @@ async def _poll_actor(node: Node, run: _Run, actor: _Actor, writer: Any, wall: f
         actor.base = actor.steps
         reason = "node down" if isinstance(exc, NodeDown) or actor.node not in node.nodes() else type(exc).__name__
         run.event("actor_lost", actor=actor.index, node=actor.node, reason=reason)
-        return
+        return []
     actor.steps = actor.base + int(p["steps"])
     actor.version, actor.steps_per_s = int(p["version"]), float(p["steps_per_s"])
     for ret, length in p["episodes"]:
@@ -404,6 +438,7 @@ async def _poll_actor(node: Node, run: _Run, actor: _Actor, writer: Any, wall: f
         | {"param_lag": max(0, version - actor.version)}
         | {"learner_version": version}
     )
+    return [(float(ret), int(length)) for ret, length in p["episodes"]]
 
 
 async def _rejoin(node: Node, run: _Run, env_id: str, seed: int, learner: str, started: ActorNodes | None) -> None:

@@ -1,7 +1,7 @@
 """``Actor``: the process that acts (torch-free) and feeds a ``Learner``, one batch per message.
 
     pid = await node.start(Actor, "dqn", "CartPole-v1", config, 0, 50_000, "run/actor", learner="learner")
-    await node.call(pid, ["progress"])      # steps, done, new metric rows (drained)
+    await node.call(pid, ["progress"])      # steps, done, new metric rows (drained), learner version, replay size
     await node.call(pid, ["act", obs])      # the greedy action (REPL: actor.act(obs))
     await node.call(pid, ["final"])         # spec + the parameters to keep (best evaluation or last)
     # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
@@ -81,6 +81,7 @@ class Actor(GenServer):
         else:
             self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)
         self.version, params = await call(learner, ["get_params", None])
+        self.learner_version = self.version
         self.acting.set_params(params)
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.rows: list[dict[str, Any]] = []
@@ -125,6 +126,7 @@ class Actor(GenServer):
                     send_after(0.05, self.pid, "tick")
                     return
                 acting.feedback(batch, reply)
+                self.learner_version = int(reply["version"])
                 self.loss = reply["stats"].get("loss", math.nan)
                 await self._maybe_refresh(int(reply["version"]))
             self._record_episodes()
@@ -194,6 +196,9 @@ class Actor(GenServer):
                     "steps_per_s": self.sps,
                     "version": self.version,
                     "best_return": self.best_return,
+                    # [dashboard] the learner's version at its last answer: the actor's lag is it minus "version"
+                    "learner_version": self.learner_version,
+                    "replay_size": None if self.acting.replay is None else len(self.acting.replay),
                 }
             case ["act", obs]:
                 action = self.acting.policy.greedy(np.asarray(obs, np.float32))[0]

@@ -2,7 +2,7 @@
 
     pid = await node.start(AgentServer, "dqn", "CartPole-v1", config, 0, 50_000, "run/agent", name="agent")
     # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
-    await node.call(pid, ["progress"])      # steps, done, new metric rows (drained)
+    await node.call(pid, ["progress"])      # steps, done, new metric rows (drained), replay size
     await node.call(pid, ["act", obs])      # the greedy action (REPL: agent.act(obs))
     await node.call(pid, ["stats"])         # env steps, updates, losses, checkpoints (REPL: agent.stats())
     await node.call(pid, ["checkpoint"])    # write one now; answers the env steps it holds
@@ -169,6 +169,7 @@ class AgentServer(GenServer):
                     "steps_per_s": self.sps,
                     "version": self.updates,
                     "best_return": self.best_return,
+                    "replay_size": None if acting.replay is None else len(acting.replay),  # [dashboard]
                 }
             case ["act", obs]:
                 try:

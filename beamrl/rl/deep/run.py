@@ -2,9 +2,10 @@
 
     summary = beamrl.node.run(train_deep("dqn", "CartPole-v1", 50_000, seed=0, out="runs/dqn"))
 
-The tree (one node, ``one_for_one``), by default one process: ``agent`` (an
+The tree (one node, ``one_for_one``), by default two processes: ``recorder`` (a
+``RunMetrics``: the run's live metrics for dashboards, see ``beamrl.rl.deep.metrics``) and ``agent`` (an
 ``AgentServer``: acting and learning interleaved in one process, the torch update
-called directly, checkpoints in ``OUT/agent``). With ``split=True`` (``--split``) two:
+called directly, checkpoints in ``OUT/agent``). With ``split=True`` (``--split``), besides the recorder:
 ``learner`` (torch: networks, optimizer, checkpoints in ``OUT/learner``) and ``actor``
 (numpy: envs, replay or rollouts, checkpoints in ``OUT/actor``); the actor sends
 batches, the learner answers with new versions: the boundary the distributed agents
@@ -12,7 +13,9 @@ build on. ``kill_at=[(step, name)]`` kills a process of the tree (``agent``, or
 ``learner``/``actor``) once that many env steps were taken: its supervisor restarts it
 from its checkpoint and the run goes on. ``resume=True`` continues the run in ``out``
 (with the tree it was started with; every process restores its checkpoint) up to
-``steps``.
+``steps``. ``observers`` watch the run from its node (``beamrl train --dashboard``,
+``--tensorboard``: see ``beamrl.dashboard.run``); they read the recorder's
+``["metrics", cursor]`` and close after its last rows, before the tree stops.
 
 Writes into ``out``: ``metrics.csv`` (one row per episode: step, return, length, loss,
 ε, steps/s, parameter version; evaluation rows carry ``eval_mean_return``),
@@ -30,6 +33,8 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +42,10 @@ import numpy as np
 
 from beamrl.errors import BeamError, CallTimeout, NoProc
 from beamrl.node import Node, run
-from beamrl.rl.deep.config import config_for, parse_sets
+from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import print_result, write_json
+from beamrl.rl.deep.metrics import Observer, record
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.supervisor import child
@@ -112,6 +118,7 @@ async def train_deep(
     listen: str | None = None,
     keys: str | None = None,
     split: bool = False,
+    observers: Sequence[Observer] = (),
 ) -> dict[str, Any]:
     """Train, evaluate and write the run's files; return the summary (see the module docstring).
 
@@ -130,9 +137,19 @@ async def train_deep(
             raise ValueError(f"--kill-at: this run has no process {name!r}, only {', '.join(names)}{hint}")
     events: list[dict[str, Any]] = []
     started, cpu_started = time.monotonic(), time.process_time()
-    async with Node("deep", listen=listen, keys=keys) as node:
+    async with Node("deep", listen=listen, keys=keys) as node, AsyncExitStack() as watching:
+        for observer in observers:  # [dashboard] up before the tree starts
+            await watching.enter_async_context(observer(node))
+        # [dashboard] curves a deep run never draws: no success rate; no epsilon but DQN's
+        absent = ["eval_success"] + ([] if isinstance(cfg, DQNConfig) else ["epsilon"])
+        recorder = child(
+            "beamrl.rl.deep.metrics:RunMetrics",
+            {"algo": algo, "env_id": env_id, "steps": budget, "processes": list(names), "absent": absent},
+            name="recorder",
+        )
         if split:
             children = [
+                recorder,
                 child(
                     "beamrl.rl.deep.learner:Learner",
                     algo,
@@ -155,6 +172,7 @@ async def train_deep(
             ]
         else:
             children = [
+                recorder,
                 child(
                     "beamrl.rl.deep.agent_server:AgentServer",
                     algo,
@@ -164,13 +182,14 @@ async def train_deep(
                     budget,
                     str(out_dir / "agent"),
                     name="agent",
-                )
+                ),
             ]
         await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
         if node.address is not None:  # once the processes are up (torch imported): the shell finds them
             print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id)
-        restarts = {c.name: c.restarts for c in await node.which_children("deep")}
+        restarts = {c.name: c.restarts for c in await node.which_children("deep") if c.name in names}
+        await watching.aclose()  # [dashboard] the pages and event files get the last rows while the recorder is up
         await node.stop("deep", timeout=30.0)
     wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     meta = {
@@ -242,6 +261,7 @@ async def _drive(
                 await asyncio.sleep(0.1)
                 continue
             last_ok = time.monotonic()
+            await record(node, ["record", p | {"gauges": _gauges(p)}])
             for row in p["rows"]:
                 writer.writerow(row)
                 if "episode_return" in row:
@@ -253,6 +273,7 @@ async def _drive(
                 at, name = kills.pop(0)
                 node.kill(name)
                 events.append({"event": "killed", "name": name, "at_step": at, "step": p["steps"]})
+                await record(node, ["record_event", events[-1]])
             if bar is not None:
                 bar.n = p["steps"]
                 ret = f"{np.mean(recent):.1f}" if recent else "-"
@@ -266,6 +287,14 @@ async def _drive(
         bar.close()
     final: dict[str, Any] = await node.call(actor, ["final"], timeout=30.0)
     return final
+
+
+def _gauges(p: dict[str, Any]) -> dict[str, Any]:
+    """The readings of a progress reply the dashboard draws: replay size, and an actor's parameter lag."""
+    gauges = {"replay_size": p.get("replay_size")}
+    if p.get("learner_version") is not None:  # --split: learner updates the actor's policy copy is behind
+        gauges["param_lag/actor"] = max(0, int(p["learner_version"]) - int(p["version"]))
+    return gauges
 
 
 class TrainingStalled(BeamError, RuntimeError):
@@ -322,8 +351,8 @@ def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
     return kills
 
 
-def cli_main(args: Any) -> int:
-    """``beamrl train`` for a deep algorithm (``args`` from the CLI's train parser)."""
+def cli_main(args: Any, observers: Sequence[Observer] = ()) -> int:
+    """``beamrl train`` for a deep algorithm (``args``: the CLI's train parser; ``observers``: see ``train_deep``)."""
     if args.nodes != 1 or args.attach:
         raise ValueError(f"{args.algo} trains on one node for now (--nodes 1); Ape-X across nodes is issue 13")
     if args.episodes is not None:
@@ -344,6 +373,7 @@ def cli_main(args: Any) -> int:
             listen=args.listen,
             keys=args.keys,
             split=args.split,
+            observers=observers,
         )
     )
     print_result(summary, out, ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return"))
