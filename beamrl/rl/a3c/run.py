@@ -216,6 +216,7 @@ async def train_a3c(
         "pushes_applied": int(learner_stats["applied"]),
         "pushes_stale": int(learner_stats["stale"]),
         "mean_push_lag": learner_stats["mean_lag"],
+        "learner_restored_from": learner_stats["restored_from"],
         "wall_seconds": wall,
         "env_steps_per_s": run.env_steps() / wall if wall > 0 else None,
         "events": run.events,
@@ -359,9 +360,8 @@ async def _poll_worker(node: Node, run: _Run, worker: _Worker, writer: Any, wall
         worker.up = False
         worker.base = worker.steps
         down = isinstance(exc, NodeDown) or (worker.node and worker.node not in node.nodes())
-        run.event(
-            "worker_lost", worker=worker.index, node=worker.node, reason="node down" if down else type(exc).__name__
-        )
+        reason = "node down" if down else type(exc).__name__
+        run.event("worker_lost", worker=worker.index, node=worker.node, reason=reason, learner_version=version)
         return
     worker.steps = worker.base + int(p["steps"])
     worker.version = int(p["version"])
