@@ -31,7 +31,7 @@ from beamrl.rl.deep.params import Params
 from beamrl.rl.deep.pg import gae
 from beamrl.rl.envs import make
 
-__all__ = ["BadGradient", "SharedModel", "compute_gradients", "make_actor_critic"]
+__all__ = ["BadGradient", "SharedModel", "WorkerCopy", "compute_gradients", "load_into", "make_actor_critic"]
 
 PREFIX = "ac."
 
@@ -149,3 +149,18 @@ class SharedModel(Algorithm):
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """``batch`` is a gradient here (the Algorithm interface; the learner calls ``check`` + ``apply``)."""
         return {"grad_norm": self.apply(self.check(batch))}
+
+
+class WorkerCopy:
+    """A worker's torch side: its copy of the network, loaded with published parameters, and its gradients."""
+
+    def __init__(self, env_id: str, cfg: A3CConfig) -> None:
+        torch.set_num_threads(1)
+        self.cfg = cfg
+        self.ac = make_actor_critic(env_id, cfg)
+
+    def load(self, params: Params) -> None:
+        load_into(self.ac, params)
+
+    def gradients(self, rollout: dict[str, np.ndarray]) -> tuple[Params, dict[str, float]]:
+        return compute_gradients(self.ac, rollout, self.cfg)

@@ -106,11 +106,13 @@ class _Run:
         say(f"* {kind}: {', '.join(f'{k}={v}' for k, v in info.items())}")
 
 
-def worker_spec(env_id: str, cfg: A3CConfig, index: int, seed: int, learner_node: str) -> dict[str, Any]:
-    """Worker ``index``'s child spec, as data a remote ``workers`` supervisor starts."""
+def worker_spec(
+    env_id: str, cfg: A3CConfig, index: int, seed: int, learner_node: str, go: bool = True
+) -> dict[str, Any]:
+    """Worker ``index``'s child spec, as data a remote ``workers`` supervisor starts (``go``: see ``A3CWorker``)."""
     return {
         "start": "beamrl.rl.a3c.worker:A3CWorker",
-        "args": [env_id, cfg.to_data(), index, seed, ("learner", learner_node)],
+        "args": [env_id, cfg.to_data(), index, seed, ("learner", learner_node), go],
         "name": f"a3c-worker-{index}",
         "restart": "permanent",
     }
@@ -176,8 +178,12 @@ async def train_a3c(
             first = int(local_worker)
             run.workers = [_Worker(0, "")] if local_worker else []
             run.workers += [_Worker(first + i, n) for i, n in enumerate(names)]
+            # side by side and idle: a worker node imports torch as its worker starts (seconds), and
+            # the workers started first would otherwise run far ahead before the others and the driver
+            await asyncio.gather(*(_start_worker(node, run, w, env_id, seed, name, go=False) for w in run.workers))
             for worker in run.workers:
-                await _start_worker(node, run, worker, env_id, seed, name)
+                if worker.up:
+                    node.cast(worker.address, ["go"])
             reached = await _drive(node, run, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
             for worker in run.workers:
                 await _stop_worker(node, worker)
@@ -233,15 +239,17 @@ def _prepare(out_dir: Path) -> None:
         raise ValueError(f"{out_dir} holds an earlier run (learner/): use another --out")
 
 
-async def _start_worker(node: Node, run: _Run, worker: _Worker, env_id: str, seed: int, learner: str) -> bool:
+async def _start_worker(
+    node: Node, run: _Run, worker: _Worker, env_id: str, seed: int, learner: str, go: bool = True
+) -> bool:
     try:
         if worker.node:
-            spec = worker_spec(env_id, run.cfg, worker.index, seed, learner)
+            spec = worker_spec(env_id, run.cfg, worker.index, seed, learner, go)
             await node.start_child(("workers", worker.node), spec, timeout=30.0)
         else:
             local = child(
                 "beamrl.rl.a3c.worker:A3CWorker",
-                *(env_id, run.cfg.to_data(), worker.index, seed, "learner"),
+                *(env_id, run.cfg.to_data(), worker.index, seed, "learner", go),
                 name=f"a3c-worker-{worker.index}",
             )
             await node.start_child("a3c", local, timeout=30.0)

@@ -11,6 +11,11 @@ its torch copy (``beamrl.rl.a3c.grads``), then ``["push", version, grads, steps]
 learner, and every ``pull_every`` pushes ``["get_params", version]`` (answered only when
 newer). Unlike an Ape-X actor a worker needs torch: it differentiates the loss.
 
+The torch half (``beamrl.rl.a3c.grads.WorkerCopy``) is imported and built in a worker
+thread during ``init``, and each gradient is computed in one: importing torch takes
+seconds on a small or busy machine, and the node's event loop must keep answering
+heartbeats meanwhile (a node whose loop stalls past its heartbeat timeout is declared down).
+
 When the learner or its node is away, the push fails; the worker drops that gradient,
 keeps acting on the parameters it has and tries again next round (every 0.1 s while
 it fails), so a restarted learner simply gets pushes again. A worker started fresh asks
@@ -21,27 +26,36 @@ from the current version.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from beamrl.api import call, cast, send_after
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
-from beamrl.rl.a3c.config import a3c_config
-from beamrl.rl.a3c.grads import compute_gradients, load_into, make_actor_critic
+from beamrl.rl.a3c.config import A3CConfig, a3c_config
 from beamrl.rl.deep.acting import EnvBatch
 from beamrl.rl.deep.params import NumpyPolicy, Params
+
+if TYPE_CHECKING:
+    from beamrl.rl.a3c.grads import WorkerCopy
 
 __all__ = ["A3CWorker", "rollout"]
 
 log = logging.getLogger("beamrl.rl.a3c")
 _CALL_TIMEOUT_S = 10.0
 _RETRY_S = 0.1
+
+
+def _torch_side(env_id: str, cfg: A3CConfig) -> WorkerCopy:
+    """Import the gradient module (and torch) and build the worker's copy: run in a worker thread."""
+    grads = importlib.import_module("beamrl.rl.a3c.grads")
+    copy: WorkerCopy = grads.WorkerCopy(env_id, cfg)
+    return copy
 
 
 def rollout(envs: EnvBatch, policy: NumpyPolicy, rng: np.random.Generator, n_steps: int) -> dict[str, np.ndarray]:
@@ -63,14 +77,16 @@ def rollout(envs: EnvBatch, policy: NumpyPolicy, rng: np.random.Generator, n_ste
 class A3CWorker(GenServer):
     """See the module docstring."""
 
-    async def init(self, env_id: str, config: dict[str, Any], index: int, seed: int, learner: Any = "learner") -> None:
-        torch.set_num_threads(1)
+    async def init(
+        self, env_id: str, config: dict[str, Any], index: int, seed: int, learner: Any = "learner", go: bool = True
+    ) -> None:
+        """``go=False``: ready but idle until a ``["go"]`` cast (a run starts all its workers, then lets them go)."""
         self.cfg = a3c_config(env_id, config)
         self.index, self.learner = int(index), learner
         worker_seed = seed + 7_919 * (self.index + 1)
         self.envs = EnvBatch(env_id, self.cfg.num_envs, worker_seed)
         self.rng = np.random.default_rng(worker_seed)
-        self.ac = make_actor_critic(env_id, self.cfg)
+        self.copy = await asyncio.to_thread(_torch_side, env_id, self.cfg)
         spec = await call(learner, ["spec"], timeout=30.0)
         self.policy = NumpyPolicy(spec)
         self.version = -1
@@ -85,12 +101,14 @@ class A3CWorker(GenServer):
         await self._pull(None)
         if self.version < 0:
             raise RuntimeError(f"a3c worker {index}: the learner {learner!r} gave no parameters")
-        cast(self.pid, ["tick"])
+        self.going = False
+        if go:
+            cast(self.pid, ["go"])
 
     def _load(self, version: int, params: Params) -> None:
         self.version = version
         self.policy.load(params)
-        load_into(self.ac, params)
+        self.copy.load(params)
 
     async def _pull(self, since: int | None) -> bool:
         try:
@@ -105,7 +123,10 @@ class A3CWorker(GenServer):
 
     # -- the loop -------------------------------------------------------------------------
     async def handle_cast(self, request: Any) -> None:
-        if request == ["tick"]:
+        if request == ["go"] and not self.going:
+            self.going = True
+            await self._round()
+        elif request == ["tick"]:
             await self._round()
 
     async def handle_info(self, message: Any) -> None:
@@ -116,7 +137,7 @@ class A3CWorker(GenServer):
         batch = rollout(self.envs, self.policy, self.rng, self.cfg.n_steps)
         steps = batch["rewards"].size
         self.steps += steps
-        grads, self.last = compute_gradients(self.ac, batch, self.cfg)
+        grads, self.last = await asyncio.to_thread(self.copy.gradients, batch)
         self.episodes.extend(self.envs.drain())
         if len(self.episodes) > 10_000:  # nobody polls: keep the newest
             del self.episodes[:-10_000]
