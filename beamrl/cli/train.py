@@ -96,11 +96,13 @@ TABULAR_ONLY = {
 
 
 def _refuse_ignored(args: argparse.Namespace) -> None:
-    """A deep or apex-dqn run refuses the tabular runs' options instead of ignoring them."""
-    if args.algo == "apex-dqn" and args.split:
+    """A deep, apex-dqn or a3c run refuses the options it would ignore (the tabular runs')."""
+    if args.algo in ("apex-dqn", "a3c") and args.split:
         raise ValueError(
-            "--split is for one-node deep runs; apex-dqn's learner and actors are separate processes anyway"
+            f"--split is for one-node deep runs; {args.algo}'s learner and actors are separate processes anyway"
         )
+    if args.algo == "a3c" and (args.dashboard is not None or args.tensorboard is not None):  # [dashboard]
+        raise ValueError("--dashboard and --tensorboard do not watch a3c runs yet: drop the option")
     given = [opt for opt, (dest, unset) in TABULAR_ONLY.items() if getattr(args, dest, unset) != unset]
     if given:
         it = "it" if len(given) == 1 else "them"
@@ -108,14 +110,20 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    if args.algo in DEEP_ALGOS or args.algo == "apex-dqn":
+    if args.algo in DEEP_ALGOS or args.algo in ("apex-dqn", "a3c"):
         _refuse_ignored(args)
+    if args.local_worker and args.algo != "a3c":
+        raise ValueError("--local-worker is for a3c runs")
+    if args.algo == "a3c":
+        from beamrl.cli.train_a3c import cli_main as a3c_main  # deferred: the learner loads torch
+
+        return a3c_main(args)
     if args.algo == "apex-dqn":
         from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
 
         return apex_main(args, observers=observers(args))  # [dashboard] checked before the run starts
     if args.stop_at_return is not None:
-        raise ValueError("--stop-at-return is for apex-dqn runs")
+        raise ValueError("--stop-at-return is for apex-dqn and a3c runs")
     if args.algo in DEEP_ALGOS:
         from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
 
@@ -200,7 +208,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_epilog(),
         formatter_class=HelpFormatter,
     )
-    p.add_argument("algo", metavar="ALGO", help=", ".join([*ALGOS, *DEEP_ALGOS, "apex-dqn"]))
+    p.add_argument("algo", metavar="ALGO", help=", ".join([*ALGOS, *DEEP_ALGOS, "apex-dqn", "a3c"]))
     p.add_argument("env_id", metavar="ENV_ID", help=f"an env id: {', '.join(NATIVE)}, or any gymnasium id")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -222,7 +230,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         type=positive_int,
         default=nodes,
-        help="nodes to train on; K-1 start as local OS processes (apex-dqn: K actor nodes besides the learner's)",
+        help="nodes to train on; K-1 start as local OS processes (apex-dqn, a3c: K actor nodes besides the learner's)",
     )
     p.add_argument(
         "--attach",
@@ -287,14 +295,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
         " deep runs: STEP:agent (with --split STEP:learner or STEP:actor); apex-dqn: STEP:actor-node, STEP:learner,"
-        " STEP:replay",
+        " STEP:replay; a3c: STEP:actor-node, STEP:learner",
     )
     p.add_argument(
         "--stop-at-return",
         metavar="R",
         type=float,
-        help="apex-dqn: stop once a periodic greedy evaluation reaches this mean return (time-to-target)",
+        help="apex-dqn, a3c: stop once a periodic greedy evaluation reaches this mean return (time-to-target)",
     )
+    p.add_argument("--local-worker", action="store_true", help="a3c: one more worker, on the learner node")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a deep run from its checkpoints")
     p.add_argument(
