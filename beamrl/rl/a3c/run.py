@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from beamrl.errors import BeamError, NodeDown
-from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.rl.a3c.config import A3CConfig, a3c_config
 from beamrl.rl.apex.outputs import plot
@@ -47,7 +46,13 @@ from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
-from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
+from beamrl.rl.training.actors import (
+    ActorNodes,
+    parse_step_kills,
+    quiet_call,
+    restart_actor_node,
+    wait_for_actor_trees,
+)
 from beamrl.rl.training.progress import say
 from beamrl.supervisor import child
 
@@ -120,15 +125,7 @@ def worker_spec(
 
 def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
     """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError."""
-    kills = []
-    for item in items or []:
-        at, sep, target = item.partition(":")
-        if not sep or not at.isdigit() or target not in KILL_TARGETS:
-            raise ValueError(
-                f"--kill-at expects STEP:TARGET with TARGET one of {', '.join(KILL_TARGETS)}, got {item!r}"
-            )
-        kills.append((int(at), target))
-    return sorted(kills)
+    return parse_step_kills(items, KILL_TARGETS)
 
 
 async def train_a3c(
@@ -293,7 +290,7 @@ async def _drive(
             await asyncio.sleep(_POLL_S)
             now = time.monotonic()
             wall = round(now - run.started, 3)
-            stats = await _quiet_call(node, "learner", ["stats"])
+            stats = await quiet_call(node, "learner", ["stats"])
             version = stats["version"] if stats else -1
             for worker in run.workers:
                 await _poll_worker(node, run, worker, writer, wall, version)
@@ -318,7 +315,7 @@ async def _drive(
                     run.event("killed", target=target, at_step=at)
             for name_ in list(restarting):  # start a killed node again once the learner saw it go
                 if name_ not in node.nodes() and started_nodes is not None:
-                    await asyncio.to_thread(_restart_node, started_nodes, name_, node.address or "", out_dir)
+                    await asyncio.to_thread(restart_actor_node, started_nodes, name_, node.address or "", out_dir)
                     run.event("restarted", target="actor-node", node=name_)
                     restarting.discard(name_)
             await _rejoin(node, run, env_id, seed, learner)
@@ -330,8 +327,8 @@ async def _drive(
 
 
 async def _evaluate(node: Node, run: _Run, env_id: str, writer: Any, stop_at: float | None) -> dict[str, Any] | None:
-    got = await _quiet_call(node, "learner", ["get_params", None])
-    spec = await _quiet_call(node, "learner", ["spec"])
+    got = await quiet_call(node, "learner", ["get_params", None])
+    spec = await quiet_call(node, "learner", ["spec"])
     if got is None or spec is None:
         return None
     mean = float(np.mean(await asyncio.to_thread(evaluate, NumpyPolicy(spec, got[1]), env_id, run.cfg.eval_episodes)))
@@ -350,13 +347,6 @@ async def _evaluate(node: Node, run: _Run, env_id: str, writer: Any, stop_at: fl
         "eval_mean_return": mean,
         "params": got[1],
     }
-
-
-async def _quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
-    try:
-        return await node.call(target, request, timeout=5.0)
-    except BeamError:
-        return None
 
 
 async def _poll_worker(node: Node, run: _Run, worker: _Worker, writer: Any, wall: float, version: int) -> None:
@@ -395,15 +385,6 @@ async def _rejoin(node: Node, run: _Run, env_id: str, seed: int, learner: str) -
         except BeamError:
             continue  # its tree is still starting
         if await _start_worker(node, run, worker, env_id, seed, learner):
-            p = await _quiet_call(node, worker.address, ["progress"])
+            p = await quiet_call(node, worker.address, ["progress"])
             got = None if p is None else p["version"]
             run.event("worker_rejoined", worker=worker.index, node=worker.node, params_version=got)
-
-
-def _restart_node(nodes: ActorNodes, name: str, address: str, out_dir: Path) -> None:
-    """Start the killed worker node ``name`` again (same name, a fresh OS process, a new log)."""
-    i = nodes.names.index(name)
-    log_path = out_dir / f"{name}.restarted.log"
-    args = ("--join", address, "--stop-with-parent")
-    nodes.nodes[i] = NodeProcess(name, *args, tree="actor_node", log=log_path, wait=False, own_session=True)
-    nodes.logs[i] = log_path

@@ -33,6 +33,10 @@ versions and weight digests (equal when they stayed in step).
 node's OS process, then start it again), ``learner`` or ``replay`` (killed in place:
 their supervisor restarts them from their checkpoints). ``summary.json`` lists every
 event with its wall time and env step.
+
+About 450 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
+rejoin, stop) is one loop whose steps share the run's state; the processes it drives,
+the outputs and the replicas live in their own modules.
 """
 
 from __future__ import annotations
@@ -51,7 +55,6 @@ from typing import Any
 import numpy as np
 
 from beamrl.errors import BeamError, NodeDown
-from beamrl.launch import NodeProcess
 from beamrl.node import Node
 from beamrl.rl.apex.config import ApexConfig, apex_config
 from beamrl.rl.apex.outputs import METRICS, plot
@@ -61,7 +64,13 @@ from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.metrics import Observer, record
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
-from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
+from beamrl.rl.training.actors import (
+    ActorNodes,
+    parse_step_kills,
+    quiet_call,
+    restart_actor_node,
+    wait_for_actor_trees,
+)
 from beamrl.rl.training.progress import say
 from beamrl.supervisor import child
 
@@ -114,15 +123,7 @@ def actor_spec(env_id: str, cfg: ApexConfig, index: int, count: int, seed: int, 
 
 def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
     """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError."""
-    kills = []
-    for item in items or []:
-        at, sep, target = item.partition(":")
-        if not sep or not at.isdigit() or target not in KILL_TARGETS:
-            raise ValueError(
-                f"--kill-at expects STEP:TARGET with TARGET one of {', '.join(KILL_TARGETS)}, got {item!r}"
-            )
-        kills.append((int(at), target))
-    return sorted(kills)
+    return parse_step_kills(items, KILL_TARGETS)
 
 
 async def train_apex(
@@ -329,8 +330,8 @@ async def _drive(
             await asyncio.sleep(_POLL_S)
             now = time.monotonic()
             wall = round(now - run.started, 3)
-            replay = await _quiet_call(node, "replay", ["stats"])
-            loop = await _quiet_call(node, "learner-loop", ["stats"])
+            replay = await quiet_call(node, "replay", ["stats"])
+            loop = await quiet_call(node, "learner-loop", ["stats"])
             version = loop["version"] if loop else last[3]
             rows: list[dict[str, Any]] = []  # [dashboard] this poll's, for the recorder
             gauges: dict[str, Any] = {}
@@ -368,7 +369,7 @@ async def _drive(
                     run.event("killed", target=target, at_step=at)
             for name_ in list(restarting):  # restart a killed node once the learner saw it go
                 if name_ not in node.nodes() and started_nodes is not None:
-                    await asyncio.to_thread(_restart_node, started_nodes, name_, node.address or "", out_dir)
+                    await asyncio.to_thread(restart_actor_node, started_nodes, name_, node.address or "", out_dir)
                     run.event("restarted", target="actor-node", node=name_)
                     del restarting[name_]
             await _rejoin(node, run, env_id, seed, learner, started_nodes)
@@ -376,8 +377,8 @@ async def _drive(
             if run.env_steps() >= next_eval:
                 while next_eval <= run.env_steps():
                     next_eval += cfg.eval_every
-                got = await _quiet_call(node, "learner", ["get_params", None])
-                spec = await _quiet_call(node, "learner", ["spec"])
+                got = await quiet_call(node, "learner", ["get_params", None])
+                spec = await quiet_call(node, "learner", ["spec"])
                 if got is not None and spec is not None:
                     policy = NumpyPolicy(spec, got[1])
                     mean = float(np.mean(await asyncio.to_thread(evaluate, policy, env_id, cfg.eval_episodes)))
@@ -395,20 +396,13 @@ async def _drive(
                             "eval_mean_return": mean,
                             "params": got[1],
                         }
-            learner_stats = await _quiet_call(node, "learner", ["stats"])
+            learner_stats = await quiet_call(node, "learner", ["stats"])
             gauges["loss"] = None if learner_stats is None else learner_stats.get("loss")
             done = run.env_steps() >= steps or reached is not None
             progress = {"rows": rows, "events": run.events[told:], "steps": run.env_steps(), "done": done}
             told = len(run.events)
             await record(node, ["record", progress | {"gauges": gauges}])
     return reached
-
-
-async def _quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
-    try:
-        return await node.call(target, request, timeout=5.0)
-    except BeamError:
-        return None
 
 
 async def _poll_actor(
@@ -451,15 +445,6 @@ async def _rejoin(node: Node, run: _Run, env_id: str, seed: int, learner: str, s
         except BeamError:
             continue  # its tree is still starting
         if await _start_actor(node, run, actor, env_id, seed, learner):
-            p = await _quiet_call(node, (f"apex-actor-{actor.index}", actor.node), ["progress"])
+            p = await quiet_call(node, (f"apex-actor-{actor.index}", actor.node), ["progress"])
             got = None if p is None else p["version"]
             run.event("actor_rejoined", actor=actor.index, node=actor.node, params_version=got)
-
-
-def _restart_node(nodes: ActorNodes, name: str, address: str, out_dir: Path) -> None:
-    """Start the killed actor node ``name`` again (same name, a fresh OS process, a new log)."""
-    i = nodes.names.index(name)
-    log_path = out_dir / f"{name}.restarted.log"
-    args = ("--join", address, "--stop-with-parent")
-    nodes.nodes[i] = NodeProcess(name, *args, tree="actor_node", log=log_path, wait=False, own_session=True)
-    nodes.logs[i] = log_path

@@ -117,3 +117,34 @@ async def wait_for_actor_trees(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"actor nodes {sorted(pending)} did not come up within {timeout} s")
             await asyncio.sleep(0.05)
+
+
+def parse_step_kills(items: list[str] | None, targets: tuple[str, ...]) -> list[tuple[int, str]]:
+    """``--kill-at`` of a deep run over nodes: ``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``.
+
+    Anything but ``STEP:TARGET`` with TARGET in ``targets`` is a ValueError naming them.
+    """
+    kills = []
+    for item in items or []:
+        at, sep, target = item.partition(":")
+        if not sep or not at.isdigit() or target not in targets:
+            raise ValueError(f"--kill-at expects STEP:TARGET with TARGET one of {', '.join(targets)}, got {item!r}")
+        kills.append((int(at), target))
+    return sorted(kills)
+
+
+async def quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
+    """``node.call`` with a 5 s timeout, or None when the target is away (a run's poll goes on without it)."""
+    try:
+        return await node.call(target, request, timeout=5.0)
+    except BeamError:
+        return None
+
+
+def restart_actor_node(nodes: ActorNodes, name: str, address: str, out_dir: Path) -> None:
+    """Start the killed actor node ``name`` again (same name, a fresh OS process, a new log)."""
+    i = nodes.names.index(name)
+    log_path = out_dir / f"{name}.restarted.log"
+    args = ("--join", address, "--stop-with-parent")
+    nodes.nodes[i] = NodeProcess(name, *args, tree="actor_node", log=log_path, wait=False, own_session=True)
+    nodes.logs[i] = log_path
