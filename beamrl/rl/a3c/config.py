@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from beamrl.rl.deep.config import coerce_setting
+
 __all__ = ["DEFAULTS", "A3CConfig", "a3c_config"]
 
 
@@ -67,32 +69,9 @@ def a3c_config(env_id: str, overrides: dict[str, Any] | None = None) -> A3CConfi
     if unknown:
         raise ValueError(f"a3c has no hyper-parameter {', '.join(map(repr, unknown))}: known are {', '.join(names)}")
     base = A3CConfig()
-    cfg = dataclasses.replace(base, **{k: _coerce(k, v, getattr(base, k)) for k, v in values.items()})
+    cfg = dataclasses.replace(base, **{k: coerce_setting(k, v, getattr(base, k)) for k, v in values.items()})
     _check(cfg)
     return cfg
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of the field's default, or a ValueError naming the key."""
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        return int(value)
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ValueError(f"{key} must be a string, got {value!r}")
-        return value
-    if not isinstance(value, list) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-        raise ValueError(f"{key} must be a list of positive integers like [64, 64], got {value!r}")
-    return list(value)
 
 
 def _check(cfg: A3CConfig) -> None:

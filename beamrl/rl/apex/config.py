@@ -17,6 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from beamrl.rl.deep.config import coerce_setting
+
 __all__ = ["DEFAULTS", "ApexConfig", "actor_epsilon", "actor_epsilons", "apex_config"]
 
 #: the DQNConfig fields an ApexConfig hands to the Learner
@@ -124,33 +126,10 @@ def apex_config(env_id: str, overrides: dict[str, Any] | None = None) -> ApexCon
         )
     base = ApexConfig()
     for key, value in values.items():
-        values[key] = _coerce(key, value, getattr(base, key))
+        values[key] = coerce_setting(key, value, getattr(base, key))
     cfg = dataclasses.replace(base, **values)
     _check(cfg)
     return cfg
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of the field's default, or a ValueError naming the key."""
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        return int(value)
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ValueError(f"{key} must be a string, got {value!r}")
-        return value
-    if not isinstance(value, list) or not value or not all(isinstance(v, int) and v > 0 for v in value):
-        raise ValueError(f"{key} must be a list of positive integers like [64, 64], got {value!r}")
-    return list(value)
 
 
 def _check(cfg: ApexConfig) -> None:

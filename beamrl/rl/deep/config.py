@@ -297,3 +297,26 @@ TABLE = [
     Target("ddpg", "Pendulum-v1", -200.0, 20_000),
     Target("td3", "Pendulum-v1", -200.0, 20_000),
 ]
+
+
+def coerce_setting(key: str, value: Any, default: Any) -> Any:
+    """A ``--set`` value as the type of the setting's ``default`` (Ape-X, A3C), or a ValueError naming ``key``."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string, got {value!r}")
+        return value
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and v > 0 for v in value):
+        raise ValueError(f"{key} must be a list of positive integers like [64, 64], got {value!r}")
+    return list(value)
