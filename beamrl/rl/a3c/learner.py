@@ -37,6 +37,7 @@ from beamrl.errors import Rejected
 from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
+from beamrl.reprs import short_repr
 from beamrl.rl.a3c.config import a3c_config
 from beamrl.rl.a3c.grads import SharedModel
 from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, write_checkpoint
@@ -117,7 +118,7 @@ class A3CLearner(GenServer):
                     raise Rejected("this learner has no checkpoint directory")
                 await self._checkpoint()
                 return self.version
-        raise Rejected(f"a3c learner: unknown request {request!r}")
+        raise Rejected(f"a3c learner: unknown request {short_repr(request)}")
 
     async def _push(self, based_on: int, grads: Any, steps: int) -> dict[str, Any]:
         lag = self.version - based_on

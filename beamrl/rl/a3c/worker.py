@@ -37,6 +37,7 @@ from beamrl.api import call, cast, send_after
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
+from beamrl.reprs import short_repr
 from beamrl.rl.a3c.config import A3CConfig, a3c_config
 from beamrl.rl.deep.acting import EnvBatch
 from beamrl.rl.deep.params import NumpyPolicy, Params
@@ -181,4 +182,4 @@ class A3CWorker(GenServer):
                     return int(self.policy.greedy(np.asarray(obs, np.float32).reshape(1, -1))[0])
                 except ValueError as exc:
                     raise Rejected(f"a3c worker {self.index}: cannot act on {obs!r}: {exc}") from None
-        raise Rejected(f"a3c worker: unknown request {request!r}")
+        raise Rejected(f"a3c worker: unknown request {short_repr(request)}")

@@ -32,6 +32,7 @@ from beamrl.api import call, cast, send_after
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
+from beamrl.reprs import short_repr
 from beamrl.rl.apex.acting import ApexActing
 from beamrl.rl.apex.config import actor_epsilons, apex_config
 
@@ -186,4 +187,4 @@ class ApexActor(GenServer):
                     "epsilon": self.epsilon,
                     "torch_loaded": "torch" in sys.modules,  # an actor never needs it (a Pi has none)
                 }
-        raise Rejected(f"apex actor: unknown request {request!r}")
+        raise Rejected(f"apex actor: unknown request {short_repr(request)}")

@@ -31,6 +31,7 @@ from beamrl.api import call, cast, send_after
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.process import From
+from beamrl.reprs import short_repr
 
 __all__ = ["LearnerLoop"]
 
@@ -121,7 +122,7 @@ class LearnerLoop(GenServer):
             case ["pause"]:
                 self.paused = True
                 return self.updates
-        raise Rejected(f"learner loop: unknown request {request!r}")
+        raise Rejected(f"learner loop: unknown request {short_repr(request)}")
 
 
 def _batch_normalised(batch: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
+from beamrl.reprs import short_repr
 from beamrl.rl.deep.acting import Acting
 from beamrl.rl.deep.checkpoint import (
     checkpoint_fence,
@@ -223,7 +224,7 @@ class Actor(GenServer):
                     "env_steps": self.acting.steps,
                     "best_return": self.best_return,
                 }
-        raise Rejected(f"actor: unknown request {request!r}")
+        raise Rejected(f"actor: unknown request {short_repr(request)}")
 
     # -- checkpoints ----------------------------------------------------------------------
     async def _checkpoint(self) -> None:

@@ -39,6 +39,7 @@ from beamrl.errors import Rejected
 from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
+from beamrl.reprs import short_repr
 from beamrl.rl.deep.algo import Algorithm
 from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, read_tensors, tensor_bytes, write_checkpoint
 from beamrl.rl.deep.config import DDPGConfig, DQNConfig, PGConfig, config_for
@@ -151,7 +152,7 @@ class Learner(GenServer):
                     raise Rejected("this learner has no checkpoint directory")
                 await self._checkpoint()
                 return self.version
-        raise Rejected(f"learner: unknown request {request!r}")
+        raise Rejected(f"learner: unknown request {short_repr(request)}")
 
     async def _checkpoint(self) -> None:
         """Snapshot the state here, write the files in a worker thread (fenced)."""
