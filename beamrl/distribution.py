@@ -313,7 +313,7 @@ class Distribution:
 
     def on_peer_up(self, peer: str, info: PeerInfo) -> None:
         log.info("node %r connected to %r (%s)", self.node.name, peer, info.address or "client-only")
-        self.node.events.record("node_up", f"node {peer!r} is up", peer=peer, address=info.address)  # [dashboard]
+        self.node.events.record("node_up", f"node {peer!r} is up", peer=peer, address=info.address)
 
     def on_peer_down(self, peer: str, reason: str) -> None:
         self.inbound.peer_down(peer, reason)  # after the messages it sent before, still decoding
@@ -321,6 +321,5 @@ class Distribution:
     def _peer_lost(self, peer: str, reason: str) -> None:
         level = logging.INFO if reason == "closed" else logging.WARNING
         log.log(level, "node %r lost node %r (%s)", self.node.name, peer, reason)
-        # [dashboard] the event log
         self.node.events.record("node_down", f"node {peer!r} is down ({reason})", peer=peer, reason=reason)
         self.node.peer_lost(peer, reason)

@@ -197,7 +197,7 @@ class GenServer(Process):
                     if type(result) is Stop:
                         return result.reason
                     continue
-            self._handled += 1  # [dashboard] messages handled per second
+            self._handled += 1  # messages handled per second
             kind = item[0]
             if kind == CALL:
                 from_ = item[2]

@@ -84,7 +84,7 @@ class LocalNode(Registry, Signals):
         #: modules whose classes a request may name for a start (see ``beamrl.trust``)
         self.allowed_modules = ModuleAllowList()
         self._data_dir: Path | None = None
-        self.events = EventLog(name)  # [dashboard] crashes, restarts, peers up/down (read through $node)
+        self.events = EventLog(name)  # crashes, restarts, peers up/down (read through $node)
         self._init_signals()
 
     # -- trust ---------------------------------------------------------------------

@@ -203,7 +203,7 @@ class Node(LocalNode):
             dist = self._dist = Distribution(self, self._options)
             self._remote = dist
             await dist.start()
-            if self.whereis(NAME) is None:  # [dashboard] a dashboard may have started it already
+            if self.whereis(NAME) is None:  # a dashboard may have started it already
                 await self.start(NodeServer, name=NAME)
         return dist
 

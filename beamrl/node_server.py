@@ -41,9 +41,9 @@ class NodeServer(GenServer):
                 return [i for i in infos if i is not None]
             case ["tree"]:
                 return await self._trees()
-            case ["events", int(since)]:  # [dashboard]
+            case ["events", int(since)]:
                 return {"seq": node.events.last_seq, "events": node.events.since(since)}
-            case ["snapshot", int(since)]:  # [dashboard]
+            case ["snapshot", int(since)]:
                 return await self._snapshot(since)
         raise Rejected(
             f"$node does not understand {short_repr(request)}: "
@@ -54,7 +54,7 @@ class NodeServer(GenServer):
         return [await self._describe(pid, None) for pid in self.node.top_level() if pid != self.pid]
 
     async def _snapshot(self, since: int) -> dict[str, Any]:
-        """[dashboard] Everything a dashboard shows of this node, in one reply."""
+        """Everything a dashboard shows of this node, in one reply."""
         node = self.node
         trees = await self._trees()
         shown: set[Pid] = set()

@@ -124,7 +124,7 @@ class Process:
         self.name = name
         self._parent = parent
         self._mailbox: deque[tuple[int, Any, Any]] = deque()
-        self._handled = 0  # [dashboard] messages its behaviour took from the mailbox
+        self._handled = 0  # messages its behaviour took from the mailbox
         self._waiter: asyncio.Future[None] | None = None
         self._links: set[Pid] = set()
         self._monitors: dict[Ref, Any] = {}  # monitors this process holds: ref -> target pid

@@ -114,5 +114,5 @@ class Registry:
             "trap_exit": proc.trap_exit,
             "max_mailbox": proc.max_mailbox,
             "dropped": proc._dropped,
-            "handled": proc._handled,  # [dashboard] messages taken from its mailbox so far
+            "handled": proc._handled,  # messages taken from its mailbox so far
         }

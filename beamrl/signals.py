@@ -169,7 +169,7 @@ class Signals:
                 format_reason(reason),
                 "".join(traceback.format_exception(reason)),
             )
-        if not self._closing and not is_normal(reason):  # [dashboard] the event log
+        if not self._closing and not is_normal(reason):  # the event log
             _record_exit(self.events, proc, reason)
         if proc._inbound:
             error = _call_error(proc, reason)
@@ -294,7 +294,7 @@ class Signals:
 
 
 def _record_exit(events: EventLog, proc: Process, reason: Any) -> None:
-    """[dashboard] A crash (with the exception's type and message) or another abnormal exit."""
+    """A crash (with the exception's type and message) or another abnormal exit."""
     label = f"{proc.pid}{f' ({proc.name})' if proc.name else ''}"
     if isinstance(reason, BaseException):
         events.record(

@@ -246,7 +246,7 @@ class Supervisor(GenServer):
                     index = 0
                 continue
             c.restarts += 1
-            self.node.events.record(  # [dashboard] the event log
+            self.node.events.record(  # the event log
                 "restart",
                 f"{self.pid} restarted {c.spec.name or c.id!r} as {c.pid} (restart {c.restarts})",
                 pid=c.pid,

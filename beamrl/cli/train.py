@@ -101,7 +101,7 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--split is for one-node deep runs; {args.algo}'s learner and actors are separate processes anyway"
         )
-    if args.algo == "a3c" and (args.dashboard is not None or args.tensorboard is not None):  # [dashboard]
+    if args.algo == "a3c" and (args.dashboard is not None or args.tensorboard is not None):
         raise ValueError("--dashboard and --tensorboard do not watch a3c runs yet: drop the option")
     given = [opt for opt, (dest, unset) in TABULAR_ONLY.items() if getattr(args, dest, unset) != unset]
     if given:
@@ -121,20 +121,20 @@ def train_command(args: argparse.Namespace) -> int:
     if args.algo == "apex-dqn":
         from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
 
-        return apex_main(args, observers=observers(args))  # [dashboard] checked before the run starts
+        return apex_main(args, observers=observers(args))  # checked before the run starts
     if args.stop_at_return is not None:
         raise ValueError("--stop-at-return is for apex-dqn and a3c runs")
     if args.algo in DEEP_ALGOS:
         from beamrl.rl.deep.run import cli_main  # deferred: the deep run loads torch
 
-        return cli_main(args, observers=observers(args))  # [dashboard] checked before the run starts
+        return cli_main(args, observers=observers(args))  # checked before the run starts
     spec = spec_from_args(args)
     listen, keys, name = None, args.keys, "learner"
     if args.node is not None:
         config = load_node_file(args.node)
         listen, keys, name = config.listen, keys or config.keys, config.name or name
     out = args.out or f"runs/{args.algo}-{args.env_id}-seed{args.seed}"
-    watchers = observers(args)  # [dashboard] --dashboard, --tensorboard: checked before the run starts
+    watchers = observers(args)  # --dashboard, --tensorboard: checked before the run starts
     run_it = train(
         spec,
         out,
@@ -311,5 +311,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="deep algorithms: a Learner and an Actor process instead of one agent process that acts and learns",
     )
-    add_dashboard_args(p, train=True)  # [dashboard]
+    add_dashboard_args(p, train=True)
     p.set_defaults(handler=train_command)

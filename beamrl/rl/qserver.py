@@ -133,7 +133,7 @@ class QServer(GenServer):
                     return q.td_fold(states, actions, _finite_array(scale, "scale"), _finite_array(shift, "shift"))
                 case ["version"]:
                     return q.version
-                case ["versioned_table"]:  # [dashboard] workers report the version they act with
+                case ["versioned_table"]:  # workers report the version they act with
                     return [q.version, q.to_array()]
                 case ["info"]:
                     return {"resumed": self.resumed, "version": q.version, "shape": list(q.table.shape)}

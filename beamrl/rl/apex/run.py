@@ -158,7 +158,7 @@ async def train_apex(
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
     async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node, AsyncExitStack() as watching:
-        for observer in observers:  # [dashboard] up before the tree starts
+        for observer in observers:  # up before the tree starts
             await watching.enter_async_context(observer(node))
         learner_cfg = cfg.learner_overrides()
         replicas = LearnerReplicas(node, cfg, env_id, seed, out_dir) if cfg.learners > 1 else None
@@ -243,7 +243,7 @@ async def train_apex(
             if held is not None and replicas is not None:
                 held["loop_updates"] = [(await node.call("learner-loop", ["stats"]))["updates"]]
                 held["loop_updates"] += await replicas.loop_updates()
-            await watching.aclose()  # [dashboard] the pages and event files get the last rows while the recorder is up
+            await watching.aclose()  # the pages and event files get the last rows while the recorder is up
             await node.stop("apex", timeout=60.0)
         finally:
             if started_nodes is not None:
@@ -333,7 +333,7 @@ async def _drive(
             replay = await quiet_call(node, "replay", ["stats"])
             loop = await quiet_call(node, "learner-loop", ["stats"])
             version = loop["version"] if loop else last[3]
-            rows: list[dict[str, Any]] = []  # [dashboard] this poll's, for the recorder
+            rows: list[dict[str, Any]] = []  # this poll's, for the recorder
             gauges: dict[str, Any] = {}
             for actor in run.actors:
                 for ret, length in await _poll_actor(node, run, actor, writer, wall, version):

@@ -197,7 +197,7 @@ class Actor(GenServer):
                     "steps_per_s": self.sps,
                     "version": self.version,
                     "best_return": self.best_return,
-                    # [dashboard] the learner's version at its last answer: the actor's lag is it minus "version"
+                    # the learner's version at its last answer: the actor's lag is it minus "version"
                     "learner_version": self.learner_version,
                     "replay_size": None if self.acting.replay is None else len(self.acting.replay),
                 }

@@ -169,7 +169,7 @@ class AgentServer(GenServer):
                     "steps_per_s": self.sps,
                     "version": self.updates,
                     "best_return": self.best_return,
-                    "replay_size": None if acting.replay is None else len(acting.replay),  # [dashboard]
+                    "replay_size": None if acting.replay is None else len(acting.replay),
                 }
             case ["act", obs]:
                 try:

@@ -138,9 +138,9 @@ async def train_deep(
     events: list[dict[str, Any]] = []
     started, cpu_started = time.monotonic(), time.process_time()
     async with Node("deep", listen=listen, keys=keys) as node, AsyncExitStack() as watching:
-        for observer in observers:  # [dashboard] up before the tree starts
+        for observer in observers:  # up before the tree starts
             await watching.enter_async_context(observer(node))
-        # [dashboard] curves a deep run never draws: no success rate; no epsilon but DQN's
+        # curves a deep run never draws: no success rate; no epsilon but DQN's
         absent = ["eval_success"] + ([] if isinstance(cfg, DQNConfig) else ["epsilon"])
         recorder = child(
             "beamrl.rl.deep.metrics:RunMetrics",
@@ -189,7 +189,7 @@ async def train_deep(
             print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
         final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id)
         restarts = {c.name: c.restarts for c in await node.which_children("deep") if c.name in names}
-        await watching.aclose()  # [dashboard] the pages and event files get the last rows while the recorder is up
+        await watching.aclose()  # the pages and event files get the last rows while the recorder is up
         await node.stop("deep", timeout=30.0)
     wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     meta = {

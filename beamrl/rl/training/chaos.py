@@ -26,7 +26,7 @@ async def inject(node: Any, workers: dict[int, Any], episode: int, chaos: dict[s
         if target is not None:
             say(f"* episode {episode}: injecting a fault into worker {index} ({target} on node {target.node!r})")
             events.append({"episode": episode, "event": f"fault injected into worker {index}"})
-            # [dashboard] the node's event log
+            # the node's event log
             node.events.record("fault", f"fault injected into worker {index}", pid=target, episode=episode)
             cast(target, ["inject_fault"])
     if "kill" in chaos:
@@ -34,7 +34,7 @@ async def inject(node: Any, workers: dict[int, Any], episode: int, chaos: dict[s
         old = node.whereis(name)
         if old is not None:
             say(f"* episode {episode}: killing {name} ({old}); its supervisor restarts it from its checkpoint")
-            # [dashboard] the node's event log
+            # the node's event log
             node.events.record("fault", f"{name} killed by the run's chaos", pid=old, name=name, episode=episode)
             node.kill(old)
             for _ in range(1000):  # the supervisor restarts it within a millisecond or so

@@ -93,7 +93,7 @@ class Recorder(GenServer):
             else table_shape(eval_env.observation_space, eval_env.action_space)
         )
         self.progress = Progress(self.spec) if progress else None
-        self.table_versions: dict[int, int] = {}  # [dashboard] worker -> version of its table copy
+        self.table_versions: dict[int, int] = {}  # worker -> version of its table copy
 
     async def terminate(self, reason: Any) -> None:
         if self.progress is not None:
@@ -116,7 +116,7 @@ class Recorder(GenServer):
                 return {"episodes": self.per_worker[index], "stop": self.finished}
             case ["next", index, *rest]:
                 index, version, want = self._next_request(index, rest)
-                if version is not None:  # [dashboard] the version of the table it plays with
+                if version is not None:  # the version of the table it plays with
                     self.table_versions[index] = version
                 granted = self._grant(want or 1)
                 if granted:
@@ -137,7 +137,7 @@ class Recorder(GenServer):
                 return self.summary()
             case ["metrics"]:
                 return self.metrics()
-            case ["metrics", dict(cursor)]:  # [dashboard] live metrics
+            case ["metrics", dict(cursor)]:  # live metrics
                 return self.metrics_since(cursor, await self._table_version())
             case ["evals"]:
                 return list(self.evals)
@@ -341,7 +341,7 @@ class Recorder(GenServer):
     def metrics_since(
         self, cursor: dict[str, Any], table_version: int | None = None, limit: int = 20_000
     ) -> dict[str, Any]:
-        """[dashboard] Live metrics for dashboards: what was added after ``cursor``.
+        """Live metrics for dashboards: what was added after ``cursor``.
 
         ``cursor`` is ``{"rows": r, "evals": e, "events": v}`` (counts already read; ``{}``
         at first). The reply holds the next cursor, up to ``limit`` episode rows as

@@ -52,7 +52,7 @@ from beamrl.supervisor import DynamicSupervisor, child
 log = logging.getLogger("beamrl.rl")
 
 #: Something that watches a run from its node (a dashboard, a TensorBoard writer): entered once the
-#: learner's node is up (before the training tree starts), exited when the run is over. [dashboard]
+#: learner's node is up (before the training tree starts), exited when the run is over.
 Observer = Callable[[Node], AbstractAsyncContextManager[Any]]
 
 #: the seed offset of the final evaluation (apart from the periodic ones)
@@ -216,7 +216,7 @@ async def _learn(
     spec = spec.replace(workers=n_workers)
     checkpoint = out_dir / "qserver.npz"
     async with Node(name, listen=listen, keys=keys) as node, AsyncExitStack() as watching:
-        for observer in observers:  # [dashboard] up before the run's clock starts; closed before the node
+        for observer in observers:  # up before the run's clock starts; closed before the node
             await watching.enter_async_context(observer(node))
         await node.start_supervisor(
             [

@@ -131,7 +131,7 @@ class Worker(GenServer):
         """The recorder's grant: how many episodes to play next (0: the budget is spent).
 
         No timeout: the recorder answers after any evaluation it is running (bounded work).
-        The version of the table copy goes along: the recorder reports each worker's lag [dashboard].
+        The version of the table copy goes along: the recorder reports each worker's lag.
         """
         granted: int = await call(self.recorder, ["next", self.index, self.table_version, self._want()], timeout=None)
         return granted
@@ -257,7 +257,7 @@ class Worker(GenServer):
         match request:
             case ["stats"]:
                 return {"index": self.index, "episodes": self.agent.episodes, "epsilon": self.agent_epsilon()}
-            # [dashboard] watched like an EnvServer: its environment as the last batch left it
+            # watched like an EnvServer: its environment as the last batch left it
             case ["info"]:
                 return {
                     "env_id": self.spec.env_id,
