@@ -40,7 +40,7 @@ from beamrl.process import From
 from beamrl.reprs import short_repr
 from beamrl.rl.a3c.config import a3c_config
 from beamrl.rl.a3c.grads import SharedModel
-from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, write_checkpoint
+from beamrl.rl.deep.checkpoint import open_checkpoint, write_checkpoint
 from beamrl.rl.deep.learner import load_algorithm_state, save_algorithm_state
 from beamrl.rl.deep.params import VersionedParams
 
@@ -69,18 +69,13 @@ class A3CLearner(GenServer):
         self.dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._fence: WriterFence | None = None
         if self.dir is not None:
-            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
-            try:
-                found = read_checkpoint(self.dir)
-                if found is not None:
-                    folder, meta = found
-                    load_algorithm_state(self.model, folder, meta)
-                    self.env_steps = int(meta.get("env_steps", 0))
-                    self.restored_from = self.model.updates
-                    log.info("a3c learner resumed from %s at version %d", folder, self.version)
-            except BaseException:
-                self._fence.release()
-                raise
+            self._fence = open_checkpoint(self.dir, lambda: self._alive, self._restore)
+
+    def _restore(self, folder: Path, meta: dict[str, Any]) -> None:
+        load_algorithm_state(self.model, folder, meta)
+        self.env_steps = int(meta.get("env_steps", 0))
+        self.restored_from = self.model.updates
+        log.info("a3c learner resumed from %s at version %d", folder, self.version)
 
     @property
     def version(self) -> int:

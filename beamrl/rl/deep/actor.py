@@ -39,9 +39,8 @@ from beamrl.process import From
 from beamrl.reprs import short_repr
 from beamrl.rl.deep.acting import Acting
 from beamrl.rl.deep.checkpoint import (
-    checkpoint_fence,
     npz_bytes,
-    read_checkpoint,
+    open_checkpoint,
     read_npz,
     read_tensors,
     write_checkpoint,
@@ -96,13 +95,7 @@ class Actor(GenServer):
         self.done = False
         self._fence: WriterFence | None = None
         if self.dir is not None:
-            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
-            try:
-                if (found := read_checkpoint(self.dir)) is not None:
-                    self._restore(*found)
-            except BaseException:
-                self._fence.release()
-                raise
+            self._fence = open_checkpoint(self.dir, lambda: self._alive, self._restore)
         cast(self.pid, ["tick"])
 
     # -- the loop -------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.rl.deep.agent import Agent
-from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, read_tensors
+from beamrl.rl.deep.checkpoint import open_checkpoint, read_tensors
 from beamrl.rl.deep.config import DQNConfig, config_for
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.params import Params, params_to_bytes
@@ -91,13 +91,7 @@ class AgentServer(GenServer):
         self._fence: WriterFence | None = None
         self._saved: tuple[int, int, float] | None = None  #: (steps, updates, best return) of the last checkpoint
         if self.dir is not None:
-            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
-            try:
-                if (found := read_checkpoint(self.dir)) is not None:
-                    self._restore(*found)
-            except BaseException:
-                self._fence.release()
-                raise
+            self._fence = open_checkpoint(self.dir, lambda: self._alive, self._restore)
         cast(self.pid, ["tick"])
 
     @property

@@ -97,6 +97,24 @@ def checkpoint_fence(directory: Path, owner_alive: Callable[[], bool]) -> Writer
     return WriterFence.acquire(directory, owner_alive, directory / ".writer.lock", ".*.tmp")
 
 
+def open_checkpoint(
+    directory: Path, owner_alive: Callable[[], bool], restore: Callable[[Path, dict[str, Any]], None]
+) -> WriterFence:
+    """Take ``directory``'s fence and ``restore(folder, meta)`` its latest checkpoint, if any.
+
+    What a checkpointing process does in ``init``: should the restore fail, the fence is
+    released before the error goes on, so a supervisor's retry can take it again.
+    """
+    fence = checkpoint_fence(directory, owner_alive)
+    try:
+        if (found := read_checkpoint(directory)) is not None:
+            restore(*found)
+    except BaseException:
+        fence.release()
+        raise
+    return fence
+
+
 def write_checkpoint(
     directory: Path, files: dict[str, bytes], meta: dict[str, Any], tag: int = 0, fence: WriterFence | None = None
 ) -> Path:

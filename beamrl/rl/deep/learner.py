@@ -41,7 +41,12 @@ from beamrl.gen_server import GenServer
 from beamrl.process import From
 from beamrl.reprs import short_repr
 from beamrl.rl.deep.algo import Algorithm
-from beamrl.rl.deep.checkpoint import checkpoint_fence, read_checkpoint, read_tensors, tensor_bytes, write_checkpoint
+from beamrl.rl.deep.checkpoint import (
+    open_checkpoint,
+    read_tensors,
+    tensor_bytes,
+    write_checkpoint,
+)
 from beamrl.rl.deep.config import DDPGConfig, DQNConfig, PGConfig, config_for
 from beamrl.rl.deep.ddpg import DDPG
 from beamrl.rl.deep.dqn import DQN
@@ -102,17 +107,12 @@ class Learner(GenServer):
         self.published = VersionedParams()
         self._fence: WriterFence | None = None
         if self.dir is not None:
-            self._fence = checkpoint_fence(self.dir, lambda: self._alive)
-            try:
-                found = read_checkpoint(self.dir)
-                if found is not None:
-                    folder, meta = found
-                    load_algorithm_state(self.algorithm, folder, meta)
-                    self.restored_from = self.algorithm.updates
-                    log.info("learner resumed from %s at update %d", folder, self.algorithm.updates)
-            except BaseException:
-                self._fence.release()
-                raise
+            self._fence = open_checkpoint(self.dir, lambda: self._alive, self._restore)
+
+    def _restore(self, folder: Path, meta: dict[str, Any]) -> None:
+        load_algorithm_state(self.algorithm, folder, meta)
+        self.restored_from = self.algorithm.updates
+        log.info("learner resumed from %s at update %d", folder, self.algorithm.updates)
 
     @property
     def version(self) -> int:
