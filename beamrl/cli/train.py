@@ -294,8 +294,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="EPISODE:NAME",
         action="append",
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
-        " deep runs: STEP:agent (with --split STEP:learner or STEP:actor); apex-dqn: STEP:actor-node, STEP:learner,"
-        " STEP:replay; a3c: STEP:actor-node, STEP:learner",
+        " deep runs: STEP:agent (with --split STEP:learner or STEP:actor); apex-dqn: STEP:actor-node[:I] (actor"
+        " node I of --nodes, default 0), STEP:learner, STEP:replay; a3c: STEP:actor-node[:I], STEP:learner",
     )
     p.add_argument(
         "--stop-at-return",

@@ -65,10 +65,10 @@ something changed), on ``["checkpoint"]``, and in ``terminate`` (a graceful stop
 a supervisor's shutdown, a crash, or an exit signal other than ``kill``: the
 server traps exits so that ``exit(pid, reason)`` still saves). Checkpoints are
 written from a worker thread so the node's other processes keep running. Beside
-them, every ``ledger_every`` seconds, it writes ``ledger.json``: the memory's
-total-added counter (``ReplayMemory.count``), a few bytes replaced atomically
-(``beamrl.persist.atomic_write_bytes(..., durable=False)``: rename, no fsync; it guards
-against the process dying, not the machine).
+them, after every insert, it writes ``ledger.json``: the memory's total-added counter
+(``ReplayMemory.count``), one small record overwritten in place
+(``beamrl.rl.replay.ledger``: no rename, no fsync, ~8 µs; it guards against the process
+dying, not the machine). ``ledger_every=S`` writes it every S seconds instead.
 
 A server started with a ``checkpoint_dir`` that holds a checkpoint restores it
 (ignoring ``seed``: the sampler continues where it was) and compares the
@@ -77,9 +77,9 @@ restored total with the ledger's::
     lost = ledger total - restored total      (0 after a graceful stop or a crash)
 
 It logs that figure and reports it in ``stats`` (``restored``, ``restored_total``,
-``lost``). ``lost`` is a lower bound: transitions added after the last ledger
-write (at most ``ledger_every`` seconds' worth) and steps waiting in n-step
-windows are not counted. The ids of lost transitions are handed out again to the
+``lost``): the transitions added after the checkpoint it restored, exactly (with
+``ledger_every=S``, a lower bound short of up to S seconds' worth). Steps waiting in
+n-step windows were never added, so they are not counted. The ids of lost transitions are handed out again to the
 next ones added. A checkpoint written with a different ``capacity``,
 ``prioritized``, ``alpha``, ``n_step`` or ``gamma`` is refused: ``start`` fails
 with a ``ReplayError`` instead of mixing two configurations. Under a supervisor,
@@ -155,7 +155,7 @@ class ReplayServer(GenServer):
         *,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: float | None = 30.0,
-        ledger_every: float = 0.5,
+        ledger_every: float | None = None,
         rate_limiter: Mapping[str, Any] | None = None,
         sample_wait: float = 1.0,
         **memory_kwargs: Any,
@@ -164,9 +164,9 @@ class ReplayServer(GenServer):
         beta_steps, seed) build the ``ReplayMemory``. ``checkpoint_dir``: where to save and
         restore (None: nothing is saved). ``checkpoint_every``: seconds between periodic
         checkpoints (None: only on request and in ``terminate``). ``ledger_every``: seconds
-        between writes of the total-added ledger. ``rate_limiter``: the fields of a
-        ``RateLimiter`` (None: samples are never held back); ``sample_wait``: seconds a
-        held-back sample waits before it answers None."""
+        between writes of the total-added ledger (None: after every insert, so ``lost`` is
+        exact). ``rate_limiter``: the fields of a ``RateLimiter`` (None: samples are never
+        held back); ``sample_wait``: seconds a held-back sample waits before it answers None."""
         pairs = (("checkpoint_every", checkpoint_every), ("ledger_every", ledger_every), ("sample_wait", sample_wait))
         for label, value in pairs:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
@@ -186,7 +186,7 @@ class ReplayServer(GenServer):
         # started for a peer: the directory must stay inside the node's data dir (beamrl.trust)
         self.dir = None if checkpoint_dir is None else self.node.data_path(checkpoint_dir, "checkpoint_dir")
         self.checkpoint_every = checkpoint_every
-        self.ledger_every = float(ledger_every)
+        self.ledger_every = None if ledger_every is None else float(ledger_every)
         self.samples = 0
         self.rejected_casts = 0
         self.stale_skipped = 0
@@ -209,11 +209,12 @@ class ReplayServer(GenServer):
             except BaseException:
                 self._fence.release()
                 raise
-            self._arm(_LEDGER_TICK, self.ledger_every)
+            if self.ledger_every is not None:
+                self._arm(_LEDGER_TICK, self.ledger_every)
             if self.checkpoint_every is not None:
                 self._arm(_CHECKPOINT_TICK, self.checkpoint_every)
         if self.limiter is not None:
-            self.limiter.inserted(len(self.memory))  # what a restore brought back counts as inserted
+            self.limiter.restored(len(self.memory))  # as if sampled at the ratio: no burst on old data
 
     async def terminate(self, reason: Any) -> None:
         for ref in self._timers.values():
@@ -271,6 +272,7 @@ class ReplayServer(GenServer):
         if message == _LEDGER_TICK:
             if self.memory.count != self.ledger_total:
                 self._write_ledger()
+            assert self.ledger_every is not None
             self._arm(_LEDGER_TICK, self.ledger_every)
         elif message == _CHECKPOINT_TICK:
             if self._changed:
@@ -322,6 +324,8 @@ class ReplayServer(GenServer):
                 )
         if ids.size:
             self._changed = True
+            if self.dir is not None and self.ledger_every is None:
+                self._write_ledger()  # what a kill from now on loses is counted exactly
         return ids
 
     def _limited_sample(self, n: Any, mode: Any, from_: Any) -> Any:
@@ -431,7 +435,7 @@ class ReplayServer(GenServer):
         log.log(
             log_at,
             "%s restored %d transitions (%d added in all) from %s and lost %d added after the last checkpoint "
-            "(ledger: %d; a lower bound)",
+            "(ledger: %d)",
             self,
             self.restored,
             self.restored_total,

@@ -42,6 +42,8 @@ def test_a_run_with_a_local_worker_writes_its_files_and_survives_a_killed_learne
     ("args", "message"),
     [
         (["--kill-at", "100:replay"], "--kill-at expects STEP:TARGET with TARGET one of actor-node, learner"),
+        (["--kill-at", "100:actor-node:1"], "starts actor nodes 0..0: give --nodes K > 1"),
+        (["--kill-at", "100:learner:1"], "only actor-node takes a node number"),
         (["--episodes", "100"], "a3c counts its budget in env steps: use --steps N"),
         (["--set", "bogus=1"], "a3c has no hyper-parameter 'bogus'"),
         (["--set", "n_steps=0"], "n_steps must be >= 1"),

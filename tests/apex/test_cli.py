@@ -40,6 +40,15 @@ def test_a_run_writes_its_files_and_survives_a_killed_learner_and_replay(tmp_pat
     assert killed == ["learner", "replay"]
     assert summary["restarts"]["learner"] == 1 and summary["restarts"]["replay"] == 1
     assert summary["learner_updates"] > 0  # counted by the restarted learner, from its checkpoint on
+    back = {e["target"]: e for e in summary["events"] if e["event"] == "restarted"}
+    assert set(back) == {"learner", "replay"}, summary["events"]
+    # the replay's loss is reported and adds up: what it held when killed (at least what it told the
+    # driver just before) is what its checkpoint restored plus what it lost; the run then went on adding
+    killed_replay = next(e for e in summary["events"] if e["event"] == "killed" and e["target"] == "replay")
+    replay = back["replay"]
+    assert replay["restored_total"] + replay["lost"] >= killed_replay["total_added"] > 0, (killed_replay, replay)
+    assert summary["replay"]["lost"] == replay["lost"] and replay["restored"] == replay["restored_total"]
+    assert summary["replay"]["total_added"] > replay["restored_total"]
     with (run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     kinds = {r["kind"] for r in rows}
@@ -55,6 +64,8 @@ def test_a_run_writes_its_files_and_survives_a_killed_learner_and_replay(tmp_pat
     ("args", "message"),
     [
         (["--kill-at", "100:actor"], "--kill-at expects STEP:TARGET with TARGET one of actor-node, learner, replay"),
+        (["--nodes", "2", "--kill-at", "100:actor-node:2"], "--kill-at 100:actor-node:2 kills a node this run"),
+        (["--kill-at", "100:actor-node:one"], "the actor node must be a number from 0 (STEP:actor-node:I), got 'one'"),
         (["--episodes", "100"], "apex-dqn counts its budget in env steps: use --steps N"),
         (["--set", "bogus=1"], "apex-dqn has no hyper-parameter 'bogus'"),
         (["--nodes", "1", "--set", "batch_size=0"], "batch_size must be >= 1"),

@@ -52,10 +52,10 @@ async def test_an_actor_node_acts_without_ever_importing_torch() -> None:
 
 
 async def test_an_actor_node_killed_mid_run_rejoins_with_current_params(tmp_path: Path) -> None:
-    """kill -9 of an actor node: the learner goes on; the restarted node's actor gets the current version."""
+    """kill -9 of actor node 1 (the second): the learner goes on; the restarted node's actor is current."""
     overrides = {"eval_every": 1_000_000, "samples_per_insert": 1.0}  # about the fault: no evaluations, fast actors
     summary = await train_apex(
-        "CartPole-v1", 150_000, nodes=2, out=tmp_path / "run", kill_at=[(10_000, "actor-node")], overrides=overrides
+        "CartPole-v1", 150_000, nodes=2, out=tmp_path / "run", kill_at=[(10_000, "actor-node", 1)], overrides=overrides
     )
     events = summary["events"]
     kinds = [e["event"] for e in events]
@@ -64,7 +64,8 @@ async def test_an_actor_node_killed_mid_run_rejoins_with_current_params(tmp_path
     killed = events[0]
     lost = next(e for e in events if e["event"] == "actor_lost")
     rejoined = next(e for e in events if e["event"] == "actor_rejoined")
-    assert lost["actor"] == rejoined["actor"] == 0 and lost["node"] == killed["node"]
+    assert killed["node"] == "learner-actor2" and killed["node_index"] == 1
+    assert lost["actor"] == rejoined["actor"] == 1 and lost["node"] == killed["node"]
     # the learner kept learning while the node was gone, and the new actor started from its current version
     with (tmp_path / "run" / "metrics.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["kind"] == "rates"]

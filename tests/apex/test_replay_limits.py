@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ from beamrl import Node
 from beamrl.rl.replay import ReplayError, ReplayMemory
 from beamrl.rl.replay.ratelimit import RateLimiter
 from beamrl.rl.replay_server import ReplayServer
+from beamrl.supervisor import child
+from beamrl.testing import eventually
 
 
 def rows(n: int, start: int = 0, discount: bool = True) -> dict[str, np.ndarray]:
@@ -92,3 +95,26 @@ async def test_a_rate_limited_server_holds_samples_until_inserts_allow_them() ->
         with pytest.raises(ReplayError, match="unknown keys"):
             await node.start(ReplayServer, 10, rate_limiter={"speed": 1})
         assert await node.call("replay", ["len"]) == 50  # still serving
+
+
+async def test_a_restarted_server_goes_on_at_the_ratio_instead_of_owing_samples_for_what_it_restored(
+    tmp_path: Path,
+) -> None:
+    limiter = {"min_size": 100, "samples_per_insert": 4.0, "error_buffer": 40.0}
+    kwargs: dict[str, Any] = {"rate_limiter": limiter, "checkpoint_dir": str(tmp_path), "sample_wait": 0.05}
+    async with Node("replay-test") as node:
+        await node.start_supervisor([child(ReplayServer, 5_000, name="replay", **kwargs)], max_restarts=3)
+        await node.call("replay", ["add_batch", rows(1_000)])
+        await node.call("replay", ["checkpoint"])
+        old = node.whereis("replay")
+        node.kill("replay")
+        await eventually(lambda: node.whereis("replay") not in (None, old), what="the restart")
+        stats = (await node.call("replay", ["stats"]))["rate_limiter"]
+        assert stats["inserts"] == 1_000 and stats["samples"] == 4 * (1_000 - 100)  # the ratio, kept
+        # the actors may insert at once (10 more before the sampler lags by the error buffer) ...
+        assert await node.call("replay", ["insert_headroom"]) == pytest.approx(40.0 / 4.0)
+        # ... and the learner gets the error buffer's worth, not 3,640 transitions of old data
+        assert await node.call("replay", ["sample", 40]) is not None
+        assert await node.call("replay", ["sample", 1]) is None
+        node.cast("replay", ["add_batch", rows(10, 1_000)])
+        assert await node.call("replay", ["sample", 40]) is not None  # 4 per insert again

@@ -20,9 +20,13 @@ the driver starts the worker there again and it pulls the current parameters. Th
 stops after ``steps`` env steps over all workers, or at the first evaluation reaching
 ``stop_at``.
 
-``kill_at``: ``(STEP, TARGET)`` with TARGET ``actor-node`` (SIGKILL the first worker node's
-OS process, then start it again) or ``learner`` (killed in place: its supervisor restarts it
-from its checkpoint). ``summary.json`` lists every event with its wall time and env step.
+``kill_at``: ``(STEP, TARGET)`` or ``(STEP, "actor-node", I)`` (``--kill-at STEP:actor-node:I``)
+with TARGET ``actor-node`` (SIGKILL worker node I's OS process, node 0 when I is left out,
+then start it again) or ``learner`` (killed in place: its supervisor restarts it from its
+checkpoint); ``beamrl.rl.training.actors.Faults`` injects them. A run does not stop at
+``stop_at`` before its faults were injected and recovered from. ``summary.json`` lists every
+event (killed, restarted with what the learner restored, worker_lost, worker_rejoined)
+with its wall time and env step.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import csv
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +53,11 @@ from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.rl.training.actors import (
     ActorNodes,
+    Faults,
+    StepKill,
+    check_step_kills,
     parse_step_kills,
     quiet_call,
-    restart_actor_node,
     wait_for_actor_trees,
 )
 from beamrl.rl.training.progress import say
@@ -123,8 +130,8 @@ def worker_spec(
     }
 
 
-def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
-    """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError."""
+def parse_kill_at(items: list[str] | None) -> list[StepKill]:
+    """``["20000:actor-node:1"]`` -> ``[StepKill(20000, "actor-node", 1)]``; anything else is a ValueError."""
     return parse_step_kills(items, KILL_TARGETS)
 
 
@@ -138,7 +145,7 @@ async def train_a3c(
     seed: int = 0,
     out: str | os.PathLike[str] = "runs/a3c",
     overrides: dict[str, Any] | None = None,
-    kill_at: list[tuple[int, str]] | None = None,
+    kill_at: Sequence[tuple[int, str] | tuple[int, str, int]] | None = None,
     stop_at: float | None = None,
     listen: str | None = None,
     keys: str | None = None,
@@ -149,9 +156,7 @@ async def train_a3c(
     attach = list(attach or [])
     if nodes < 0 or nodes + len(attach) + int(local_worker) < 1:
         raise ValueError("a3c needs at least one worker: --nodes K (K >= 1), --attach ADDR or --local-worker")
-    kills = sorted(kill_at or [])
-    if any(t == "actor-node" for _, t in kills) and nodes < 1:
-        raise ValueError("--kill-at STEP:actor-node kills a node this run started: give --nodes K >= 1")
+    kills = check_step_kills(kill_at, KILL_TARGETS, nodes)
     out_dir = Path(out)
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
@@ -270,7 +275,7 @@ async def _drive(
     run: _Run,
     env_id: str,
     steps: int,
-    kills: list[tuple[int, str]],
+    kills: list[StepKill],
     stop_at: float | None,
     started_nodes: ActorNodes | None,
     out_dir: Path,
@@ -281,7 +286,7 @@ async def _drive(
     cfg = run.cfg
     next_eval = cfg.eval_every
     last = (time.monotonic(), 0, 0)  # time, applied, stale (this learner incarnation's counters)
-    restarting: set[str] = set()
+    faults = Faults(kills, started_nodes, out_dir, run.event)
     reached: dict[str, Any] | None = None
     with (out_dir / "metrics.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, METRICS, extrasaction="ignore")
@@ -303,26 +308,14 @@ async def _drive(
                 last = (now, applied, stale)
                 writer.writerow({"kind": "rates", "wall_s": wall, "env_steps": run.env_steps()} | rates)
             f.flush()
-            while kills and run.env_steps() >= kills[0][0]:
-                at, target = kills.pop(0)
-                if target == "actor-node" and started_nodes is not None:
-                    victim = started_nodes.nodes[0]
-                    await asyncio.to_thread(victim.kill)
-                    restarting.add(victim.name)
-                    run.event("killed", target="actor-node", node=victim.name, at_step=at)
-                else:
-                    node.kill(target)
-                    run.event("killed", target=target, at_step=at)
-            for name_ in list(restarting):  # start a killed node again once the learner saw it go
-                if name_ not in node.nodes() and started_nodes is not None:
-                    await asyncio.to_thread(restart_actor_node, started_nodes, name_, node.address or "", out_dir)
-                    run.event("restarted", target="actor-node", node=name_)
-                    restarting.discard(name_)
+            await faults.step(node, run.env_steps())
             await _rejoin(node, run, env_id, seed, learner)
             if run.env_steps() >= next_eval:
                 while next_eval <= run.env_steps():
                     next_eval += cfg.eval_every
                 reached = await _evaluate(node, run, env_id, writer, stop_at)
+                if not faults.settled((w.node, w.up) for w in run.workers):
+                    reached = None  # the faults asked for come first
     return reached
 
 

@@ -29,10 +29,14 @@ data-parallel replicas and G - 1 more nodes run the others, each with its own lo
 (``beamrl.rl.apex.replicas``); ``summary.json``'s ``learners`` holds their final
 versions and weight digests (equal when they stayed in step).
 
-``kill_at``: ``(STEP, TARGET)`` with TARGET ``actor-node`` (SIGKILL the first actor
-node's OS process, then start it again), ``learner`` or ``replay`` (killed in place:
-their supervisor restarts them from their checkpoints). ``summary.json`` lists every
-event with its wall time and env step.
+``kill_at``: ``(STEP, TARGET)`` or ``(STEP, "actor-node", I)`` (``--kill-at STEP:actor-node:I``)
+with TARGET ``actor-node`` (SIGKILL actor node I's OS process, node 0 when I is left
+out, then start it again), ``learner`` or ``replay`` (killed in place: their supervisor
+restarts them from their checkpoints); ``beamrl.rl.training.actors.Faults`` injects them.
+A run does not stop at ``stop_at`` before its faults were injected and recovered from.
+``summary.json`` lists every event with its wall time and env step: ``killed``,
+``restarted`` (for the replay: the transitions it restored and ``lost``, those added after
+its last checkpoint), ``actor_lost``, ``actor_rejoined``.
 
 About 450 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
 rejoin, stop) is one loop whose steps share the run's state; the processes it drives,
@@ -66,9 +70,11 @@ from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.rl.training.actors import (
     ActorNodes,
+    Faults,
+    StepKill,
+    check_step_kills,
     parse_step_kills,
     quiet_call,
-    restart_actor_node,
     wait_for_actor_trees,
 )
 from beamrl.rl.training.progress import say
@@ -121,8 +127,8 @@ def actor_spec(env_id: str, cfg: ApexConfig, index: int, count: int, seed: int, 
     }
 
 
-def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
-    """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError."""
+def parse_kill_at(items: list[str] | None) -> list[StepKill]:
+    """``["20000:actor-node:1"]`` -> ``[StepKill(20000, "actor-node", 1)]``; anything else is a ValueError."""
     return parse_step_kills(items, KILL_TARGETS)
 
 
@@ -135,7 +141,7 @@ async def train_apex(
     seed: int = 0,
     out: str | os.PathLike[str] = "runs/apex",
     overrides: dict[str, Any] | None = None,
-    kill_at: list[tuple[int, str]] | None = None,
+    kill_at: Sequence[tuple[int, str] | tuple[int, str, int]] | None = None,
     stop_at: float | None = None,
     listen: str | None = None,
     keys: str | None = None,
@@ -147,10 +153,8 @@ async def train_apex(
     attach = list(attach or [])
     if nodes < 0 or nodes + len(attach) < 1:
         raise ValueError("apex-dqn needs at least one actor node: --nodes K (K >= 1) or --attach ADDR")
-    kills = sorted(kill_at or [])
-    if any(t == "actor-node" for _, t in kills) and nodes < 1:
-        raise ValueError("--kill-at STEP:actor-node kills a node this run started: give --nodes K >= 1")
-    if cfg.learners > 1 and any(t == "learner" for _, t in kills):
+    kills = check_step_kills(kill_at, KILL_TARGETS, nodes)
+    if cfg.learners > 1 and any(k.target == "learner" for k in kills):
         raise ValueError(
             "--kill-at STEP:learner needs one learner: a replica group cannot take back one restarted replica"
         )
@@ -309,7 +313,7 @@ async def _drive(
     run: _Run,
     env_id: str,
     steps: int,
-    kills: list[tuple[int, str]],
+    kills: list[StepKill],
     stop_at: float | None,
     started_nodes: ActorNodes | None,
     out_dir: Path,
@@ -320,7 +324,7 @@ async def _drive(
     cfg = run.cfg
     next_eval = cfg.eval_every
     last = (time.monotonic(), 0, 0, 0)  # time, total inserted, sampled, learner version
-    restarting: dict[str, float] = {}  # actor node killed by us -> when
+    faults = Faults(kills, started_nodes, out_dir, run.event)
     reached: dict[str, Any] | None = None
     told = 0  # events handed to the recorder
     with (out_dir / "metrics.csv").open("w", newline="") as f:
@@ -357,21 +361,7 @@ async def _drive(
                 )
             f.flush()
             # faults
-            while kills and run.env_steps() >= kills[0][0]:
-                at, target = kills.pop(0)
-                if target == "actor-node" and started_nodes is not None:
-                    victim = started_nodes.nodes[0]
-                    await asyncio.to_thread(victim.kill)
-                    restarting[victim.name] = time.monotonic()
-                    run.event("killed", target="actor-node", node=victim.name, at_step=at)
-                else:
-                    node.kill(target)
-                    run.event("killed", target=target, at_step=at)
-            for name_ in list(restarting):  # restart a killed node once the learner saw it go
-                if name_ not in node.nodes() and started_nodes is not None:
-                    await asyncio.to_thread(restart_actor_node, started_nodes, name_, node.address or "", out_dir)
-                    run.event("restarted", target="actor-node", node=name_)
-                    del restarting[name_]
+            await faults.step(node, run.env_steps())
             await _rejoin(node, run, env_id, seed, learner, started_nodes)
             # evaluation
             if run.env_steps() >= next_eval:
@@ -388,7 +378,8 @@ async def _drive(
                     )
                     say(f"  {run.env_steps():>8} env steps, learner version {got[0]}: greedy return {mean:.1f}")
                     rows.append({"step": run.env_steps(), "eval_mean_return": mean})
-                    if stop_at is not None and mean >= stop_at:
+                    settled = faults.settled((a.node, a.up) for a in run.actors)
+                    if stop_at is not None and mean >= stop_at and settled:
                         reached = {
                             "wall_s": time.monotonic() - run.started,
                             "env_steps": run.env_steps(),

@@ -65,6 +65,17 @@ class RateLimiter:
     def inserted(self, n: int) -> None:
         self.inserts += n
 
+    def restored(self, n: int) -> None:
+        """Count ``n`` transitions a restarted replay brought back as inserted *and* sampled at the target ratio.
+
+        Its counts died with the old process; taken as fresh inserts, a restore of 30,000
+        transitions at 32 samples per insert would owe the learner ~1M sampled transitions
+        at once, which it would take from the old data while the actors, out of insert
+        headroom, wait. As if the ratio had been kept, the learner goes on at the ratio.
+        """
+        self.inserts += n
+        self.samples = max(self.samples, int(self.samples_per_insert * (self.inserts - self.min_size)))
+
     def sampled(self, n: int) -> None:
         self.samples += n
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from beamrl.errors import BeamError, NoProc
 from beamrl.launch import NodeProcess
@@ -119,18 +119,138 @@ async def wait_for_actor_trees(
             await asyncio.sleep(0.05)
 
 
-def parse_step_kills(items: list[str] | None, targets: tuple[str, ...]) -> list[tuple[int, str]]:
-    """``--kill-at`` of a deep run over nodes: ``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``.
+class StepKill(NamedTuple):
+    """A fault a run over nodes injects: at ``step`` env steps, kill ``target``.
 
-    Anything but ``STEP:TARGET`` with TARGET in ``targets`` is a ValueError naming them.
+    For ``actor-node``, ``node`` is which of the actor nodes the run started (0-based,
+    in ``ActorNodes.names`` order); the other targets ignore it.
+    """
+
+    step: int
+    target: str
+    node: int = 0
+
+
+def parse_step_kills(items: list[str] | None, targets: tuple[str, ...]) -> list[StepKill]:
+    """``--kill-at`` of a deep run over nodes: ``["20000:actor-node:1"]`` -> ``[StepKill(20000, "actor-node", 1)]``.
+
+    ``STEP:TARGET`` with TARGET in ``targets``; ``STEP:actor-node:I`` names actor node I
+    (``STEP:actor-node`` is node 0). Anything else is a ValueError naming what was wrong;
+    whether I is one of the run's nodes is ``check_step_kills``'s to say.
     """
     kills = []
     for item in items or []:
-        at, sep, target = item.partition(":")
+        at, sep, rest = item.partition(":")
+        target, _, index = rest.partition(":")
         if not sep or not at.isdigit() or target not in targets:
-            raise ValueError(f"--kill-at expects STEP:TARGET with TARGET one of {', '.join(targets)}, got {item!r}")
-        kills.append((int(at), target))
+            raise ValueError(
+                f"--kill-at expects STEP:TARGET with TARGET one of {', '.join(targets)}"
+                f" (actor-node:I for actor node I), got {item!r}"
+            )
+        node = 0
+        if index or rest.endswith(":"):
+            if target != "actor-node":
+                raise ValueError(f"--kill-at {item!r}: only actor-node takes a node number (STEP:actor-node:I)")
+            if not index.isdigit():
+                raise ValueError(
+                    f"--kill-at {item!r}: the actor node must be a number from 0 (STEP:actor-node:I), got {index!r}"
+                )
+            node = int(index)
+        kills.append(StepKill(int(at), target, node))
     return sorted(kills)
+
+
+def check_step_kills(kill_at: Sequence[Sequence[Any]] | None, targets: tuple[str, ...], nodes: int) -> list[StepKill]:
+    """The faults of a run that starts ``nodes`` actor nodes, checked before anything starts, in step order.
+
+    Takes ``StepKill``s or plain ``(step, target)`` / ``(step, target, node)`` tuples; a
+    ValueError names an unknown target or an actor node the run does not start.
+    """
+    kills = []
+    for item in kill_at or []:
+        kill = StepKill(*item)
+        if kill.target not in targets:
+            raise ValueError(f"--kill-at: unknown target {kill.target!r}: choose one of {', '.join(targets)}")
+        if kill.target == "actor-node" and not 0 <= kill.node < nodes:
+            started = f"actor nodes 0..{nodes - 1}" if nodes else "no actor nodes"
+            raise ValueError(
+                f"--kill-at {kill.step}:actor-node:{kill.node} kills a node this run started, and it starts"
+                f" {started}: give --nodes K > {kill.node} or another node number"
+            )
+        kills.append(kill)
+    return sorted(kills)
+
+
+#: what a restarted learner or replay tells of its restore (their ``["stats"]``), copied into its event
+RESTORED_KEYS = ("restored_from", "restored", "restored_total", "lost")
+
+
+class Faults:
+    """A run's ``--kill-at`` faults: each injected once the run reached its step, and each recovery reported.
+
+    ``actor-node`` SIGKILLs node ``kill.node`` of ``nodes`` (the OS process) and starts it
+    again once ``node`` saw it go (the driver then restarts its actors there); any other
+    target is a process of the learner node, killed in place (``Node.kill``: nothing of
+    it runs, as with ``kill -9``), which its supervisor restarts. Events, through ``event``:
+    ``killed`` (``target``, ``at_step``; ``node`` and ``node_index`` for an actor node; the
+    ``total_added`` a killed replay reported just before), ``restarted`` once it is back:
+    the node's name, or what the new process's ``stats`` say of its restore
+    (``RESTORED_KEYS``: the learner's ``restored_from`` version; the replay's ``restored``
+    transitions held, ``restored_total`` ids handed out by its checkpoint and ``lost``,
+    those added after it).
+
+        faults = Faults(kills, started_nodes, out_dir, run.event)
+        while running:
+            ...
+            await faults.step(node, run.env_steps())   # once per poll
+    """
+
+    def __init__(self, kills: list[StepKill], nodes: ActorNodes | None, out_dir: Path, event: Callable[..., Any]):
+        self.pending = sorted(kills)
+        self.nodes, self.out_dir, self.event = nodes, out_dir, event
+        self.restarting: set[str] = set()  #: actor nodes killed, not yet started again
+        self.nodes_killed: set[str] = set()  #: every actor node a fault killed
+        self.killed: dict[str, Any] = {}  #: in-place targets killed, not yet back -> the pid killed
+
+    def settled(self, workers: Iterable[tuple[str, bool]]) -> bool:
+        """No fault left to inject or to recover from: every one was injected, every process killed
+        in place is back, and every worker on a node killed rejoined (``workers``: each one's
+        node name and whether it runs). A run stops at ``stop_at`` only then, so that a run
+        which learns early still goes through the faults it was asked for."""
+        if self.pending or self.restarting or self.killed:
+            return False
+        return all(up for name, up in workers if name in self.nodes_killed)
+
+    async def step(self, node: Node, env_steps: int) -> None:
+        """Inject the faults due at ``env_steps``; report and restart what came back or can."""
+        while self.pending and env_steps >= self.pending[0].step:
+            kill = self.pending.pop(0)
+            if kill.target == "actor-node":
+                assert self.nodes is not None  # check_step_kills refused actor-node kills without nodes
+                victim = self.nodes.nodes[kill.node]
+                await asyncio.to_thread(victim.kill)
+                self.restarting.add(victim.name)
+                self.nodes_killed.add(victim.name)
+                self.event("killed", target=kill.target, node=victim.name, node_index=kill.node, at_step=kill.step)
+                continue
+            seen = await quiet_call(node, kill.target, ["stats"])
+            self.killed[kill.target] = node.whereis(kill.target)
+            node.kill(kill.target)
+            before = {"total_added": seen["total_added"]} if seen and "total_added" in seen else {}
+            self.event("killed", target=kill.target, at_step=kill.step, **before)
+        for name in sorted(self.restarting):
+            if name not in node.nodes() and self.nodes is not None:  # the learner node saw it go
+                await asyncio.to_thread(restart_actor_node, self.nodes, name, node.address or "", self.out_dir)
+                self.event("restarted", target="actor-node", node=name)
+                self.restarting.discard(name)
+        for target, old in list(self.killed.items()):
+            pid = node.whereis(target)
+            if pid is None or pid == old:
+                continue  # its supervisor has not started it again yet
+            stats = await quiet_call(node, pid, ["stats"])
+            if stats is not None:
+                del self.killed[target]
+                self.event("restarted", target=target, **{k: stats[k] for k in RESTORED_KEYS if k in stats})
 
 
 async def quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
