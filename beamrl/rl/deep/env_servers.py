@@ -23,7 +23,7 @@ node), resets them and goes on: the episodes in flight start over. A ``local`` s
 is restarted by the same supervisor, so that is a short hiccup. Meanwhile the driver
 probes the servers (``watch``): one that has not answered for ``wait`` seconds ends
 the run with ``EnvServerLost``, naming it, and the checkpoints stay in the run
-directory (``--resume DIR`` with the same ``--env-server`` options continues it).
+directory (``--resume DIR`` continues it, with the servers it was started with).
 """
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ def parse_env_servers(texts: list[str]) -> list[EnvTarget]:
 class EnvServers:
     """See the module docstring."""
 
-    def __init__(self, env_id: str, targets: list[EnvTarget], wait: float = DEFAULT_WAIT) -> None:
+    def __init__(self, env_id: str, targets: list[EnvTarget], wait: float = DEFAULT_WAIT, run_dir: str = "DIR") -> None:
         if wait <= 0:
             raise ValueError(f"--env-server-wait must be a positive number of seconds, got {wait!r}")
-        self.env_id, self.targets, self.wait = env_id, list(targets), float(wait)
+        self.env_id, self.targets, self.wait, self.run_dir = env_id, list(targets), float(wait), run_dir
         self.peers: list[str | None] = [None] * len(targets)  #: node name of each remote target
         self._failing: dict[int, tuple[float, str]] = {}  #: target index -> (first failed probe, error)
         self._probed = 0.0
@@ -121,8 +121,10 @@ class EnvServers:
                 spaces = await node.call((t.name, peer), ["spaces"], timeout=timeout)
                 info = await node.call((t.name, peer), ["info"], timeout=timeout)
             except NodeDown as e:
+                if "no answer from" not in str(e) or "answers as" in str(e):  # refused, or the wrong node
+                    raise NodeDown(f"--env-server {t.text}: {e}") from None
                 raise NodeDown(
-                    f"--env-server {t.text}: no node answered at {t.address} within {timeout:g} s ({e}); is"
+                    f"--env-server {t.text}: nothing answered at {t.address} within {timeout:g} s: is"
                     " `beamrl node start` running there (and, if it uses CURVE keys, did you pass --keys DIR)?"
                 ) from None
             except NoProc:
@@ -164,8 +166,8 @@ class EnvServers:
                 where = "this run's own tree" if t.address is None else f"node {self.peers[i]!r} at {t.address}"
                 raise EnvServerLost(
                     f"env server {t.name!r} ({where}) has not answered for {self.wait:g} s ({error}): the run"
-                    " stopped; its checkpoints are kept, so once the server is back, --resume DIR with the same"
-                    " --env-server options continues it"
+                    f" stopped; its checkpoints are kept, so once the server is back, --resume {self.run_dir} continues"
+                    " it (with the same env servers, unless you give --env-server again)"
                 )
 
     async def _probe(self, node: Any, i: int, t: EnvTarget) -> str | None:

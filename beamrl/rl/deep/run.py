@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.errors import BeamError, CallTimeout, NoProc
+from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
 from beamrl.rl.deep.env_servers import DEFAULT_WAIT, EnvServers, parse_env_servers
@@ -163,7 +163,7 @@ async def train_deep(
     algo, env_id, seed, cfg, budget, split, run_info = _prepare(
         algo, env_id, steps, seed, out_dir, overrides, resume, split, len(targets)
     )
-    servers = EnvServers(env_id, targets, env_wait) if targets else None
+    servers = EnvServers(env_id, targets, env_wait, str(out_dir)) if targets else None
     hyper = dataclasses.asdict(cfg)
     names = ("learner", "actor") if split else ("agent",)
     killable = [*names, *(t.name for t in targets if t.address is None)]  # and the run's own env servers
@@ -309,7 +309,7 @@ async def _drive(
         while True:
             try:
                 p = await node.call(actor, ["progress"], timeout=30.0)
-            except (NoProc, CallTimeout) as e:  # the actor is restarting
+            except (NoProc, CallTimeout, ProcessCrashed) as e:  # the actor is restarting
                 if servers is not None:
                     await servers.watch(node)
                 if time.monotonic() - last_ok > 120:
