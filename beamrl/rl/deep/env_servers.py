@@ -105,13 +105,11 @@ class EnvServers:
     def children(self) -> list[ChildSpec]:
         """An ``EnvServer`` child per ``local`` target (start them before the acting process)."""
         return [
-            child("beamrl.rl.env_server:EnvServer", self.env_id, name=t.name)
-            for t in self.targets
-            if t.address is None
+            child("beamrl.rl.env_server:EnvServer", self.env_id, name=t.name) for t in self.targets if t.address is None
         ]
 
     async def connect(self, node: Any, timeout: float = 5.0) -> None:
-        """Connect to the remote servers and check that each hosts one ``env_id`` (its spaces): ``ValueError`` if not."""
+        """Connect to the remote servers, check that each hosts one ``env_id`` (its spaces); else ``ValueError``."""
         want = _spaces_of(self.env_id)
         for i, t in enumerate(self.targets):
             if t.address is None:

@@ -120,6 +120,12 @@ def _served_envs(algo: str, values: dict[str, Any], n: int, resume: bool) -> Non
     values["num_envs"] = n
 
 
+def _write_run(out_dir: Path, run_info: dict[str, Any]) -> None:
+    """The run directory and its ``run.json``, once every check passed (a refused run writes nothing)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / RUN_FILE, run_info)
+
+
 def _load_run(out: Path) -> dict[str, Any]:
     path = out / RUN_FILE
     if not path.is_file():
@@ -178,8 +184,7 @@ async def train_deep(
         if servers is not None:  # a remote server that is not there, or hosts another env: refused, nothing written
             await servers.connect(node)
             run_info["env_servers"] = [t.text for t in targets]
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / RUN_FILE, run_info)
+        _write_run(out_dir, run_info)
         for observer in observers:  # up before the tree starts
             await watching.enter_async_context(observer(node))
         # curves a deep run never draws: no success rate; no epsilon but DQN's
