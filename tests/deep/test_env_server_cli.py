@@ -18,6 +18,7 @@ import pytest
 
 from beamrl.cli import main
 from beamrl.launch import NodeProcess
+from beamrl.transport.keys import generate_keys
 from tests import ROOT, start_peer
 
 pytest.importorskip("torch")
@@ -92,6 +93,28 @@ def test_a_run_steps_an_env_server_on_another_node(
     [used] = summary["env_servers"]
     assert used["node"] == "envs-host" and used["address"] == env_node.address and used["target"] == target
     assert used["steps"] >= summary["env_steps"] == 300  # the server counts every step (earlier tests' too)
+
+
+def test_a_curve_node_is_reached_with_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keys DIR: the training node (named ``deep``) and the env's node trust each other's public keys."""
+    keys = tmp_path / "keys"
+    for name in ("deep", "pi"):
+        generate_keys(keys, name)
+    tree = str(ROOT / "supervisors" / "cartpole_env.toml")
+    peer = start_peer("pi", "--keys", str(keys), tree=tree)
+    try:
+        target = ["--env-server", f"cartpole@{peer.address}"]
+        refused = tmp_path / "refused"
+        code, _, err = _run(capsys, "dqn", "CartPole-v1", "--steps", "200", "--out", str(refused), *target, *SMALL)
+        assert code == 2 and "did you pass --keys DIR" in err and not refused.exists()  # plaintext: no answer
+        out = tmp_path / "run"
+        code, _, err = _run(
+            capsys, "dqn", "CartPole-v1", "--steps", "200", "--out", str(out), *target, "--keys", str(keys), *SMALL
+        )
+    finally:
+        peer.terminate()
+    assert code == 0, err[-2000:]
+    assert json.loads((out / "summary.json").read_text())["env_servers"][0]["steps"] == 200
 
 
 @pytest.mark.parametrize(
