@@ -6,7 +6,7 @@ beamrl node start [ROLE.toml] [--name N --listen ADDR --join ADDR --tree TREE --
 beamrl shell ADDR [--keys DIR]                                 ``shell``
 beamrl ps ADDR [--keys DIR]                                    ``ps``
 beamrl train ALGO ENV_ID [--episodes N | --steps N] [--seed S] [--out DIR] [--nodes K]  ``train``
-              [--dashboard [PORT]] [--tensorboard DIR]
+              [--dashboard [PORT]] [--tensorboard DIR] [--env-server local|NAME@ADDR ...]
 beamrl dashboard ADDR [--port 8080] [--host H] [--allow-control] [--keys DIR]  ``dashboard``
 beamrl eval RUN_DIR [--episodes N] [--render] [--seed S]        ``eval``
 beamrl serve RUN_DIR [--listen ADDR] [--name NAME] [--keys DIR] [--watch S]  ``serve``

@@ -45,6 +45,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A number > 0 (argparse prefixes the option's name to the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def address(text: str) -> str:
     """A node address ``tcp://HOST:PORT`` (``#NAME`` allowed where a peer's name is expected)."""
     match = _ADDRESS.match(text)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from beamrl.cli.dashboard import add_dashboard_args, observers
-from beamrl.cli.options import HelpFormatter, address, positive_int
+from beamrl.cli.options import HelpFormatter, address, positive_float, positive_int
 from beamrl.cli.session_args import nothing_answered
 from beamrl.errors import NodeDown
 from beamrl.node import run
@@ -95,6 +95,24 @@ TABULAR_ONLY = {
 }
 
 
+def _refuse_env_servers(args: argparse.Namespace) -> None:
+    """``--env-server`` is for the one-node deep runs, whose acting process steps the servers."""
+    if args.env_server is None:
+        if args.env_server_wait is not None:
+            raise ValueError("--env-server-wait is how long a run waits for its --env-server: give --env-server too")
+        return
+    if args.algo in ("apex-dqn", "a3c"):
+        raise ValueError(
+            f"--env-server is for the one-node deep algorithms ({', '.join(DEEP_ALGOS)}): {args.algo}'s actor nodes"
+            " step envs of their own"
+        )
+    if args.algo not in DEEP_ALGOS:
+        raise ValueError(
+            f"--env-server is for the deep algorithms ({', '.join(DEEP_ALGOS)}); {args.algo} is tabular"
+            " (its workers step envs of their own)"
+        )
+
+
 def _refuse_ignored(args: argparse.Namespace) -> None:
     """A deep, apex-dqn or a3c run refuses the options it would ignore (the tabular runs')."""
     if args.algo in ("apex-dqn", "a3c") and args.split:
@@ -110,6 +128,7 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    _refuse_env_servers(args)
     if args.algo in DEEP_ALGOS or args.algo in ("apex-dqn", "a3c"):
         _refuse_ignored(args)
     if args.local_worker and args.algo != "a3c":
@@ -310,6 +329,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--split",
         action="store_true",
         help="deep algorithms: a Learner and an Actor process instead of one agent process that acts and learns",
+    )
+    p.add_argument(
+        "--env-server",
+        metavar="TARGET",
+        action="append",
+        help="deep algorithms: step an EnvServer instead of an env of the agent's own, one per env (repeatable;"
+        " their number sets num_envs): local (the run starts one in its tree) or NAME@tcp://HOST:PORT"
+        " (the EnvServer registered as NAME on the node there, e.g. one started with `beamrl node start`)",
+    )
+    p.add_argument(
+        "--env-server-wait",
+        metavar="SECONDS",
+        type=positive_float,
+        help="how long a run waits for an --env-server that went away before it stops (default 30)",
     )
     add_dashboard_args(p, train=True)
     p.set_defaults(handler=train_command)

@@ -20,7 +20,8 @@ Requests (what ``handle_call`` answers):
 ``["observe"]``                 the current observation (``None`` before the first reset)
 ``["render"]``                  text rendering
 ``["spaces"]``                  ``{"action_space": ..., "observation_space": ...}``
-``["info"]``                    env id, episodes, steps, whether the episode is over
+``["info"]``                    env id, episodes, steps, whether the episode is over, copies
+                                (``num_envs``: None for one env)
 ==============================  ==============================================================
 """
 
@@ -97,6 +98,7 @@ class EnvServer(GenServer):
                     "episodes": self.episodes,
                     "steps": self.steps,
                     "done": None if self.last is None else self.last.done,
+                    "num_envs": self.env.num_envs if self.vector else None,
                 }
         raise Rejected(
             f"EnvServer does not understand {_short(request)}: "

@@ -15,6 +15,7 @@ TORCH_FREE = [
     "beamrl.rl.deep.acting",
     "beamrl.rl.deep.actor",
     "beamrl.rl.deep.served_env",
+    "beamrl.rl.deep.env_servers",
     "beamrl.rl.deep.evaluate",
     "beamrl.rl.deep.metrics",
     "beamrl.cli",

@@ -92,7 +92,7 @@ def assert_same_exp(got: Exp, want: Exp, when: str = "") -> None:
 async def test_reset_step_observe_render_spaces_info(servers: Servers) -> None:
     env = await servers.start("FrozenLake-v1", is_slippery=False)
     assert await env.observe() is None
-    assert await env.info() == {"env_id": "FrozenLake-v1", "episodes": 0, "steps": 0, "done": None}
+    assert await env.info() == {"env_id": "FrozenLake-v1", "episodes": 0, "steps": 0, "done": None, "num_envs": None}
     spaces = await env.spaces()
     assert spaces == {"action_space": Discrete(4), "observation_space": Discrete(16)}
     assert isinstance(spaces["action_space"], Discrete)
@@ -111,7 +111,7 @@ async def test_reset_step_observe_render_spaces_info(servers: Servers) -> None:
         "HFFG",
     ]
     assert "\x1b[41mF\x1b[0mHFH" in text  # the agent's cell is highlighted, as gymnasium's ansi mode does
-    assert await env.info() == {"env_id": "FrozenLake-v1", "episodes": 1, "steps": 1, "done": False}
+    assert await env.info() == {"env_id": "FrozenLake-v1", "episodes": 1, "steps": 1, "done": False, "num_envs": None}
 
 
 async def test_unknown_requests_and_bad_reset_arguments_are_rejected(servers: Servers) -> None:

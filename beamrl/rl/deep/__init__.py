@@ -10,6 +10,7 @@ Layout (torch-free modules marked *; importing this package never imports torch)
     nets, algo  torch networks and the ``Algorithm`` base;  dqn, pg, ddpg  the update math
     learner     the ``Learner`` process;  actor*  the ``Actor`` process
     served_env* an ``EnvServer`` as a local env, for acting in a worker thread
+    env_servers*  ``--env-server``: the EnvServers a run steps, their checks, and losing one mid-run
     agent       acting and learning in one loop, no messages
     agent_server  the ``AgentServer`` process: that loop as one process (``beamrl train``'s default)
     run         ``beamrl train <deep algo> ENV``: the supervision tree and the run's files

@@ -5,6 +5,7 @@
     await node.call(pid, ["act", obs])      # the greedy action (REPL: actor.act(obs))
     await node.call(pid, ["final"])         # spec + the parameters to keep (best evaluation or last)
     # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
+    # env_wait=S: a (restarted) process waits up to S seconds for its EnvServers (see deep.env_servers)
 
 It owns an ``Acting`` (its envs, a numpy copy of the policy, the replay memory or the
 rollout) and drives the loop in slices of ~50 ms so that calls interleave: act a
@@ -70,13 +71,14 @@ class Actor(GenServer):
         checkpoint_dir: str | None = None,
         learner: Any = "learner",
         envs: list[Any] | None = None,
+        env_wait: float = 0.0,
     ) -> None:
         self.algo, self.env_id, self.learner = algo, env_id, learner
         self.cfg = config_for(algo, env_id, config)
         spec = await call(learner, ["spec"])
         self.served = bool(envs)
         if envs:  # EnvServers: acting runs in a worker thread, its env calls are carried out by the loop
-            served = [await ServedEnv.connect(self.node, target) for target in envs]
+            served = [await ServedEnv.connect(self.node, target, wait=env_wait) for target in envs]
             self.acting = await asyncio.to_thread(Acting, algo, self.cfg, env_id, seed, spec, total_steps, served)
         else:
             self.acting = Acting(algo, self.cfg, env_id, seed, spec, total_steps)

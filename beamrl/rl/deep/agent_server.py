@@ -2,6 +2,7 @@
 
     pid = await node.start(AgentServer, "dqn", "CartPole-v1", config, 0, 50_000, "run/agent", name="agent")
     # envs=["env0", ...]: step EnvServers (local or remote, one per env) instead of local envs
+    # env_wait=S: a (restarted) process waits up to S seconds for its EnvServers (see deep.env_servers)
     await node.call(pid, ["progress"])      # steps, done, new metric rows (drained), replay size
     await node.call(pid, ["act", obs])      # the greedy action (REPL: agent.act(obs))
     await node.call(pid, ["stats"])         # env steps, updates, losses, checkpoints (REPL: agent.stats())
@@ -66,11 +67,12 @@ class AgentServer(GenServer):
         total_steps: int,
         checkpoint_dir: str | None = None,
         envs: list[Any] | None = None,
+        env_wait: float = 0.0,
     ) -> None:
         self.algo, self.env_id = algo, env_id
         self.cfg = config_for(algo, env_id, config)
         if envs:  # EnvServers: built in a worker thread, whose resets are calls the loop carries out
-            served = [await ServedEnv.connect(self.node, target) for target in envs]
+            served = [await ServedEnv.connect(self.node, target, wait=env_wait) for target in envs]
             self.agent = await asyncio.to_thread(Agent, algo, env_id, self.cfg, seed, total_steps, served)
         else:
             self.agent = Agent(algo, env_id, self.cfg, seed, total_steps)

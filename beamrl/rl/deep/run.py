@@ -32,6 +32,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -40,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.errors import BeamError, CallTimeout, NoProc
+from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
+from beamrl.rl.deep.env_servers import DEFAULT_WAIT, EnvServers, parse_env_servers
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import print_result, write_json
 from beamrl.rl.deep.metrics import Observer, record
@@ -64,6 +66,7 @@ CSV_COLUMNS = [
     "version",
 ]
 RUN_FILE = "run.json"
+_LOCAL_ENV = re.compile(r"^env\d+$")  #: the EnvServers a run with --env-server local starts
 
 
 def _prepare(
@@ -75,8 +78,12 @@ def _prepare(
     overrides: dict[str, Any] | None,
     resume: bool,
     split: bool,
-) -> tuple[str, str, int, Any, int, bool]:
-    """Check the run directory, settle the config and the tree (a resumed run keeps its own), write ``run.json``."""
+    n_served: int = 0,
+) -> tuple[str, str, int, Any, int, bool, dict[str, Any]]:
+    """Check the run directory, settle the config and the tree (a resumed run keeps its own); return ``run.json``.
+
+    ``n_served`` EnvServers (``--env-server``) set ``num_envs`` (an explicit, different one is refused).
+    """
     if resume:
         run = _load_run(out_dir)
         algo, env_id, seed = run["algo"], run["env_id"], int(run["seed"])
@@ -89,12 +96,34 @@ def _prepare(
                 f"{out_dir} holds a deep run already: continue it with --resume {out_dir} or use another --out"
             )
         values = dict(overrides or {})
+    if n_served:
+        _served_envs(algo, values, n_served, resume)
     cfg = config_for(algo, env_id, values)
     budget = int(steps or 100_000)
-    out_dir.mkdir(parents=True, exist_ok=True)
     run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "split": split}
-    write_json(out_dir / RUN_FILE, run_info | {"hyper": dataclasses.asdict(cfg)})
-    return algo, env_id, seed, cfg, budget, split
+    return algo, env_id, seed, cfg, budget, split, run_info | {"hyper": dataclasses.asdict(cfg)}
+
+
+def _served_envs(algo: str, values: dict[str, Any], n: int, resume: bool) -> None:
+    """One EnvServer per env: ``n`` of them make ``num_envs`` (REINFORCE steps exactly one env)."""
+    given = "--env-server" if n == 1 else f"{n} --env-server options"
+    if algo == "reinforce":
+        if n != 1:
+            raise ValueError(f"reinforce steps one environment: give one --env-server, not {n}")
+        return
+    if "num_envs" in values and int(values["num_envs"]) != n:
+        where = "this run was started with" if resume else "--set gives"
+        raise ValueError(
+            f"{where} num_envs={values['num_envs']}, but {given} make {n} envs: give one --env-server per env"
+            + ("" if resume else " (or leave out --set num_envs: the --env-server options set it)")
+        )
+    values["num_envs"] = n
+
+
+def _write_run(out_dir: Path, run_info: dict[str, Any]) -> None:
+    """The run directory and its ``run.json``, once every check passed (a refused run writes nothing)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / RUN_FILE, run_info)
 
 
 def _load_run(out: Path) -> dict[str, Any]:
@@ -119,25 +148,43 @@ async def train_deep(
     keys: str | None = None,
     split: bool = False,
     observers: Sequence[Observer] = (),
+    env_servers: list[str] | None = None,
+    env_wait: float = DEFAULT_WAIT,
 ) -> dict[str, Any]:
     """Train, evaluate and write the run's files; return the summary (see the module docstring).
+
+    ``env_servers`` (``--env-server``): the acting process steps these EnvServers, one
+    per env, instead of envs of its own: ``local`` ones start in the run's tree,
+    ``NAME@ADDR`` ones run on another node (see ``beamrl.rl.deep.env_servers``, also for
+    what happens when one goes away; ``env_wait`` is how long the run waits for it).
 
     ``listen`` (e.g. ``tcp://127.0.0.1:7001``) opens the node so that ``beamrl shell ADDR``
     reaches the processes by name: ``agent`` (``agent.stats()``, ``agent.act(obs)``), or
     with ``split`` ``learner`` and ``actor`` (``learner.stats()``, ``actor.act(obs)``).
     """
     out_dir = Path(out)
-    algo, env_id, seed, cfg, budget, split = _prepare(algo, env_id, steps, seed, out_dir, overrides, resume, split)
+    if resume and env_servers is None:  # a resumed run steps the servers it was started with
+        env_servers = _load_run(out_dir).get("env_servers")
+    targets = parse_env_servers(env_servers or [])
+    algo, env_id, seed, cfg, budget, split, run_info = _prepare(
+        algo, env_id, steps, seed, out_dir, overrides, resume, split, len(targets)
+    )
+    servers = EnvServers(env_id, targets, env_wait, str(out_dir)) if targets else None
     hyper = dataclasses.asdict(cfg)
     names = ("learner", "actor") if split else ("agent",)
+    killable = [*names, *(t.name for t in targets if t.address is None)]  # and the run's own env servers
     kills = sorted(kill_at or [])
     for _, name in kills:
-        if name not in names:
+        if name not in killable:
             hint = "" if split else " (the learner and the actor are processes of a run with --split)"
-            raise ValueError(f"--kill-at: this run has no process {name!r}, only {', '.join(names)}{hint}")
+            raise ValueError(f"--kill-at: this run has no process {name!r}, only {', '.join(killable)}{hint}")
     events: list[dict[str, Any]] = []
     started, cpu_started = time.monotonic(), time.process_time()
     async with Node("deep", listen=listen, keys=keys) as node, AsyncExitStack() as watching:
+        if servers is not None:  # a remote server that is not there, or hosts another env: refused, nothing written
+            await servers.connect(node)
+            run_info["env_servers"] = [t.text for t in targets]
+        _write_run(out_dir, run_info)
         for observer in observers:  # up before the tree starts
             await watching.enter_async_context(observer(node))
         # curves a deep run never draws: no success rate; no epsilon but DQN's
@@ -147,9 +194,11 @@ async def train_deep(
             {"algo": algo, "env_id": env_id, "steps": budget, "processes": list(names), "absent": absent},
             name="recorder",
         )
+        served: dict[str, Any] = {} if servers is None else {"envs": servers.envs, "env_wait": env_wait}
         if split:
             children = [
                 recorder,
+                *([] if servers is None else servers.children()),
                 child(
                     "beamrl.rl.deep.learner:Learner",
                     algo,
@@ -168,11 +217,13 @@ async def train_deep(
                     budget,
                     str(out_dir / "actor"),
                     name="actor",
+                    **served,
                 ),
             ]
         else:
             children = [
                 recorder,
+                *([] if servers is None else servers.children()),
                 child(
                     "beamrl.rl.deep.agent_server:AgentServer",
                     algo,
@@ -182,13 +233,16 @@ async def train_deep(
                     budget,
                     str(out_dir / "agent"),
                     name="agent",
+                    **served,
                 ),
             ]
         await node.start_supervisor(children, strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="deep")
         if node.address is not None:  # once the processes are up (torch imported): the shell finds them
             print(f"training node listening on {node.address}: beamrl shell {node.address}", flush=True)
-        final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id)
-        restarts = {c.name: c.restarts for c in await node.which_children("deep") if c.name in names}
+        final = await _drive(node, names[-1], out_dir, budget, kills, events, progress, resume, algo, env_id, servers)
+        watched = [*names, *(t.name for t in targets if t.address is None)]
+        restarts = {c.name: c.restarts for c in await node.which_children("deep") if c.name in watched}
+        used = None if servers is None else await servers.report(node)
         await watching.aclose()  # the pages and event files get the last rows while the recorder is up
         await node.stop("deep", timeout=30.0)
     wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
@@ -224,6 +278,7 @@ async def train_deep(
         "restarts": restarts,
         "resumed": resume,
         "processes": list(names),
+        "env_servers": used,
         "curve": _plot(out_dir),
     }
     write_json(out_dir / "summary.json", summary)
@@ -241,8 +296,12 @@ async def _drive(
     resume: bool,
     algo: str,
     env_id: str,
+    servers: EnvServers | None = None,
 ) -> dict[str, Any]:
-    """Poll ``actor`` (the process that acts): write metrics rows, show progress, inject kills; return its final."""
+    """Poll ``actor`` (the process that acts): write metrics rows, show progress, inject kills; return its final.
+
+    While it does not answer, ``servers`` are probed: one gone for good ends the run (``EnvServerLost``).
+    """
     bar = _bar(budget, f"{algo} {env_id}") if progress else None
     csv_path = out_dir / "metrics.csv"
     append = resume and csv_path.is_file()
@@ -255,7 +314,9 @@ async def _drive(
         while True:
             try:
                 p = await node.call(actor, ["progress"], timeout=30.0)
-            except (NoProc, CallTimeout) as e:  # the actor is restarting
+            except (NoProc, CallTimeout, ProcessCrashed) as e:  # the actor is restarting
+                if servers is not None:
+                    await servers.watch(node)
                 if time.monotonic() - last_ok > 120:
                     raise TrainingStalled(f"the {actor} has not answered for 120 s: {e}") from e
                 await asyncio.sleep(0.1)
@@ -343,9 +404,10 @@ def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
     kills = []
     for item in items or []:
         at, sep, name = item.partition(":")
-        if not sep or not at.isdigit() or name not in ("agent", "learner", "actor"):
+        if not sep or not at.isdigit() or not (name in ("agent", "learner", "actor") or _LOCAL_ENV.match(name)):
             raise ValueError(
-                f"--kill-at expects STEP:agent (or with --split STEP:learner, STEP:actor) for deep runs, got {item!r}"
+                "--kill-at expects STEP:agent (or with --split STEP:learner, STEP:actor; with --env-server local"
+                f" STEP:env0...) for deep runs, got {item!r}"
             )
         kills.append((int(at), name))
     return kills
@@ -374,7 +436,11 @@ def cli_main(args: Any, observers: Sequence[Observer] = ()) -> int:
             keys=args.keys,
             split=args.split,
             observers=observers,
+            env_servers=args.env_server,
+            env_wait=DEFAULT_WAIT if args.env_server_wait is None else args.env_server_wait,
         )
     )
     print_result(summary, out, ("algo", "env_id", "steps", "wall_seconds", "steps_per_s", "eval_mean_return"))
+    for used in summary["env_servers"] or []:
+        print(f"env server {used['target']}: {used['name']!r} on node {used['node']!r} counts {used['steps']} steps")
     return 0
