@@ -97,12 +97,16 @@ class MLPGrad:
                 h = h.relu_() if self.activation == "relu" else h.tanh_()
         return h
 
-    def backward(self, d_out: torch.Tensor) -> list[torch.Tensor]:
+    def backward(self, d_out: torch.Tensor, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """The gradients (weight, bias per layer, first layer first); written into ``out`` when given."""
         grads: list[torch.Tensor] = []
         g = d_out
         for i in range(len(self.layers) - 1, -1, -1):
             h = self.inputs[i]
-            grads += [g.sum(0), g.t().mm(h)]
+            if out is None:
+                grads += [g.sum(0), g.t().mm(h)]
+            else:
+                grads += [torch.sum(g, 0, out=out[2 * i + 1]), torch.mm(g.t(), h, out=out[2 * i])]
             if i > 0:
                 g = g.mm(self.layers[i].weight)
                 g = g.mul_(h > 0) if self.activation == "relu" else g.mul_(1.0 - h * h)
