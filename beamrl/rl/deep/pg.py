@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from beamrl.rl.deep.algo import Algorithm, action_info, obs_dim
+from beamrl.rl.deep.algo import Algorithm, action_info, adam, obs_dim
 from beamrl.rl.deep.config import PGConfig
 from beamrl.rl.deep.nets import ActorCritic
 from beamrl.rl.deep.pg_grad import ActorCriticGrad
@@ -81,12 +81,13 @@ class PG(Algorithm):
         self.ac = ActorCritic(
             obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds
         )
-        # foreach: one kernel per operation over all tensors, bit for bit the per-tensor loop's result
+        # RMSprop: foreach, one kernel per operation over all tensors (torch has no fused one on CPU);
+        # Adam: fused, one kernel per step (a third of foreach's cost at this size)
         params = list(self.ac.parameters())
         if cfg.optimizer == "rmsprop":
             self.opt: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.99, eps=1e-5, foreach=True)
         else:
-            self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, foreach=True)
+            self.opt = adam(params, cfg.lr, eps=1e-5)
         self.modules = {"ac": self.ac}
         self.optimizers = {"ac": self.opt}
         self._params = params
