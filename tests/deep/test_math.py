@@ -43,6 +43,20 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value() -> None:
     np.testing.assert_allclose(adv, [1 + 0.5 + 0.25 - 0.2, 1 + 0.5 - 0.3, 1 - 0.4])
 
 
+def test_gae_over_several_envs_is_gae_of_each_env_alone() -> None:
+    rng = np.random.default_rng(0)
+    shape = (50, 3)  # three envs: the vectorised loop; each alone: the one-env loop
+    r, v, nv = rng.normal(size=shape), rng.normal(size=shape), rng.normal(size=shape)
+    term = (rng.random(shape) < 0.1).astype(np.float32)
+    done = np.maximum(term, rng.random(shape) < 0.05)
+    together = gae(r, v, nv, term, done, 0.99, 0.9)
+    for e in range(3):
+        alone = gae(
+            r[:, e : e + 1], v[:, e : e + 1], nv[:, e : e + 1], term[:, e : e + 1], done[:, e : e + 1], 0.99, 0.9
+        )
+        np.testing.assert_allclose(together[:, e : e + 1], alone, rtol=1e-12)
+
+
 def test_ppo_clip_stops_the_gradient_outside_the_trust_region() -> None:
     old = torch.zeros(3)
     adv = torch.tensor([1.0, 1.0, -1.0])

@@ -14,6 +14,11 @@ run's fraction done, for the schedules). The update::
 
 PPO runs ``epochs`` passes of shuffled minibatches; A2C and REINFORCE one step on the
 whole rollout (REINFORCE's rollouts are whole episodes of one env, its λ is 1).
+
+``learn`` computes the loss's gradient by hand (``beamrl.rl.deep.pg_grad``: autograd's
+bookkeeping and ``torch.distributions`` cost more than the arithmetic on networks this
+small); ``PG._gradients_autograd`` writes the same loss for autograd, and
+``tests/deep/test_math.py`` checks that the two agree.
 """
 
 from __future__ import annotations
