@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
+from beamrl.rl.deep.config import DQNConfig, PGConfig, config_for, parse_sets
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
 from beamrl.rl.spaces import Box, Discrete
@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from beamrl.rl.deep.dqn import DQN, dqn_targets  # noqa: E402
 from beamrl.rl.deep.nets import MLPGrad, mlp  # noqa: E402
-from beamrl.rl.deep.pg import gae, ppo_policy_loss  # noqa: E402
+from beamrl.rl.deep.pg import PG, gae, ppo_policy_loss  # noqa: E402
 
 
 def test_gae_matches_a_hand_computed_case() -> None:
@@ -41,6 +41,20 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value() -> None:
     term = np.array([[0.0], [0.0], [1.0]])
     adv = gae(r, v, nv, term, term, 0.5, 1.0)[:, 0]
     np.testing.assert_allclose(adv, [1 + 0.5 + 0.25 - 0.2, 1 + 0.5 - 0.3, 1 - 0.4])
+
+
+def test_gae_over_several_envs_is_gae_of_each_env_alone() -> None:
+    rng = np.random.default_rng(0)
+    shape = (50, 3)  # three envs: the vectorised loop; each alone: the one-env loop
+    r, v, nv = rng.normal(size=shape), rng.normal(size=shape), rng.normal(size=shape)
+    term = (rng.random(shape) < 0.1).astype(np.float32)
+    done = np.maximum(term, rng.random(shape) < 0.05)
+    together = gae(r, v, nv, term, done, 0.99, 0.9)
+    for e in range(3):
+        alone = gae(
+            r[:, e : e + 1], v[:, e : e + 1], nv[:, e : e + 1], term[:, e : e + 1], done[:, e : e + 1], 0.99, 0.9
+        )
+        np.testing.assert_allclose(together[:, e : e + 1], alone, rtol=1e-12)
 
 
 def test_ppo_clip_stops_the_gradient_outside_the_trust_region() -> None:
@@ -183,3 +197,37 @@ def test_the_dqn_gradient_by_hand_is_autograds(huber: bool, weighted: bool) -> N
     for a, param in zip(auto_grads, learner.q.parameters(), strict=True):
         assert param.grad is not None
         np.testing.assert_allclose(param.grad.numpy(), a.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("continuous", [False, True], ids=["categorical", "gaussian"])
+@pytest.mark.parametrize(("mode", "clipping"), [("ppo", True), ("ppo", False), ("a2c", False)])
+def test_the_policy_gradient_by_hand_is_autograds(continuous: bool, mode: str, clipping: bool) -> None:
+    cfg = config_for(mode, "Pendulum-v1" if continuous else "CartPole-v1", {"hidden": [32, 32], "ent_coef": 0.05})
+    assert isinstance(cfg, PGConfig)
+    action_space = Box(-2.0, 2.0, (2,)) if continuous else Discrete(3)
+    learner = PG(mode, cfg, Box(-1.0, 1.0, (4,)), action_space, seed=0)
+    rng = np.random.default_rng(1)
+    obs = torch.as_tensor(rng.normal(size=(64, 4)), dtype=torch.float32)
+    act = (
+        torch.as_tensor(rng.normal(size=(64, 2)), dtype=torch.float32)
+        if continuous
+        else torch.as_tensor(rng.integers(0, 3, 64))
+    )
+    with torch.no_grad():
+        logp = learner.ac.dist(obs).log_prob(act)
+    # off-policy by up to ±0.5 in log-probability: ratios far outside 1 ± 0.2, so the clip bites
+    old_logp = logp + torch.as_tensor(rng.uniform(-0.5, 0.5, 64), dtype=torch.float32) if clipping else logp
+    adv = torch.as_tensor(rng.normal(size=64), dtype=torch.float32)
+    ret = torch.as_tensor(rng.normal(size=64) * 2, dtype=torch.float32)
+    if clipping:
+        ratio = (logp - old_logp).exp()
+        assert ((ratio < 0.8) | (ratio > 1.2)).sum() > 10
+    auto = learner._gradients_autograd(obs, act, old_logp, adv, ret, clip=0.2)
+    auto_grads = [p.grad.clone() for p in learner.ac.parameters() if p.grad is not None]
+    by_hand = learner._gradients_by_hand(obs, act, old_logp, adv, ret, clip=0.2)
+    assert len(auto_grads) == (13 if continuous else 12)  # 3 layers x (weight, bias) x (policy, value), log σ
+    np.testing.assert_allclose(by_hand.numpy(), auto.numpy(), rtol=1e-5, atol=1e-6)  # loss, pg, value, entropy
+    for name, param in learner.ac.named_parameters():
+        assert param.grad is not None
+        expected = auto_grads[[n for n, _ in learner.ac.named_parameters()].index(name)]
+        np.testing.assert_allclose(param.grad.numpy(), expected.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)

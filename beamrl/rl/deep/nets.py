@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+# autograd's own kernels for relu's and tanh's backward: g * (h > 0) and g * (1 - h²), each in one pass
+_threshold_backward = torch.ops.aten.threshold_backward
+_tanh_backward = torch.ops.aten.tanh_backward
 
 
 def mlp(
@@ -97,15 +100,19 @@ class MLPGrad:
                 h = h.relu_() if self.activation == "relu" else h.tanh_()
         return h
 
-    def backward(self, d_out: torch.Tensor) -> list[torch.Tensor]:
+    def backward(self, d_out: torch.Tensor, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """The gradients (weight, bias per layer, first layer first); written into ``out`` when given."""
         grads: list[torch.Tensor] = []
         g = d_out
         for i in range(len(self.layers) - 1, -1, -1):
             h = self.inputs[i]
-            grads += [g.sum(0), g.t().mm(h)]
+            if out is None:
+                grads += [g.sum(0), g.t().mm(h)]
+            else:
+                grads += [torch.sum(g, 0, out=out[2 * i + 1]), torch.mm(g.t(), h, out=out[2 * i])]
             if i > 0:
-                g = g.mm(self.layers[i].weight)
-                g = g.mul_(h > 0) if self.activation == "relu" else g.mul_(1.0 - h * h)
+                g = g.mm(self.layers[i].weight)  # then act' from the kept output, in one fused kernel:
+                g = _threshold_backward(g, h, 0.0) if self.activation == "relu" else _tanh_backward(g, h)
         grads.reverse()  # weight, bias per layer, first layer first
         return grads
 

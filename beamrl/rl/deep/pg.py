@@ -14,6 +14,11 @@ run's fraction done, for the schedules). The update::
 
 PPO runs ``epochs`` passes of shuffled minibatches; A2C and REINFORCE one step on the
 whole rollout (REINFORCE's rollouts are whole episodes of one env, its λ is 1).
+
+``learn`` computes the loss's gradient by hand (``beamrl.rl.deep.pg_grad``: autograd's
+bookkeeping and ``torch.distributions`` cost more than the arithmetic on networks this
+small); ``PG._gradients_autograd`` writes the same loss for autograd, and
+``tests/deep/test_math.py`` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from beamrl.rl.deep.algo import Algorithm, action_info, clip_step, obs_dim
+from beamrl.rl.deep.algo import Algorithm, action_info, adam, obs_dim
 from beamrl.rl.deep.config import PGConfig
 from beamrl.rl.deep.nets import ActorCritic
+from beamrl.rl.deep.pg_grad import ActorCriticGrad
 
 __all__ = ["PG", "gae"]
 
@@ -39,13 +45,23 @@ def gae(
     gamma: float,
     lam: float,
 ) -> np.ndarray:
-    """Generalised advantage estimates for arrays of shape (T, ...); see the module docstring."""
-    adv = np.zeros_like(np.asarray(values, dtype=np.float64))
-    last = np.zeros_like(adv[0])
-    for t in range(len(rewards) - 1, -1, -1):
-        delta = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t]) - values[t]
-        last = delta + gamma * lam * (1.0 - dones[t]) * last
-        adv[t] = last
+    """Generalised advantage estimates (float64) for arrays of shape (T, ...); see the module docstring."""
+    values = np.asarray(values, dtype=np.float64)
+    next_values = np.asarray(next_values, dtype=np.float64)
+    delta = np.asarray(rewards, np.float64) + gamma * next_values * (1.0 - np.asarray(terminated, np.float64)) - values
+    carry = gamma * lam * (1.0 - np.asarray(dones, np.float64))  # how much of A_{t+1} flows into A_t
+    if delta[0].size == 1:  # one env (REINFORCE's long rollouts): python floats cost a tenth of numpy's scalars
+        out, last = [], 0.0
+        for d, c in zip(reversed(delta.reshape(-1).tolist()), reversed(carry.reshape(-1).tolist()), strict=True):
+            last = d + c * last
+            out.append(last)
+        out.reverse()
+        return np.array(out).reshape(delta.shape)
+    adv = np.empty_like(delta)
+    last_row = np.zeros_like(delta[0])
+    for t in range(len(delta) - 1, -1, -1):
+        last_row = delta[t] + carry[t] * last_row
+        adv[t] = last_row
     return adv
 
 
@@ -70,15 +86,17 @@ class PG(Algorithm):
         self.ac = ActorCritic(
             obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds
         )
-        # foreach: one kernel per operation over all tensors, bit for bit the per-tensor loop's result
+        # RMSprop: foreach, one kernel per operation over all tensors (torch has no fused one on CPU);
+        # Adam: fused, one kernel per step (a third of foreach's cost at this size)
         params = list(self.ac.parameters())
         if cfg.optimizer == "rmsprop":
             self.opt: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.99, eps=1e-5, foreach=True)
         else:
-            self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, foreach=True)
+            self.opt = adam(params, cfg.lr, eps=1e-5)
         self.modules = {"ac": self.ac}
         self.optimizers = {"ac": self.opt}
-        self._params = list(self.ac.parameters())
+        self._params = params
+        self._by_hand = ActorCriticGrad(self.ac)  # the gradient without autograd (beamrl.rl.deep.pg_grad)
 
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         cfg = self.cfg
@@ -93,9 +111,9 @@ class PG(Algorithm):
         act = torch.as_tensor(batch["actions"]).reshape(t * n, -1)
         act = act.float() if self.continuous else act.long().squeeze(-1)
         with torch.no_grad():
-            values = self.ac.value(obs).reshape(t, n).numpy()
-            next_values = self.ac.value(nxt).reshape(t, n).numpy()
-            old_logp = self.ac.dist(obs).log_prob(act)
+            both = self._by_hand.values(torch.cat([obs, nxt]))  # V(s) and V(s') in one pass
+            values, next_values = both[: t * n].reshape(t, n).numpy(), both[t * n :].reshape(t, n).numpy()
+            old_logp = self._by_hand.log_prob(obs, act)
         adv_np = gae(
             batch["rewards"], values, next_values, batch["terminated"], batch["dones"], cfg.gamma, cfg.gae_lambda
         )
@@ -103,7 +121,7 @@ class PG(Algorithm):
         adv_all = torch.as_tensor(adv_np, dtype=torch.float32).reshape(-1)
         size = t * n
         epochs, mb = (cfg.epochs, min(cfg.minibatch_size, size)) if self.mode == "ppo" else (1, size)
-        stats = {"loss": 0.0, "pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0}
+        totals = torch.zeros(4)  # loss, pg_loss, v_loss, entropy: summed as tensors, read once
         steps = 0
         for _ in range(epochs):
             order = torch.randperm(size)
@@ -112,19 +130,59 @@ class PG(Algorithm):
                 adv = adv_all[idx]
                 if cfg.normalize_advantages and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                mb_obs = obs[idx]
-                dist = self.ac.dist(mb_obs)
-                logp = dist.log_prob(act[idx])
-                if self.mode == "ppo":
-                    pg_loss = ppo_policy_loss(logp, old_logp[idx], adv, clip)
-                else:
-                    pg_loss = -(logp * adv).mean()
-                v_loss = 0.5 * (self.ac.value(mb_obs) - ret[idx]).pow(2).mean()
-                entropy = dist.entropy().mean()
-                loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-                clip_step(self.opt, loss, self._params, cfg.max_grad_norm)
+                totals += self._gradients_by_hand(obs[idx], act[idx], old_logp[idx], adv, ret[idx], clip)
+                self._by_hand.clip_grad_norm(cfg.max_grad_norm)
+                self.opt.step()
                 steps += 1
-                for key, value in (("loss", loss), ("pg_loss", pg_loss), ("v_loss", v_loss), ("entropy", entropy)):
-                    stats[key] += value.item()
         self.updates += 1
-        return {k: v / max(steps, 1) for k, v in stats.items()}
+        names = ("loss", "pg_loss", "v_loss", "entropy")
+        return dict(zip(names, (totals / max(steps, 1)).tolist(), strict=True))
+
+    # -- the loss and its gradient: by autograd (the reference) and by hand (what learn runs) --
+    def _gradients_autograd(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        old_logp: torch.Tensor,
+        adv: torch.Tensor,
+        ret: torch.Tensor,
+        clip: float,
+    ) -> torch.Tensor:
+        """Set every parameter's ``.grad`` from the module docstring's loss; return (loss, pg_loss, v_loss, entropy)."""
+        dist = self.ac.dist(obs)
+        logp = dist.log_prob(act)
+        pg_loss = ppo_policy_loss(logp, old_logp, adv, clip) if self.mode == "ppo" else -(logp * adv).mean()
+        v_loss = 0.5 * (self.ac.value(obs) - ret).pow(2).mean()
+        entropy = dist.entropy().mean()
+        loss = pg_loss + self.cfg.vf_coef * v_loss - self.cfg.ent_coef * entropy
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return torch.stack([loss, pg_loss, v_loss, entropy]).detach()
+
+    def _gradients_by_hand(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        old_logp: torch.Tensor,
+        adv: torch.Tensor,
+        ret: torch.Tensor,
+        clip: float,
+    ) -> torch.Tensor:
+        """The same as ``_gradients_autograd`` with ``ActorCriticGrad`` (its derivatives: ``pg_grad``'s docstring)."""
+        cfg, size = self.cfg, len(obs)
+        with torch.no_grad():
+            head, value = self._by_hand.forward(obs, act)
+            if self.mode == "ppo":
+                ratio = (head.log_prob - old_logp).exp()
+                plain, clipped = ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv
+                pg_loss = -torch.min(plain, clipped).mean()
+                d_log_prob = (plain <= clipped) * plain * (-1.0 / size)  # the clipped term's gradient is 0
+            else:
+                pg_loss = -(head.log_prob * adv).mean()
+                d_log_prob = adv * (-1.0 / size)
+            err = value - ret
+            v_loss = 0.5 * (err * err).mean()
+            entropy = head.entropy.mean()
+            loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+            self._by_hand.backward(head, d_log_prob, -cfg.ent_coef / size, err * (cfg.vf_coef / size))
+            return torch.stack([loss, pg_loss, v_loss, entropy])
