@@ -10,6 +10,13 @@ The learner node (this process) runs::
       learner       Learner        torch DQN (beamrl.rl.deep.learner), checkpoints in OUT/learner
       learner-loop  LearnerLoop    samples, learns, sends priorities back
 
+With ``replay_shards`` = R > 1 (``--set replay_shards=R``) the ``replay`` is R shards
+``replay-0`` ... ``replay-{R-1}`` (``buffer_size / R`` each, checkpoints in OUT/replay-K,
+each its own rate limiter with ``min_replay / R``); actor ``i`` feeds shard
+``shard_of(i, R)`` = ``i mod R``, and the loop samples whichever shard has a batch ready
+(``beamrl.rl.apex.loop``). The driver's rates and gauges sum over the shards, and
+``summary.json``'s ``replay`` adds each shard's counts under ``shards``.
+
 and each actor node (``--nodes K`` starts K ``beamrl node start`` processes on loopback;
 ``--attach ADDR`` adds nodes started elsewhere from ``nodes/actor.toml``) runs its
 ``workers`` supervisor with one ``apex-actor-I`` (``ApexActor``, numpy only). The driver
@@ -31,7 +38,8 @@ versions and weight digests (equal when they stayed in step).
 
 ``kill_at``: ``(STEP, TARGET)`` with TARGET ``actor-node`` (SIGKILL the first actor
 node's OS process, then start it again), ``learner`` or ``replay`` (killed in place:
-their supervisor restarts them from their checkpoints). ``summary.json`` lists every
+their supervisor restarts them from their checkpoints; with shards ``replay`` is
+``replay-0``, and ``replay-K`` names shard K). ``summary.json`` lists every
 event with its wall time and env step.
 
 About 450 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
@@ -45,6 +53,7 @@ import asyncio
 import csv
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -56,7 +65,7 @@ import numpy as np
 
 from beamrl.errors import BeamError, NodeDown
 from beamrl.node import Node
-from beamrl.rl.apex.config import ApexConfig, apex_config
+from beamrl.rl.apex.config import ApexConfig, apex_config, replay_address, replay_names, shard_of
 from beamrl.rl.apex.outputs import METRICS, plot
 from beamrl.rl.apex.replicas import LearnerReplicas
 from beamrl.rl.deep.evaluate import evaluate
@@ -72,7 +81,7 @@ from beamrl.rl.training.actors import (
     wait_for_actor_trees,
 )
 from beamrl.rl.training.progress import say
-from beamrl.supervisor import child
+from beamrl.supervisor import ChildSpec, child
 
 __all__ = ["KILL_TARGETS", "actor_spec", "parse_kill_at", "train_apex"]
 
@@ -112,18 +121,26 @@ class _Run:
 
 
 def actor_spec(env_id: str, cfg: ApexConfig, index: int, count: int, seed: int, learner_node: str) -> dict[str, Any]:
-    """Actor ``index``'s child spec, as data a remote ``workers`` supervisor starts."""
+    """Actor ``index``'s child spec, as data a remote ``workers`` supervisor starts (it feeds its replay shard)."""
+    shard = replay_names(cfg)[shard_of(index, cfg.replay_shards)]
     return {
         "start": "beamrl.rl.apex.actor:ApexActor",
-        "args": [env_id, cfg.to_data(), index, count, seed, ("replay", learner_node), ("learner", learner_node)],
+        "args": [env_id, cfg.to_data(), index, count, seed, (shard, learner_node), ("learner", learner_node)],
         "name": f"apex-actor-{index}",
         "restart": "permanent",
     }
 
 
 def parse_kill_at(items: list[str] | None) -> list[tuple[int, str]]:
-    """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError."""
-    return parse_step_kills(items, KILL_TARGETS)
+    """``["20000:actor-node"]`` -> ``[(20000, "actor-node")]``; anything else is a ValueError.
+
+    TARGET may also be ``replay-K``: shard K of a sharded replay (checked against the run's
+    ``replay_shards`` when it starts); plain ``replay`` is shard 0 there.
+    """
+    shards = [item for item in items or [] if re.fullmatch(r"\d+:replay-\d+", item)]
+    kills = parse_step_kills([item for item in items or [] if item not in shards], KILL_TARGETS)
+    kills += [(int(at), target) for at, _, target in (item.partition(":") for item in shards)]
+    return sorted(kills)
 
 
 async def train_apex(
@@ -150,6 +167,12 @@ async def train_apex(
     kills = sorted(kill_at or [])
     if any(t == "actor-node" for _, t in kills) and nodes < 1:
         raise ValueError("--kill-at STEP:actor-node kills a node this run started: give --nodes K >= 1")
+    if cfg.replay_shards > nodes + len(attach):
+        raise ValueError(
+            f"replay_shards={cfg.replay_shards} needs at least as many actors (one per actor node): "
+            f"this run has {nodes + len(attach)}; give --nodes K with K >= {cfg.replay_shards}"
+        )
+    kills = [(at, _kill_target(target, cfg)) for at, target in kills]
     if cfg.learners > 1 and any(t == "learner" for _, t in kills):
         raise ValueError(
             "--kill-at STEP:learner needs one learner: a replica group cannot take back one restarted replica"
@@ -174,25 +197,11 @@ async def train_apex(
                     {"algo": "apex-dqn", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]},
                     name="recorder",
                 ),
-                child(
-                    "beamrl.rl.replay_server:ReplayServer",
-                    cfg.buffer_size,
-                    prioritized=cfg.prioritized,
-                    alpha=cfg.alpha,
-                    beta=cfg.beta,
-                    n_step=1,
-                    gamma=cfg.gamma,
-                    seed=seed,
-                    rate_limiter=cfg.limiter(),
-                    checkpoint_dir=str(out_dir / "replay"),
-                    checkpoint_every=30.0,
-                    name="replay",
-                    shutdown=30.0,
-                ),
+                *_replay_children(cfg, seed, out_dir),
                 learner,
                 child(
                     "beamrl.rl.apex.loop:LearnerLoop",
-                    "replay",
+                    replay_address(cfg),
                     "learner",
                     cfg.batch_size,
                     cfg.prioritized,
@@ -237,7 +246,9 @@ async def train_apex(
             if reached is not None:  # the model that reached the target, not the few updates after it
                 final_version, params, selected = reached["learner_version"], reached.pop("params"), "reached stop_at"
             spec = await node.call("learner", ["spec"])
-            replay_stats = await node.call("replay", ["stats"])
+            replay_stats = await _replay_stats(node, cfg, quiet=False)
+            assert replay_stats is not None  # not quiet: a shard away raised
+            loop_stats = await node.call("learner-loop", ["stats"])
             learner_stats = await node.call("learner", ["stats"])
             restarts = {c.name: c.restarts for c in await node.which_children("apex") if c.name != "recorder"}
             if held is not None and replicas is not None:
@@ -274,7 +285,7 @@ async def train_apex(
         "model_version": final_version,
         "learner_updates": int(learner_stats["updates"]),
         "learners": {"replicas": cfg.learners, **(held or {})},
-        "replay": {k: replay_stats[k] for k in ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")},
+        "replay": _replay_summary(replay_stats, loop_stats),
         "samples_per_insert": limiter.get("samples_per_insert_actual"),
         "wall_seconds": wall,
         "env_steps_per_s": run.env_steps() / wall if wall > 0 else None,
@@ -288,9 +299,78 @@ async def train_apex(
 
 def _prepare(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("learner", "replay"):
+    for stale in ("learner", "replay", *(p.name for p in sorted(out_dir.glob("replay-*")))):
         if (out_dir / stale).exists():
             raise ValueError(f"{out_dir} holds an earlier run ({stale}/): use another --out")
+
+
+def _replay_children(cfg: ApexConfig, seed: int, out_dir: Path) -> list[ChildSpec]:
+    """The ``replay``, or its R shards ``replay-K`` (each its own seed, checkpoint directory and limiter)."""
+    return [
+        child(
+            "beamrl.rl.replay_server:ReplayServer",
+            cfg.shard_capacity(),
+            prioritized=cfg.prioritized,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            n_step=1,
+            gamma=cfg.gamma,
+            seed=seed + k,
+            rate_limiter=cfg.limiter(),
+            checkpoint_dir=str(out_dir / name),
+            checkpoint_every=cfg.replay_checkpoint_s,
+            name=name,
+            shutdown=30.0,
+        )
+        for k, name in enumerate(replay_names(cfg))
+    ]
+
+
+def _kill_target(target: str, cfg: ApexConfig) -> str:
+    """``--kill-at``'s ``replay`` is shard 0 of a sharded replay; ``replay-K`` must name one of its shards."""
+    names = replay_names(cfg)
+    if target == "replay":
+        return names[0]
+    if target.startswith("replay-") and target not in names:
+        raise ValueError(
+            f"--kill-at STEP:{target} names a replay shard this run does not have: "
+            f"replay_shards={cfg.replay_shards} runs {', '.join(names)}"
+        )
+    return target
+
+
+_REPLAY_KEYS = ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")
+
+
+async def _replay_stats(node: Node, cfg: ApexConfig, quiet: bool = True) -> dict[str, Any] | None:
+    """The replay's ``stats``; with shards their totals, each shard's in ``shards`` (quiet: None while one is away)."""
+    shards = []
+    for name in replay_names(cfg):
+        stats = await quiet_call(node, name, ["stats"]) if quiet else await node.call(name, ["stats"])
+        if stats is None:
+            return None
+        shards.append(stats | {"name": name})
+    if len(shards) == 1:
+        return shards[0]
+    totals: dict[str, Any] = {k: sum(s[k] for s in shards) for k in (*_REPLAY_KEYS, "restored")}
+    limiters = [s["rate_limiter"] for s in shards if s.get("rate_limiter")]
+    if limiters:
+        inserts, samples = sum(lim["inserts"] for lim in limiters), sum(lim["samples"] for lim in limiters)
+        ratio = samples / inserts if inserts else 0.0
+        totals["rate_limiter"] = {"inserts": inserts, "samples": samples, "samples_per_insert_actual": ratio}
+    return totals | {"shards": shards}
+
+
+def _replay_summary(stats: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's ``replay``: the counts (totals over shards), and with shards each one's beside."""
+    summary = {k: stats[k] for k in _REPLAY_KEYS}
+    if "shards" in stats:
+        summary["shards"] = [
+            {"name": s["name"], **{k: s[k] for k in (*_REPLAY_KEYS, "restored")}}
+            | {"inserts": (s.get("rate_limiter") or {}).get("inserts"), "learned_batches": learned["updates"]}
+            for s, learned in zip(stats["shards"], loop["shards"], strict=True)
+        ]
+    return summary
 
 
 async def _start_actor(node: Node, run: _Run, actor: _Actor, env_id: str, seed: int, learner: str) -> bool:
@@ -330,7 +410,7 @@ async def _drive(
             await asyncio.sleep(_POLL_S)
             now = time.monotonic()
             wall = round(now - run.started, 3)
-            replay = await quiet_call(node, "replay", ["stats"])
+            replay = await _replay_stats(node, cfg)
             loop = await quiet_call(node, "learner-loop", ["stats"])
             version = loop["version"] if loop else last[3]
             rows: list[dict[str, Any]] = []  # this poll's, for the recorder
