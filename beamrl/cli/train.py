@@ -295,7 +295,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
         " deep runs: STEP:agent (with --split STEP:learner or STEP:actor); apex-dqn: STEP:actor-node, STEP:learner,"
-        " STEP:replay; a3c: STEP:actor-node, STEP:learner",
+        " STEP:replay (STEP:replay-K: shard K); a3c: STEP:actor-node, STEP:learner",
     )
     p.add_argument(
         "--stop-at-return",

@@ -181,6 +181,37 @@ async def test_a_held_back_or_away_shard_does_not_stop_learning_from_the_other()
         await eventually(lambda: learnt_from(1, away), timeout=20.0, what="shard 1 sampled again once it is back")
 
 
+async def test_each_shard_holds_exactly_what_its_own_actors_sent() -> None:
+    """Three actors over two real shards, from run.py's child specs: shard k holds what actors i mod 2 == k sent.
+
+    No loop samples, so each shard's rate limiter soon has no insert headroom and every
+    actor pauses for good (``throttle``): then what they sent can be compared exactly.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    from beamrl.rl.apex.actor import ApexActor
+    from beamrl.rl.deep.learner import Learner
+    from beamrl.rl.replay_server import ReplayServer
+
+    cfg = apex_config("CartPole-v1", {"hidden": [32, 32], "batch_size": 64, "num_envs": 2, "replay_shards": 2})
+    async with Node("sharded") as node:
+        for name in replay_names(cfg):
+            limiter = cfg.limiter()
+            await node.start(ReplayServer, cfg.shard_capacity(), prioritized=True, rate_limiter=limiter, name=name)
+        await node.start(Learner, "dqn", "CartPole-v1", cfg.learner_overrides(), 0, name="learner")
+        for i in range(3):
+            args = actor_spec("CartPole-v1", cfg, i, 3, 0, "sharded")["args"]
+            await node.start(ApexActor, *args, name=f"actor-{i}")
+
+        async def all_paused() -> bool:
+            return all([(await node.call(f"actor-{i}", ["progress"]))["paused_s"] > 0 for i in range(3)])
+
+        await eventually(all_paused, timeout=60.0, what="every actor paused by its shard's limiter")
+        sent = [(await node.call(f"actor-{i}", ["progress"]))["sent"] for i in range(3)]
+        added = [(await node.call(name, ["stats"]))["total_added"] for name in replay_names(cfg)]
+        assert added == [sent[0] + sent[2], sent[1]] and min(sent) > 0
+
+
 def test_a_sharded_run_learns_from_every_shard_and_restarts_a_killed_one(tmp_path: Path) -> None:
     """--nodes 2 with 2 shards: one actor per shard, both sampled, shard 0 killed and restored from its checkpoint."""
     pytest.importorskip("torch")

@@ -97,6 +97,7 @@ class LearnerLoop(GenServer):
         self._ready: deque[tuple[int, dict[str, Any]]] = deque()  # (shard, batch), in arrival order
         self._fetching: set[int] = set()
         self._resume_at = 0.0  # after a failed learn: not before this
+        self._logged: dict[int | None, str] = {}  # the last failure logged, per shard (None: the learner)
         for k in range(len(self.shards)):
             await self._fetch(k)
 
@@ -106,12 +107,13 @@ class LearnerLoop(GenServer):
             await spawn(_fetch, self.pid, k, self.shards[k], self.batch_size, link=True)
 
     def _failed(self, k: int | None, why: str) -> None:
+        """Count a failed round with shard ``k`` (None: the learner); log it when its reason changed."""
         self.errors += 1
         if k is not None:
             self.per_shard[k]["errors"] += 1
-        if why != self.last_error:
+        if why != self._logged.get(k):
             log.warning("learner loop: %s (retrying)", why)
-        self.last_error = why
+        self._logged[k] = self.last_error = why
 
     async def _learn(self) -> None:
         if self.paused or not self._ready or time.monotonic() < self._resume_at:
