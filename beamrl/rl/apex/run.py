@@ -15,7 +15,8 @@ With ``replay_shards`` = R > 1 (``--set replay_shards=R``) the ``replay`` is R s
 each its own rate limiter with ``min_replay / R``); actor ``i`` feeds shard
 ``shard_of(i, R)`` = ``i mod R``, and the loop samples whichever shard has a batch ready
 (``beamrl.rl.apex.loop``). The driver's rates and gauges sum over the shards, and
-``summary.json``'s ``replay`` adds each shard's counts under ``shards``.
+``summary.json``'s ``replay`` adds each shard's counts under ``shards``
+(``beamrl.rl.apex.shards``).
 
 and each actor node (``--nodes K`` starts K ``beamrl node start`` processes on loopback;
 ``--attach ADDR`` adds nodes started elsewhere from ``nodes/actor.toml``) runs its
@@ -44,7 +45,7 @@ event with its wall time and env step.
 
 About 450 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
 rejoin, stop) is one loop whose steps share the run's state; the processes it drives,
-the outputs and the replicas live in their own modules.
+the outputs, the replicas and the replay shards live in their own modules.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from beamrl.node import Node
 from beamrl.rl.apex.config import ApexConfig, apex_config, replay_address, replay_names, shard_of
 from beamrl.rl.apex.outputs import METRICS, plot
 from beamrl.rl.apex.replicas import LearnerReplicas
+from beamrl.rl.apex.shards import kill_target, replay_children, replay_stats, replay_summary
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.metrics import Observer, record
@@ -81,7 +83,7 @@ from beamrl.rl.training.actors import (
     wait_for_actor_trees,
 )
 from beamrl.rl.training.progress import say
-from beamrl.supervisor import ChildSpec, child
+from beamrl.supervisor import child
 
 __all__ = ["KILL_TARGETS", "actor_spec", "parse_kill_at", "train_apex"]
 
@@ -172,7 +174,7 @@ async def train_apex(
             f"replay_shards={cfg.replay_shards} needs at least as many actors (one per actor node): "
             f"this run has {nodes + len(attach)}; give --nodes K with K >= {cfg.replay_shards}"
         )
-    kills = [(at, _kill_target(target, cfg)) for at, target in kills]
+    kills = [(at, kill_target(target, cfg)) for at, target in kills]
     if cfg.learners > 1 and any(t == "learner" for _, t in kills):
         raise ValueError(
             "--kill-at STEP:learner needs one learner: a replica group cannot take back one restarted replica"
@@ -197,7 +199,7 @@ async def train_apex(
                     {"algo": "apex-dqn", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]},
                     name="recorder",
                 ),
-                *_replay_children(cfg, seed, out_dir),
+                *replay_children(cfg, seed, out_dir),
                 learner,
                 child(
                     "beamrl.rl.apex.loop:LearnerLoop",
@@ -246,8 +248,8 @@ async def train_apex(
             if reached is not None:  # the model that reached the target, not the few updates after it
                 final_version, params, selected = reached["learner_version"], reached.pop("params"), "reached stop_at"
             spec = await node.call("learner", ["spec"])
-            replay_stats = await _replay_stats(node, cfg, quiet=False)
-            assert replay_stats is not None  # not quiet: a shard away raised
+            final_replay = await replay_stats(node, cfg, quiet=False)
+            assert final_replay is not None  # not quiet: a shard away raised
             loop_stats = await node.call("learner-loop", ["stats"])
             learner_stats = await node.call("learner", ["stats"])
             restarts = {c.name: c.restarts for c in await node.which_children("apex") if c.name != "recorder"}
@@ -266,7 +268,7 @@ async def train_apex(
     save_params(out_dir / "model.safetensors", params, meta)
     write_json(out_dir / "model.json", meta)
     returns = await asyncio.to_thread(evaluate, NumpyPolicy(spec, params), env_id, FINAL_EVAL_EPISODES)
-    limiter = replay_stats.get("rate_limiter") or {}
+    limiter = final_replay.get("rate_limiter") or {}
     summary = {
         "algo": "apex-dqn",
         "env_id": env_id,
@@ -285,7 +287,7 @@ async def train_apex(
         "model_version": final_version,
         "learner_updates": int(learner_stats["updates"]),
         "learners": {"replicas": cfg.learners, **(held or {})},
-        "replay": _replay_summary(replay_stats, loop_stats),
+        "replay": replay_summary(final_replay, loop_stats),
         "samples_per_insert": limiter.get("samples_per_insert_actual"),
         "wall_seconds": wall,
         "env_steps_per_s": run.env_steps() / wall if wall > 0 else None,
@@ -302,75 +304,6 @@ def _prepare(out_dir: Path) -> None:
     for stale in ("learner", "replay", *(p.name for p in sorted(out_dir.glob("replay-*")))):
         if (out_dir / stale).exists():
             raise ValueError(f"{out_dir} holds an earlier run ({stale}/): use another --out")
-
-
-def _replay_children(cfg: ApexConfig, seed: int, out_dir: Path) -> list[ChildSpec]:
-    """The ``replay``, or its R shards ``replay-K`` (each its own seed, checkpoint directory and limiter)."""
-    return [
-        child(
-            "beamrl.rl.replay_server:ReplayServer",
-            cfg.shard_capacity(),
-            prioritized=cfg.prioritized,
-            alpha=cfg.alpha,
-            beta=cfg.beta,
-            n_step=1,
-            gamma=cfg.gamma,
-            seed=seed + k,
-            rate_limiter=cfg.limiter(),
-            checkpoint_dir=str(out_dir / name),
-            checkpoint_every=cfg.replay_checkpoint_s,
-            name=name,
-            shutdown=30.0,
-        )
-        for k, name in enumerate(replay_names(cfg))
-    ]
-
-
-def _kill_target(target: str, cfg: ApexConfig) -> str:
-    """``--kill-at``'s ``replay`` is shard 0 of a sharded replay; ``replay-K`` must name one of its shards."""
-    names = replay_names(cfg)
-    if target == "replay":
-        return names[0]
-    if target.startswith("replay-") and target not in names:
-        raise ValueError(
-            f"--kill-at STEP:{target} names a replay shard this run does not have: "
-            f"replay_shards={cfg.replay_shards} runs {', '.join(names)}"
-        )
-    return target
-
-
-_REPLAY_KEYS = ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")
-
-
-async def _replay_stats(node: Node, cfg: ApexConfig, quiet: bool = True) -> dict[str, Any] | None:
-    """The replay's ``stats``; with shards their totals, each shard's in ``shards`` (quiet: None while one is away)."""
-    shards = []
-    for name in replay_names(cfg):
-        stats = await quiet_call(node, name, ["stats"]) if quiet else await node.call(name, ["stats"])
-        if stats is None:
-            return None
-        shards.append(stats | {"name": name})
-    if len(shards) == 1:
-        return shards[0]
-    totals: dict[str, Any] = {k: sum(s[k] for s in shards) for k in (*_REPLAY_KEYS, "restored")}
-    limiters = [s["rate_limiter"] for s in shards if s.get("rate_limiter")]
-    if limiters:
-        inserts, samples = sum(lim["inserts"] for lim in limiters), sum(lim["samples"] for lim in limiters)
-        ratio = samples / inserts if inserts else 0.0
-        totals["rate_limiter"] = {"inserts": inserts, "samples": samples, "samples_per_insert_actual": ratio}
-    return totals | {"shards": shards}
-
-
-def _replay_summary(stats: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
-    """summary.json's ``replay``: the counts (totals over shards), and with shards each one's beside."""
-    summary = {k: stats[k] for k in _REPLAY_KEYS}
-    if "shards" in stats:
-        summary["shards"] = [
-            {"name": s["name"], **{k: s[k] for k in (*_REPLAY_KEYS, "restored")}}
-            | {"inserts": (s.get("rate_limiter") or {}).get("inserts"), "learned_batches": learned["updates"]}
-            for s, learned in zip(stats["shards"], loop["shards"], strict=True)
-        ]
-    return summary
 
 
 async def _start_actor(node: Node, run: _Run, actor: _Actor, env_id: str, seed: int, learner: str) -> bool:
@@ -410,7 +343,7 @@ async def _drive(
             await asyncio.sleep(_POLL_S)
             now = time.monotonic()
             wall = round(now - run.started, 3)
-            replay = await _replay_stats(node, cfg)
+            replay = await replay_stats(node, cfg)
             loop = await quiet_call(node, "learner-loop", ["stats"])
             version = loop["version"] if loop else last[3]
             rows: list[dict[str, Any]] = []  # this poll's, for the recorder
