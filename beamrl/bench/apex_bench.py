@@ -9,7 +9,8 @@ Rows:
   loop off: the actor's steps/s against the same loop run in that process with no
   messaging (``["plain_rate", 1.0]``), in alternating one-second windows so that both see
   the machine alike (the cost of messaging alone);
-- ``beamrl train apex-dqn`` with 1 and with 2 actor nodes (learning on: batch 512, the
+- ``beamrl train apex-dqn`` with 1 and with 2 actor nodes, and with 2 actor nodes feeding
+  2 replay shards (``replay_shards=2``: one actor per shard; learning on: batch 512, the
   limiter's 8 samples per insert gating the learner but the actors not pausing, so they
   run free as the paper's; no periodic evaluation): env steps/s over all actors and per
   actor, learner updates (batches)/s, replay inserts/s and samples/s (medians of the half-second polls after the first
@@ -146,15 +147,16 @@ def run(quick: bool = False) -> list[Row]:
                 "note": "against the floor in its own process, alternating 1 s windows",
             }
         )
-        for nodes in (1, 2):
-            out = Path(tmp) / f"run{nodes}"
-            overrides = {**BENCH_CONFIG, "eval_every": 10 * steps}
+        for nodes, shards in ((1, 1), (2, 1), (2, 2)):
+            out = Path(tmp) / f"run{nodes}-{shards}"
+            overrides = {**BENCH_CONFIG, "eval_every": 10 * steps, "replay_shards": shards}
             run_on_uvloop(train_apex(ENV, steps, nodes=nodes, out=out, overrides=overrides))
             m = _medians(out / "metrics.csv")
             label = f"{nodes} actor node{'s' if nodes > 1 else ''}"
+            label += f", {shards} shards" if shards > 1 else ""  # replay shards (the name column is 52 wide)
             rows += [
                 {
-                    "name": f"apex-dqn, {label}: env steps/s (all actors)",
+                    "name": f"apex-dqn, {label}: env steps/s" + (" (all actors)" if shards == 1 else ""),
                     "value": m["env_steps_per_s"],
                     "unit": "steps/s",
                 },

@@ -314,7 +314,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         help=f"EPISODE:NAME kills a learner process ({', '.join(KILLABLE)}), e.g. 1000:qserver;"
         " deep runs: STEP:agent (with --split STEP:learner or STEP:actor); apex-dqn: STEP:actor-node[:I] (actor"
-        " node I of --nodes, default 0), STEP:learner, STEP:replay; a3c: STEP:actor-node[:I], STEP:learner",
+        " node I of --nodes, default 0), STEP:learner, STEP:replay (STEP:replay-K: shard K);"
+        " a3c: STEP:actor-node[:I], STEP:learner",
     )
     p.add_argument(
         "--stop-at-return",

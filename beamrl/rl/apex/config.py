@@ -3,6 +3,8 @@
     cfg = apex_config("CartPole-v1", {"batch_size": 256})
     cfg.learner_overrides()      # the DQNConfig fields the Learner is started with
     actor_epsilon(i, n)          # ε of actor i of n: 0.4 ** (1 + 7 i / (n - 1))
+    replay_names(cfg)            # ["replay"], or ["replay-0", ..., "replay-{R-1}"] with replay_shards=R
+    shard_of(i, cfg.replay_shards)   # the shard actor i sends its transitions to
 
 The class defaults follow the Ape-X paper (Horgan et al. 2018: batch 512, prioritized
 replay with α = 0.6 and β = 0.4, 3-step returns, actors sending 50 transitions at a time
@@ -14,12 +16,22 @@ network sized for small machines; ``DEFAULTS`` holds what an env needs otherwise
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from beamrl.rl.deep.config import coerce_setting
 
-__all__ = ["DEFAULTS", "ApexConfig", "actor_epsilon", "actor_epsilons", "apex_config"]
+__all__ = [
+    "DEFAULTS",
+    "ApexConfig",
+    "actor_epsilon",
+    "actor_epsilons",
+    "apex_config",
+    "replay_address",
+    "replay_names",
+    "shard_of",
+]
 
 #: the DQNConfig fields an ApexConfig hands to the Learner
 _LEARNER_FIELDS = (
@@ -74,6 +86,8 @@ class ApexConfig:
     eval_every: int = 10_000  #: env steps (all actors) between greedy evaluations on the learner node
     eval_episodes: int = 10  #: episodes of a periodic evaluation
     learners: int = 1  #: data-parallel learner replicas (G > 1: G - 1 more learner nodes, see beamrl.rl.apex.replicas)
+    replay_shards: int = 1  #: R > 1: R ReplayServers "replay-K" of buffer_size / R each (see shard_of)
+    replay_checkpoint_s: float = 30.0  #: seconds between the replay's (each shard's) periodic checkpoints
 
     def learner_overrides(self) -> dict[str, Any]:
         """The DQN fields the Learner is configured with (beamrl.rl.deep.config.DQNConfig)."""
@@ -81,12 +95,20 @@ class ApexConfig:
         return {**values, "tau": 1.0, "lr_end": self.lr_end}
 
     def limiter(self) -> dict[str, Any]:
-        """The ReplayServer's rate limiter (beamrl.rl.replay.ratelimit.RateLimiter)."""
+        """Each replay shard's rate limiter (beamrl.rl.replay.ratelimit.RateLimiter).
+
+        A shard waits for its share of ``min_replay`` (at least one batch); the ratio and its
+        tolerance are the run's, so R shards together allow what one replay would.
+        """
         return {
-            "min_size": max(self.min_replay, self.batch_size),
+            "min_size": max(math.ceil(self.min_replay / self.replay_shards), self.batch_size),
             "samples_per_insert": self.samples_per_insert,
             "error_buffer": self.error_buffer,
         }
+
+    def shard_capacity(self) -> int:
+        """Transitions each replay shard holds: ``buffer_size / replay_shards``, rounded up."""
+        return math.ceil(self.buffer_size / self.replay_shards)
 
     def to_data(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,7 +156,8 @@ def apex_config(env_id: str, overrides: dict[str, Any] | None = None) -> ApexCon
 
 def _check(cfg: ApexConfig) -> None:
     positive = ("batch_size", "target_update", "checkpoint_every", "n_step", "buffer_size", "num_envs")
-    for name in (*positive, "send_every", "pull_every", "min_replay", "eval_every", "eval_episodes", "learners"):
+    counts = ("send_every", "pull_every", "min_replay", "eval_every", "eval_episodes", "learners", "replay_shards")
+    for name in (*positive, *counts):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.activation not in ("relu", "tanh"):
@@ -143,11 +166,47 @@ def _check(cfg: ApexConfig) -> None:
         raise ValueError(f"gamma must lie in [0, 1], got {cfg.gamma}")
     if not 0.0 < cfg.eps_base <= 1.0 or cfg.eps_alpha < 0:
         raise ValueError(f"eps_base must lie in (0, 1] and eps_alpha be >= 0, got {cfg.eps_base}, {cfg.eps_alpha}")
-    for name in ("lr", "lr_end", "samples_per_insert", "error_buffer", "lr_decay_updates"):
+    for name in ("lr", "lr_end", "samples_per_insert", "error_buffer", "lr_decay_updates", "replay_checkpoint_s"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
     if cfg.batch_size > cfg.buffer_size:
         raise ValueError(f"batch_size ({cfg.batch_size}) must not exceed buffer_size ({cfg.buffer_size})")
+    if cfg.replay_shards > cfg.buffer_size:
+        raise ValueError(
+            f"replay_shards ({cfg.replay_shards}) must not exceed buffer_size ({cfg.buffer_size}): "
+            "every shard holds part of the buffer"
+        )
+    if cfg.replay_shards > 1 and cfg.shard_capacity() < cfg.batch_size:
+        raise ValueError(
+            f"replay_shards={cfg.replay_shards} splits buffer_size={cfg.buffer_size} into shards of "
+            f"{cfg.shard_capacity()} transitions, fewer than one batch (batch_size={cfg.batch_size}): "
+            "use fewer shards or a bigger buffer_size"
+        )
+
+
+def replay_names(cfg: ApexConfig) -> list[str]:
+    """The replay's process names: ``["replay"]``, or ``replay-0`` ... ``replay-{R-1}`` with R shards."""
+    if cfg.replay_shards == 1:
+        return ["replay"]
+    return [f"replay-{k}" for k in range(cfg.replay_shards)]
+
+
+def replay_address(cfg: ApexConfig, node: str | None = None) -> Any:
+    """What a ``LearnerLoop`` samples: the replay's name (``(name, node)`` on another node), or a list of shards'."""
+    addresses = [name if node is None else (name, node) for name in replay_names(cfg)]
+    return addresses[0] if len(addresses) == 1 else addresses
+
+
+def shard_of(actor_index: int, shards: int) -> int:
+    """The replay shard actor ``actor_index`` sends its transitions to: ``actor_index mod shards``.
+
+    Stable (an actor restarted on a restarted node feeds the same shard, so its n-step
+    windows and the shard's checkpoint stay its own) and even: N actors fill R shards with
+    N/R actors each, give or take one.
+    """
+    if shards < 1 or actor_index < 0:
+        raise ValueError(f"shard_of needs an actor index >= 0 and shards >= 1, got {actor_index}, {shards}")
+    return actor_index % shards
 
 
 def actor_epsilon(index: int, count: int, base: float = 0.4, alpha: float = 7.0) -> float:

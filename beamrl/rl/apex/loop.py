@@ -1,35 +1,47 @@
 """``LearnerLoop``: the learner side of Ape-X: sample the replay, learn, send priorities back.
 
     child("beamrl.rl.apex.loop:LearnerLoop", "replay", "learner", 512, name="learner-loop")
-    await node.call("learner-loop", ["stats"])      # updates, waits, errors
+    child("beamrl.rl.apex.loop:LearnerLoop", ["replay-0", "replay-1"], "learner", 512, ...)   # shards
+    await node.call("learner-loop", ["stats"])      # updates, waits, errors (and per shard)
 
 The ``Learner`` (``beamrl.rl.deep.learner``: torch, target network every M updates,
 checkpoints, versioned parameters) stays a plain request/answer process; this loop
 drives it::
 
-    batch = call(replay, ["sample", batch_size])     # None: the rate limiter held it back
+    batch = call(shard, ["sample", batch_size])      # None: the rate limiter held it back
     batch["weights"] /= batch["weights"].max()       # importance weights, per batch (see below)
     reply = call(learner, ["learn", batch])          # one update; |TD errors| in reply["td"]
-    cast(replay, ["update_priorities", batch["indices"], reply["td"]])
+    cast(shard, ["update_priorities", batch["indices"], reply["td"]])   # the shard it came from
 
-The next batch is sampled while the learner computes this one (as Ape-X's learner
-prefetches), so the replay and the learner work side by side. While the replay or the
-learner is away (restarting), the loop retries every 0.1 s and counts it; it never
-crashes for them. The replay trims itself to its capacity (a ring buffer).
+``replay`` is one replay, or a list of R shards (``ReplayServer`` s that actors hash to).
+Each shard has one sample request in flight at a time, made by a fetcher (a one-shot
+process linked to the loop) that sends the batch, or why there is none, back as a
+message; the loop learns from batches in the order they arrive. So the next batch of a
+shard is sampled while the learner computes the current one (as Ape-X's learner
+prefetches), and with several shards the loop takes whichever has a batch ready:
+a shard whose rate limiter holds back (its actors have not fed it enough yet) or that is
+away (restarting) delays only its own requests. Each shard's limiter keeps its samples
+at ``samples_per_insert`` × its inserts, so the shards are sampled in proportion to what
+their actors feed them, with no central view of their sizes. A batch's ``indices`` are
+ids of the shard it came from: its priorities go back to that shard only.
+
+While a shard or the learner is away, the loop retries every 0.1 s and counts it; it
+never crashes for them. The replay trims itself to its capacity (a ring buffer).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
 
-from beamrl.api import call, cast, send_after
+from beamrl.api import call, cast, send, send_after, spawn
 from beamrl.errors import BeamError, Rejected
 from beamrl.gen_server import GenServer
+from beamrl.pid import Pid
 from beamrl.process import From
 from beamrl.reprs import short_repr
 
@@ -37,6 +49,19 @@ __all__ = ["LearnerLoop"]
 
 log = logging.getLogger("beamrl.rl.apex")
 _RETRY_S = 0.1
+_SAMPLED = "beamrl.apex:sampled"  # [_SAMPLED, shard, batch or None] from a fetcher
+_FAILED = "beamrl.apex:sample_failed"  # [_FAILED, shard, why]
+_REFETCH = "beamrl.apex:refetch"  # [_REFETCH, shard]: a retry after a failure
+
+
+async def _fetch(loop: Pid, shard: int, replay: Any, batch_size: int) -> None:
+    """A fetcher's body: one ``["sample", batch_size]`` to ``replay``; the answer goes to ``loop``."""
+    try:
+        batch = await call(replay, ["sample", batch_size], timeout=30.0)
+    except BeamError as exc:  # the shard is away or refused: the loop retries it shortly
+        send(loop, [_FAILED, shard, f"{type(exc).__name__}: {exc}"])
+        return
+    send(loop, [_SAMPLED, shard, batch])
 
 
 class LearnerLoop(GenServer):
@@ -50,63 +75,95 @@ class LearnerLoop(GenServer):
         priorities: bool = True,
         decay_updates: int | None = None,
     ) -> None:
-        """``priorities``: send |TD errors| back to the replay (a prioritized one). ``decay_updates``:
-        each batch carries ``progress`` = updates / decay_updates (capped at 1), which the
-        learner's learning-rate schedule follows (None: no progress)."""
+        """``replay``: one replay's address, or a list of shards' addresses. ``priorities``: send
+        |TD errors| back to the replay (a prioritized one). ``decay_updates``: each batch carries
+        ``progress`` = updates / decay_updates (capped at 1), which the learner's learning-rate
+        schedule follows (None: no progress)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.replay, self.learner, self.batch_size, self.priorities = replay, learner, batch_size, priorities
+        self.shards: list[Any] = list(replay) if isinstance(replay, list) else [replay]
+        if not self.shards:
+            raise ValueError("replay: give one replay's address or a non-empty list of shards")
+        self.learner, self.batch_size, self.priorities = learner, batch_size, priorities
         self.decay_updates = decay_updates
         self.updates = 0  #: updates this loop asked for and got
         self.version = 0  #: the learner's version after the last update
         self.held_back = 0  #: samples the rate limiter answered with None
-        self.errors = 0  #: failed rounds (the replay or the learner away)
+        self.errors = 0  #: failed rounds (a shard or the learner away)
         self.last_error = ""
+        self.per_shard = [{"updates": 0, "held_back": 0, "errors": 0} for _ in self.shards]
         self.started = time.monotonic()
         self.paused = False
-        self._next: dict[str, Any] | None = None
-        cast(self.pid, ["tick"])
+        self._ready: deque[tuple[int, dict[str, Any]]] = deque()  # (shard, batch), in arrival order
+        self._fetching: set[int] = set()
+        self._resume_at = 0.0  # after a failed learn: not before this
+        self._logged: dict[int | None, str] = {}  # the last failure logged, per shard (None: the learner)
+        for k in range(len(self.shards)):
+            await self._fetch(k)
 
-    async def _sample(self) -> dict[str, Any] | None:
-        batch: dict[str, Any] | None = await call(self.replay, ["sample", self.batch_size], timeout=30.0)
-        if batch is None:
-            self.held_back += 1
-        return batch
+    async def _fetch(self, k: int) -> None:
+        if k not in self._fetching:
+            self._fetching.add(k)
+            await spawn(_fetch, self.pid, k, self.shards[k], self.batch_size, link=True)
 
-    async def _tick(self) -> None:
+    def _failed(self, k: int | None, why: str) -> None:
+        """Count a failed round with shard ``k`` (None: the learner); log it when its reason changed."""
+        self.errors += 1
+        if k is not None:
+            self.per_shard[k]["errors"] += 1
+        if why != self._logged.get(k):
+            log.warning("learner loop: %s (retrying)", why)
+        self._logged[k] = self.last_error = why
+
+    async def _learn(self) -> None:
+        if self.paused or not self._ready or time.monotonic() < self._resume_at:
+            return
+        k, batch = self._ready.popleft()
+        await self._fetch(k)  # this shard's next batch comes while the learner computes this one
+        _batch_normalised(batch)
+        if self.decay_updates:
+            batch["progress"] = np.array(min(1.0, self.version / self.decay_updates))
         try:
-            batch = self._next if self._next is not None else await self._sample()
-            self._next = None
-            if batch is None:
-                cast(self.pid, ["tick"])
-                return
-            _batch_normalised(batch)
-            if self.decay_updates:
-                batch["progress"] = np.array(min(1.0, self.version / self.decay_updates))
-            learned, self._next = await asyncio.gather(
-                call(self.learner, ["learn", batch], timeout=60.0), self._sample()
-            )
-        except BeamError as exc:  # replay or learner restarting, or a node away: retry shortly
-            self._next = None
-            self.errors += 1
-            if str(exc) != self.last_error:
-                log.warning("learner loop: %s: %s (retrying)", type(exc).__name__, exc)
-            self.last_error = str(exc)
+            learned = await call(self.learner, ["learn", batch], timeout=60.0)
+        except BeamError as exc:  # the learner restarting, or its node away: retry shortly
+            self._failed(None, f"{type(exc).__name__}: {exc}")
+            self._resume_at = time.monotonic() + _RETRY_S
             send_after(_RETRY_S, self.pid, "tick")
             return
         self.updates += 1
+        self.per_shard[k]["updates"] += 1
         self.version = int(learned["version"])
         if self.priorities and "td" in learned:
-            cast(self.replay, ["update_priorities", batch["indices"], learned["td"]])
-        cast(self.pid, ["tick"])
+            cast(self.shards[k], ["update_priorities", batch["indices"], learned["td"]])
+        if self._ready:
+            cast(self.pid, ["tick"])  # through the mailbox, so calls (stats, pause) interleave
 
     async def handle_cast(self, request: Any) -> None:
-        if request == ["tick"] and not self.paused:
-            await self._tick()
+        if request == ["tick"]:
+            await self._learn()
 
     async def handle_info(self, message: Any) -> None:
-        if message == "tick" and not self.paused:
-            await self._tick()
+        match message:
+            case "tick":  # the retry after a failed learn
+                self._resume_at = 0.0
+                await self._learn()
+            case [str(tag), int(k), batch] if tag == _SAMPLED and k in self._fetching:
+                self._fetching.discard(k)
+                if batch is None:  # held back for sample_wait: ask again at once (the shard waits, not us)
+                    self.held_back += 1
+                    self.per_shard[k]["held_back"] += 1
+                    await self._fetch(k)
+                else:
+                    self._ready.append((k, batch))
+                    await self._learn()
+            case [str(tag), int(k), str(why)] if tag == _FAILED and k in self._fetching:
+                self._fetching.discard(k)
+                self._failed(k, f"shard {k} ({short_repr(self.shards[k], 60)}): {why}")
+                send_after(_RETRY_S, self.pid, [_REFETCH, k])
+            case [str(tag), int(k)] if tag == _REFETCH and 0 <= k < len(self.shards):
+                await self._fetch(k)
+            case _:
+                log.debug("learner loop ignored %s", short_repr(message))
 
     async def handle_call(self, request: Any, from_: From) -> Any:
         match request:
@@ -118,6 +175,7 @@ class LearnerLoop(GenServer):
                     "errors": self.errors,
                     "last_error": self.last_error,
                     "uptime_s": time.monotonic() - self.started,
+                    "shards": [dict(s) for s in self.per_shard],
                 }
             case ["pause"]:
                 self.paused = True

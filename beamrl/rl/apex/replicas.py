@@ -3,7 +3,7 @@
 The learner node's ``learner`` becomes replica 0 of G (``DataParallelLearner``:
 ``beamrl.rl.deep.distributed``); G - 1 more nodes (OS processes on loopback, named
 ``RUN-learner1``...) each run replica ``i`` and its own ``learner-loop``, which samples
-the learner node's ``replay`` and sends priorities back, as replica 0's loop does::
+the learner node's ``replay`` (or its shards) and sends priorities back, as replica 0's loop does::
 
     learner node                          RUN-learner1 ... RUN-learner{G-1}
       replay                  <------------ learner-loop (own batches)
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from beamrl.node import Node
-from beamrl.rl.apex.config import ApexConfig
+from beamrl.rl.apex.config import ApexConfig, replay_address
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
 from beamrl.supervisor import ChildSpec, child
 
@@ -76,10 +76,11 @@ class LearnerReplicas:
         ]
         await asyncio.gather(start_replica_zero, *starts)
         cfg = self.cfg
+        replay = replay_address(cfg, self.node.name)
         for name in self.names:
             loop = {
                 "start": "beamrl.rl.apex.loop:LearnerLoop",
-                "args": [("replay", self.node.name), "learner", cfg.batch_size, cfg.prioritized, cfg.lr_decay_updates],
+                "args": [replay, "learner", cfg.batch_size, cfg.prioritized, cfg.lr_decay_updates],
                 "name": "learner-loop",
             }
             await self.node.start_child(("workers", name), loop, timeout=30.0)

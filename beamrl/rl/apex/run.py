@@ -10,6 +10,14 @@ The learner node (this process) runs::
       learner       Learner        torch DQN (beamrl.rl.deep.learner), checkpoints in OUT/learner
       learner-loop  LearnerLoop    samples, learns, sends priorities back
 
+With ``replay_shards`` = R > 1 (``--set replay_shards=R``) the ``replay`` is R shards
+``replay-0`` ... ``replay-{R-1}`` (``buffer_size / R`` each, checkpoints in OUT/replay-K,
+each its own rate limiter with ``min_replay / R``); actor ``i`` feeds shard
+``shard_of(i, R)`` = ``i mod R``, and the loop samples whichever shard has a batch ready
+(``beamrl.rl.apex.loop``). The driver's rates and gauges sum over the shards, and
+``summary.json``'s ``replay`` adds each shard's counts under ``shards``
+(``beamrl.rl.apex.shards``).
+
 and each actor node (``--nodes K`` starts K ``beamrl node start`` processes on loopback;
 ``--attach ADDR`` adds nodes started elsewhere from ``nodes/actor.toml``) runs its
 ``workers`` supervisor with one ``apex-actor-I`` (``ApexActor``, numpy only). The driver
@@ -32,7 +40,8 @@ versions and weight digests (equal when they stayed in step).
 ``kill_at``: ``(STEP, TARGET)`` or ``(STEP, "actor-node", I)`` (``--kill-at STEP:actor-node:I``)
 with TARGET ``actor-node`` (SIGKILL actor node I's OS process, node 0 when I is left
 out, then start it again), ``learner`` or ``replay`` (killed in place: their supervisor
-restarts them from their checkpoints); ``beamrl.rl.training.actors.Faults`` injects them.
+restarts them from their checkpoints; with shards ``replay`` is ``replay-0``, and
+``replay-K`` names shard K); ``beamrl.rl.training.actors.Faults`` injects them.
 A run does not stop at ``stop_at`` before its faults were injected and recovered from.
 ``summary.json`` lists every event with its wall time and env step: ``killed``,
 ``restarted`` (for the replay: the transitions it restored and ``lost``, those added after
@@ -40,7 +49,7 @@ its last checkpoint), ``actor_lost``, ``actor_rejoined``.
 
 About 450 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
 rejoin, stop) is one loop whose steps share the run's state; the processes it drives,
-the outputs and the replicas live in their own modules.
+the outputs, the replicas and the replay shards live in their own modules.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ import asyncio
 import csv
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -60,9 +70,10 @@ import numpy as np
 
 from beamrl.errors import BeamError, NodeDown
 from beamrl.node import Node
-from beamrl.rl.apex.config import ApexConfig, apex_config
+from beamrl.rl.apex.config import ApexConfig, apex_config, replay_address, replay_names, shard_of
 from beamrl.rl.apex.outputs import METRICS, plot
 from beamrl.rl.apex.replicas import LearnerReplicas
+from beamrl.rl.apex.shards import kill_target, replay_children, replay_stats, replay_summary
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
 from beamrl.rl.deep.metrics import Observer, record
@@ -118,18 +129,26 @@ class _Run:
 
 
 def actor_spec(env_id: str, cfg: ApexConfig, index: int, count: int, seed: int, learner_node: str) -> dict[str, Any]:
-    """Actor ``index``'s child spec, as data a remote ``workers`` supervisor starts."""
+    """Actor ``index``'s child spec, as data a remote ``workers`` supervisor starts (it feeds its replay shard)."""
+    shard = replay_names(cfg)[shard_of(index, cfg.replay_shards)]
     return {
         "start": "beamrl.rl.apex.actor:ApexActor",
-        "args": [env_id, cfg.to_data(), index, count, seed, ("replay", learner_node), ("learner", learner_node)],
+        "args": [env_id, cfg.to_data(), index, count, seed, (shard, learner_node), ("learner", learner_node)],
         "name": f"apex-actor-{index}",
         "restart": "permanent",
     }
 
 
 def parse_kill_at(items: list[str] | None) -> list[StepKill]:
-    """``["20000:actor-node:1"]`` -> ``[StepKill(20000, "actor-node", 1)]``; anything else is a ValueError."""
-    return parse_step_kills(items, KILL_TARGETS)
+    """``["20000:actor-node:1"]`` -> ``[StepKill(20000, "actor-node", 1)]``; anything else is a ValueError.
+
+    TARGET may also be ``replay-K``: shard K of a sharded replay (checked against the run's
+    ``replay_shards`` when it starts); plain ``replay`` is shard 0 there.
+    """
+    shards = [item for item in items or [] if re.fullmatch(r"\d+:replay-\d+", item)]
+    kills = parse_step_kills([item for item in items or [] if item not in shards], KILL_TARGETS)
+    kills += [StepKill(int(at), target) for at, _, target in (item.partition(":") for item in shards)]
+    return sorted(kills)
 
 
 async def train_apex(
@@ -153,7 +172,14 @@ async def train_apex(
     attach = list(attach or [])
     if nodes < 0 or nodes + len(attach) < 1:
         raise ValueError("apex-dqn needs at least one actor node: --nodes K (K >= 1) or --attach ADDR")
-    kills = check_step_kills(kill_at, KILL_TARGETS, nodes)
+    if cfg.replay_shards > nodes + len(attach):
+        raise ValueError(
+            f"replay_shards={cfg.replay_shards} needs at least as many actors (one per actor node): "
+            f"this run has {nodes + len(attach)}; give --nodes K with K >= {cfg.replay_shards}"
+        )
+    named = [StepKill(*kill) for kill in kill_at or []]
+    named = [kill._replace(target=kill_target(kill.target, cfg)) for kill in named]
+    kills = check_step_kills(named, (*KILL_TARGETS, *replay_names(cfg)), nodes)
     if cfg.learners > 1 and any(k.target == "learner" for k in kills):
         raise ValueError(
             "--kill-at STEP:learner needs one learner: a replica group cannot take back one restarted replica"
@@ -178,25 +204,11 @@ async def train_apex(
                     {"algo": "apex-dqn", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]},
                     name="recorder",
                 ),
-                child(
-                    "beamrl.rl.replay_server:ReplayServer",
-                    cfg.buffer_size,
-                    prioritized=cfg.prioritized,
-                    alpha=cfg.alpha,
-                    beta=cfg.beta,
-                    n_step=1,
-                    gamma=cfg.gamma,
-                    seed=seed,
-                    rate_limiter=cfg.limiter(),
-                    checkpoint_dir=str(out_dir / "replay"),
-                    checkpoint_every=30.0,
-                    name="replay",
-                    shutdown=30.0,
-                ),
+                *replay_children(cfg, seed, out_dir),
                 learner,
                 child(
                     "beamrl.rl.apex.loop:LearnerLoop",
-                    "replay",
+                    replay_address(cfg),
                     "learner",
                     cfg.batch_size,
                     cfg.prioritized,
@@ -241,7 +253,9 @@ async def train_apex(
             if reached is not None:  # the model that reached the target, not the few updates after it
                 final_version, params, selected = reached["learner_version"], reached.pop("params"), "reached stop_at"
             spec = await node.call("learner", ["spec"])
-            replay_stats = await node.call("replay", ["stats"])
+            final_replay = await replay_stats(node, cfg, quiet=False)
+            assert final_replay is not None  # not quiet: a shard away raised
+            loop_stats = await node.call("learner-loop", ["stats"])
             learner_stats = await node.call("learner", ["stats"])
             restarts = {c.name: c.restarts for c in await node.which_children("apex") if c.name != "recorder"}
             if held is not None and replicas is not None:
@@ -259,7 +273,7 @@ async def train_apex(
     save_params(out_dir / "model.safetensors", params, meta)
     write_json(out_dir / "model.json", meta)
     returns = await asyncio.to_thread(evaluate, NumpyPolicy(spec, params), env_id, FINAL_EVAL_EPISODES)
-    limiter = replay_stats.get("rate_limiter") or {}
+    limiter = final_replay.get("rate_limiter") or {}
     summary = {
         "algo": "apex-dqn",
         "env_id": env_id,
@@ -278,7 +292,7 @@ async def train_apex(
         "model_version": final_version,
         "learner_updates": int(learner_stats["updates"]),
         "learners": {"replicas": cfg.learners, **(held or {})},
-        "replay": {k: replay_stats[k] for k in ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")},
+        "replay": replay_summary(final_replay, loop_stats),
         "samples_per_insert": limiter.get("samples_per_insert_actual"),
         "wall_seconds": wall,
         "env_steps_per_s": run.env_steps() / wall if wall > 0 else None,
@@ -292,7 +306,7 @@ async def train_apex(
 
 def _prepare(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("learner", "replay"):
+    for stale in ("learner", "replay", *(p.name for p in sorted(out_dir.glob("replay-*")))):
         if (out_dir / stale).exists():
             raise ValueError(f"{out_dir} holds an earlier run ({stale}/): use another --out")
 
@@ -334,7 +348,7 @@ async def _drive(
             await asyncio.sleep(_POLL_S)
             now = time.monotonic()
             wall = round(now - run.started, 3)
-            replay = await quiet_call(node, "replay", ["stats"])
+            replay = await replay_stats(node, cfg)
             loop = await quiet_call(node, "learner-loop", ["stats"])
             version = loop["version"] if loop else last[3]
             rows: list[dict[str, Any]] = []  # this poll's, for the recorder
