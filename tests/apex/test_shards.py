@@ -16,6 +16,7 @@ from beamrl.gen_server import NoReply
 from beamrl.rl.apex.config import apex_config, replay_address, replay_names, shard_of
 from beamrl.rl.apex.loop import LearnerLoop
 from beamrl.rl.apex.run import actor_spec, parse_kill_at
+from beamrl.rl.training.actors import StepKill
 from beamrl.testing import eventually
 from tests.cli.test_cli_errors import beamrl
 
@@ -117,7 +118,7 @@ def test_bad_shard_settings_are_refused(overrides: dict[str, Any], message: str)
 
 
 def test_kill_targets_name_a_shard() -> None:
-    assert parse_kill_at(["900:replay-1", "100:replay"]) == [(100, "replay"), (900, "replay-1")]
+    assert parse_kill_at(["900:replay-1", "100:replay"]) == [StepKill(100, "replay"), StepKill(900, "replay-1")]
     with pytest.raises(ValueError, match="TARGET one of actor-node, learner, replay"):
         parse_kill_at(["100:replay-x"])
 
