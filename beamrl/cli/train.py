@@ -119,8 +119,6 @@ def _refuse_ignored(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--split is for one-node deep runs; {args.algo}'s learner and actors are separate processes anyway"
         )
-    if args.algo == "a3c" and (args.dashboard is not None or args.tensorboard is not None):
-        raise ValueError("--dashboard and --tensorboard do not watch a3c runs yet: drop the option")
     given = [opt for opt, (dest, unset) in TABULAR_ONLY.items() if getattr(args, dest, unset) != unset]
     if given:
         it = "it" if len(given) == 1 else "them"
@@ -136,7 +134,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.algo == "a3c":
         from beamrl.cli.train_a3c import cli_main as a3c_main  # deferred: the learner loads torch
 
-        return a3c_main(args)
+        return a3c_main(args, observers=observers(args))  # checked before the run starts
     if args.algo == "apex-dqn":
         from beamrl.cli.train_apex import cli_main as apex_main  # deferred: the learner loads torch
 

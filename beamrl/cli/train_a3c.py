@@ -8,20 +8,22 @@ worker on the learner node.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from beamrl.cli.train_apex import over_nodes
 from beamrl.node import run
 from beamrl.rl.a3c.run import parse_kill_at, train_a3c
 from beamrl.rl.deep.config import parse_sets
 from beamrl.rl.deep.files import print_result
+from beamrl.rl.deep.metrics import Observer
 
 __all__ = ["DEFAULT_STEPS", "cli_main"]
 
 DEFAULT_STEPS = 300_000
 
 
-def cli_main(args: argparse.Namespace) -> int:
-    """Run it, print the summary's headline figures and where the files went."""
+def cli_main(args: argparse.Namespace, observers: Sequence[Observer] = ()) -> int:
+    """Run it, print the summary's headline figures and where the files went (``observers``: ``--dashboard``)."""
     out, where = over_nodes(args)
     summary = run(
         train_a3c(
@@ -32,6 +34,7 @@ def cli_main(args: argparse.Namespace) -> int:
             overrides=parse_sets(args.hyper),
             kill_at=parse_kill_at(args.kill_at),
             stop_at=args.stop_at_return,
+            observers=observers,
             **where,
         )
     )

@@ -71,7 +71,6 @@ def test_train_refuses_options_that_cannot_work(args: list[str], message: str, t
             "--stop-at-success: for tabular runs only, apex-dqn would ignore it",
         ),
         ("apex-dqn", ["--split"], "--split is for one-node deep runs"),
-        ("a3c", ["--dashboard"], "--dashboard and --tensorboard do not watch a3c runs yet"),
         ("a3c", ["--crash-at", "5"], "--crash-at: for tabular runs only, a3c would ignore it"),
     ],
 )

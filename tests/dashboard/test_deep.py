@@ -15,6 +15,7 @@ import pytest
 from beamrl import Node, Rejected
 from beamrl.dashboard.learning import LearningFeed
 from beamrl.rl.deep.metrics import RunMetrics
+from beamrl.testing import eventually
 
 RUN = {"algo": "dqn", "env_id": "CartPole-v1", "steps": 1000}
 SMALL = {"hidden": [16], "learning_starts": 100, "eval_every": 300, "checkpoint_every": 100}
@@ -195,3 +196,93 @@ async def test_an_apex_run_shows_its_replay_its_inserts_and_each_actors_lag(tmp_
     lags = {float(r["param_lag"]) for r in rows if r["kind"] == "actor"}
     assert points["param_lag/actor-0"] and {y for _, y in points["param_lag/actor-0"]} <= lags
     assert points["loss"] and follower.feed.run["algo"] == "apex-dqn" and follower.feed.run["finished"]
+
+
+class PageState:
+    """An observer serving the dashboard from the run's node; as the run closes it, the page's ``/api/state``
+    once the page has the run's last rows (the recorder is still up then)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, node: Node) -> AsyncIterator[None]:
+        aiohttp = pytest.importorskip("aiohttp", reason="the dashboard extra (aiohttp) is not installed")
+        from beamrl.dashboard.server import Dashboard
+
+        async with Dashboard(node, port=0, period=0.1) as dash, aiohttp.ClientSession() as http:
+            yield
+
+            async def finished() -> bool:
+                async with http.get(f"{dash.url}api/state") as r:
+                    self.state = await r.json()
+                learning = self.state["learning"]
+                return bool(learning and learning["run"]["finished"])
+
+            await eventually(finished, 10.0, "the page showing the run finished")
+
+
+async def test_the_recorder_names_the_worker_of_an_a3c_event(node: Node) -> None:
+    await node.start(RunMetrics, RUN | {"algo": "a3c"}, name="recorder")
+    lost = {"event": "worker_lost", "worker": 1, "node": "learner-actor2", "reason": "node down"}
+    events = [lost, {"event": "worker_rejoined", "worker": 1}, {"event": "killed", "target": "actor-node"}]
+    await node.call("recorder", ["record", {"rows": [], "events": events, "steps": 0}])
+    texts = [e["event"] for e in (await node.call("recorder", ["metrics", {}]))["events"]]
+    assert texts == ["worker lost (1)", "worker rejoined (1)", "actor-node killed"]
+
+
+@pytest.mark.timeout(180)
+async def test_an_a3c_run_shows_its_pushes_each_workers_lag_and_loss_on_the_page_and_in_tensorboard(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from beamrl.dashboard.tensorboard import TensorBoardWriter
+    from beamrl.rl.a3c.run import train_a3c
+
+    follower, page, out, logdir = Follower(), PageState(), tmp_path / "run", tmp_path / "tb"
+    hyper = {"hidden": [32, 32], "eval_every": 2000, "checkpoint_every": 50}
+    summary = await train_a3c(
+        "CartPole-v1",
+        8000,
+        nodes=0,
+        local_worker=True,  # one worker, beside the learner: no node to start
+        out=out,
+        overrides=hyper,
+        kill_at=[(3000, "learner")],
+        observers=[follower, page, lambda node: TensorBoardWriter(node, logdir, period=0.2)],
+    )
+    assert summary["restarts"] == {"learner": 1, "a3c-worker-0": 0}  # the recorder is not among the run's
+    assert follower.feed is not None and follower.returns_while_running > 0  # seen live, not only at the end
+    points = {name: s.points for name, s in follower.feed.series.items()}
+    rows = _csv(out)
+    returns = [float(r["episode_return"]) for r in rows if r["kind"] == "episode"]
+    assert returns and [y for _, y in points["return"]] == returns
+    evals = [float(r["eval_mean_return"]) for r in rows if r["kind"] == "eval"]
+    assert evals and [y for _, y in points["eval_return"]] == evals
+    assert max(y for _, y in points["pushes_per_s"]) > 0 and all(y >= 0 for _, y in points["stale_per_s"])
+    workers = [r for r in rows if r["kind"] == "worker"]
+    lags = {float(r["param_lag"]) for r in workers if r["param_lag"]}
+    assert points["param_lag/worker-0"] and {y for _, y in points["param_lag/worker-0"]} <= lags
+    losses = {float(r["loss"]) for r in workers if r["loss"]}  # one worker: its loss is the mean
+    assert points["loss"] and {y for _, y in points["loss"]} <= losses
+    assert all(0 < y <= math.log(2) + 1e-6 for _, y in points["entropy"])  # of a policy over CartPole's 2 actions
+    marks = [m["text"] for m in follower.feed.marks]
+    assert "learner killed" in marks and "learner restarted" in marks
+    assert follower.feed.run["algo"] == "a3c" and follower.feed.run["finished"]
+
+    learning = page.state["learning"]  # what the page had when the run closed it
+    assert [y for _, y in learning["points"]["return"]] == returns
+    assert learning["points"]["param_lag/worker-0"] == points["param_lag/worker-0"]
+    assert learning["run"]["algo"] == "a3c" and "learner killed" in [m["text"] for m in learning["marks"]]
+
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    assert [e.value for e in events.Scalars("charts/episodic_return")] == returns
+    assert [e.value for e in events.Scalars("losses/loss")] == pytest.approx([y for _, y in points["loss"]], rel=1e-6)
+    assert {"scalars/pushes_per_s", "scalars/stale_per_s", "scalars/param_lag/worker-0", "eval/mean_return"} <= set(
+        events.Tags()["scalars"]
+    )

@@ -77,3 +77,31 @@ def test_a_deep_run_from_the_cli_writes_its_loss(tmp_path: Path, capsys: pytest.
     assert [e.value for e in events.Scalars("charts/episodic_return")] == [float(r["episode_return"]) for r in episodes]
     assert losses and [e.value for e in events.Scalars("losses/loss")] == pytest.approx(losses, rel=1e-6)
     assert "charts/epsilon" not in events.Tags()["scalars"]  # PPO does not explore by epsilon
+
+
+def test_an_a3c_run_from_the_cli_writes_its_pushes_lag_and_loss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from beamrl.cli import main
+
+    logdir, out = tmp_path / "tb", tmp_path / "run"
+    args = ["train", "a3c", "CartPole-v1", "--nodes", "1", "--steps", "4000", "--out", str(out), "--quiet"]
+    assert main([*args, "--set", "hidden=[16]", "--tensorboard", str(logdir)]) == 0, capsys.readouterr().err[-2000:]
+    with (out / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    returns = [float(r["episode_return"]) for r in rows if r["kind"] == "episode"]
+    assert returns and [e.value for e in events.Scalars("charts/episodic_return")] == returns
+    lags = {float(r["param_lag"]) for r in rows if r["kind"] == "worker" and r["param_lag"]}
+    logged = events.Scalars("scalars/param_lag/worker-0")  # the worker on node learner-actor1
+    assert logged and {e.value for e in logged} <= lags
+    losses = {float(r["loss"]) for r in rows if r["kind"] == "worker" and r["loss"]}
+    logged = events.Scalars("losses/loss")  # float32 in the event file: each one some poll's loss of the worker's
+    assert losses and logged and all(min(abs(e.value - x) for x in losses) <= 1e-6 * abs(e.value) for e in logged)
+    assert max(e.value for e in events.Scalars("scalars/pushes_per_s")) > 0
+    assert {"scalars/stale_per_s", "scalars/entropy"} <= set(events.Tags()["scalars"])

@@ -5,6 +5,7 @@
 The learner node (this process) runs::
 
     a3c (Supervisor, one_for_one)
+      recorder      RunMetrics   the live metrics dashboards read (beamrl.rl.deep.metrics)
       learner       A3CLearner   shared model + optimizer, versioned parameters, checkpoints in OUT/learner
       a3c-worker-0  A3CWorker    only with ``local_worker`` (--local-worker): a worker beside the learner
 
@@ -18,7 +19,11 @@ greedy evaluation every ``eval_every`` env steps. A worker whose node went away 
 event; when the node is back (restarted by ``--kill-at``, or by hand for an attached one)
 the driver starts the worker there again and it pulls the current parameters. The run
 stops after ``steps`` env steps over all workers, or at the first evaluation reaching
-``stop_at``.
+``stop_at``. Each poll also goes to the ``recorder``: episode returns, evaluations,
+events, and as curves the pushes applied and dropped as stale per second, the workers'
+mean loss and policy entropy (of their last rollouts) and each worker's parameter lag
+(``observers``: ``beamrl train --dashboard``, ``--tensorboard``, which close after its
+last rows, before the tree stops).
 
 ``kill_at``: ``(STEP, TARGET)`` or ``(STEP, "actor-node", I)`` (``--kill-at STEP:actor-node:I``)
 with TARGET ``actor-node`` (SIGKILL worker node I's OS process, node 0 when I is left out,
@@ -49,6 +54,7 @@ from beamrl.rl.a3c.config import A3CConfig, a3c_config
 from beamrl.rl.apex.outputs import plot
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
+from beamrl.rl.deep.metrics import Observer, RunWatch, recorder_child
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.rl.training.actors import (
@@ -85,6 +91,7 @@ METRICS = [
     "worker_steps_per_s",
     "worker_env_steps",
     "param_lag",
+    "loss",
 ]
 
 
@@ -150,6 +157,7 @@ async def train_a3c(
     listen: str | None = None,
     keys: str | None = None,
     name: str = "learner",
+    observers: Sequence[Observer] = (),
 ) -> dict[str, Any]:
     """Train A3C; write ``metrics.csv``, ``summary.json``, ``model.safetensors``, ``curve.png``."""
     cfg = a3c_config(env_id, overrides)
@@ -160,12 +168,18 @@ async def train_a3c(
     out_dir = Path(out)
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
-    async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node:
+    async with (
+        Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node,
+        RunWatch(node, observers, run.events) as watch,  # the observers are up before the tree starts
+    ):
+        recorder = recorder_child(
+            {"algo": "a3c", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]}
+        )
         learner_spec = child(
             "beamrl.rl.a3c.learner:A3CLearner", env_id, cfg.to_data(), seed, str(out_dir / "learner"), name="learner"
         )
         await node.start_supervisor(
-            [learner_spec], strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="a3c"
+            [recorder, learner_spec], strategy="one_for_one", max_restarts=10, max_seconds=60.0, name="a3c"
         )
         address = node.address or ""
         say(f"learner node {name!r} listening on {address}: beamrl shell {address}")
@@ -186,7 +200,7 @@ async def train_a3c(
             for worker in run.workers:
                 if worker.up:
                     node.cast(worker.address, ["go"])
-            reached = await _drive(node, run, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
+            reached = await _drive(node, run, watch, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
             for worker in run.workers:
                 await _stop_worker(node, worker)
             final_version, params = await node.call("learner", ["get_params", None], timeout=30.0)
@@ -195,7 +209,8 @@ async def train_a3c(
                 final_version, params, selected = reached["learner_version"], reached.pop("params"), "reached stop_at"
             spec = await node.call("learner", ["spec"])
             learner_stats = await node.call("learner", ["stats"])
-            restarts = {c.name: c.restarts for c in await node.which_children("a3c")}
+            restarts = {c.name: c.restarts for c in await node.which_children("a3c") if c.name != "recorder"}
+            await watch.close()  # the pages and event files get the last rows while the recorder is up
             await node.stop("a3c", timeout=60.0)
         finally:
             if started_nodes is not None:
@@ -273,6 +288,7 @@ async def _stop_worker(node: Node, worker: _Worker) -> None:
 async def _drive(
     node: Node,
     run: _Run,
+    watch: RunWatch,
     env_id: str,
     steps: int,
     kills: list[StepKill],
@@ -282,7 +298,8 @@ async def _drive(
     seed: int,
     learner: str,
 ) -> dict[str, Any] | None:
-    """Poll, write metrics rows, evaluate, inject faults; return when and where ``stop_at`` was reached."""
+    """Poll, write metrics rows, evaluate, inject faults, tell the recorder; return when and where ``stop_at``
+    was reached."""
     cfg = run.cfg
     next_eval = cfg.eval_every
     last = (time.monotonic(), 0, 0)  # time, applied, stale (this learner incarnation's counters)
@@ -297,8 +314,11 @@ async def _drive(
             wall = round(now - run.started, 3)
             stats = await quiet_call(node, "learner", ["stats"])
             version = stats["version"] if stats else -1
-            for worker in run.workers:
-                await _poll_worker(node, run, worker, writer, wall, version)
+            rows: list[dict[str, Any]] = []  # this poll's, for the recorder
+            polled = [await _poll_worker(node, run, w, writer, wall, version) for w in run.workers]
+            for p in filter(None, polled):
+                rows += [{"step": run.env_steps(), "episode_return": r, "episode_length": n} for r, n in p["episodes"]]
+            gauges = _gauges(run, polled, version)
             if stats is not None:
                 applied, stale = stats["applied"], stats["stale"]
                 if applied < last[1]:  # a restarted learner counts from zero
@@ -306,6 +326,7 @@ async def _drive(
                 dt = now - last[0]
                 rates = {"pushes_per_s": (applied - last[1]) / dt, "stale_per_s": (stale - last[2]) / dt}
                 last = (now, applied, stale)
+                gauges |= rates
                 writer.writerow({"kind": "rates", "wall_s": wall, "env_steps": run.env_steps()} | rates)
             f.flush()
             await faults.step(node, run.env_steps())
@@ -313,13 +334,30 @@ async def _drive(
             if run.env_steps() >= next_eval:
                 while next_eval <= run.env_steps():
                     next_eval += cfg.eval_every
-                reached = await _evaluate(node, run, env_id, writer, stop_at)
+                reached = await _evaluate(node, run, env_id, writer, stop_at, rows)
                 if not faults.settled((w.node, w.up) for w in run.workers):
                     reached = None  # the faults asked for come first
+            await watch.report(rows, run.env_steps(), gauges, done=run.env_steps() >= steps or reached is not None)
     return reached
 
 
-async def _evaluate(node: Node, run: _Run, env_id: str, writer: Any, stop_at: float | None) -> dict[str, Any] | None:
+def _gauges(run: _Run, polled: list[dict[str, Any] | None], version: int) -> dict[str, Any]:
+    """The curves of one poll besides the rates: each worker's lag, the workers' mean loss and entropy."""
+    gauges: dict[str, Any] = {}
+    for worker, p in zip(run.workers, polled, strict=True):
+        if p is not None and version >= 0:
+            gauges[f"param_lag/worker-{worker.index}"] = max(0, version - worker.version)
+    for part in ("loss", "entropy"):  # of each worker's last rollout; none before its first gradient
+        values = [float(p[part]) for p in polled if p is not None and p.get(part) is not None]
+        if values:
+            gauges[part] = sum(values) / len(values)
+    return gauges
+
+
+async def _evaluate(
+    node: Node, run: _Run, env_id: str, writer: Any, stop_at: float | None, rows: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """A greedy evaluation of the learner's parameters, written and added to ``rows``; what ``stop_at`` reached."""
     got = await quiet_call(node, "learner", ["get_params", None])
     spec = await quiet_call(node, "learner", ["spec"])
     if got is None or spec is None:
@@ -331,6 +369,7 @@ async def _evaluate(node: Node, run: _Run, env_id: str, writer: Any, stop_at: fl
         | {"eval_mean_return": mean, "learner_version": got[0]}
     )
     say(f"  {run.env_steps():>8} env steps, learner version {got[0]}: greedy return {mean:.1f}")
+    rows.append({"step": run.env_steps(), "eval_mean_return": mean})
     if stop_at is None or mean < stop_at:
         return None
     return {
@@ -342,9 +381,12 @@ async def _evaluate(node: Node, run: _Run, env_id: str, writer: Any, stop_at: fl
     }
 
 
-async def _poll_worker(node: Node, run: _Run, worker: _Worker, writer: Any, wall: float, version: int) -> None:
+async def _poll_worker(
+    node: Node, run: _Run, worker: _Worker, writer: Any, wall: float, version: int
+) -> dict[str, Any] | None:
+    """Read a worker's progress and write its rows; returns the progress, or None when it is not up."""
     if not worker.up:
-        return
+        return None
     try:
         p = await node.call(worker.address, ["progress"], timeout=5.0)
     except BeamError as exc:
@@ -353,7 +395,7 @@ async def _poll_worker(node: Node, run: _Run, worker: _Worker, writer: Any, wall
         down = isinstance(exc, NodeDown) or (worker.node and worker.node not in node.nodes())
         reason = "node down" if down else type(exc).__name__
         run.event("worker_lost", worker=worker.index, node=worker.node, reason=reason, learner_version=version)
-        return
+        return None
     worker.steps = worker.base + int(p["steps"])
     worker.version = int(p["version"])
     for ret, length in p["episodes"]:
@@ -364,8 +406,9 @@ async def _poll_worker(node: Node, run: _Run, worker: _Worker, writer: Any, wall
     writer.writerow(
         {"kind": "worker", "wall_s": wall, "env_steps": run.env_steps(), "worker": worker.index}
         | {"worker_steps_per_s": p["steps_per_s"], "worker_env_steps": worker.steps, "learner_version": version}
-        | {"param_lag": max(0, version - worker.version) if version >= 0 else None}
+        | {"param_lag": max(0, version - worker.version) if version >= 0 else None, "loss": p.get("loss")}
     )
+    return dict(p)
 
 
 async def _rejoin(node: Node, run: _Run, env_id: str, seed: int, learner: str) -> None:

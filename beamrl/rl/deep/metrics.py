@@ -16,6 +16,14 @@ that opens late still gets all of it. Rows are the acting processes' (``step``,
 It answers the tabular ``Recorder``'s ``["metrics", cursor]`` request with the same reply
 shape (``beamrl.dashboard.learning`` reads both), x being the episode number, with
 ``loss`` and the gauges as ``scalars``.
+
+A driver that polls processes of its own (Ape-X's, A3C's) reaches its recorder and the
+run's observers through one ``RunWatch``::
+
+    async with Node(...) as node, RunWatch(node, observers, run.events) as watch:   # observers up first
+        await node.start_supervisor([recorder_child({"algo": "a3c", ...}), ...], name="a3c")
+        await watch.report(rows, steps, gauges, done)   # each poll: its rows, the events not told yet
+        await watch.close()                             # the last rows reach the pages, then stop the tree
 """
 
 from __future__ import annotations
@@ -23,17 +31,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, Self
 
+from beamrl.child_spec import ChildSpec, child
 from beamrl.errors import CallTimeout, NoProc, ProcessCrashed, Rejected
 from beamrl.gen_server import GenServer
 from beamrl.node import Node
 from beamrl.process import From
 from beamrl.reprs import short_repr
 
-__all__ = ["ROW_COLUMNS", "Observer", "RunMetrics", "record"]
+__all__ = ["ROW_COLUMNS", "Observer", "RunMetrics", "RunWatch", "record", "recorder_child"]
 
 log = logging.getLogger("beamrl.rl.deep")
 
@@ -57,11 +66,13 @@ def _finite(value: Any) -> float | None:
 
 
 def event_text(event: dict[str, Any]) -> str:
-    """``{"event": "killed", "name": "agent"}`` -> ``"agent killed"``; actor_lost of actor 1 -> ``"actor lost (1)"``."""
+    """``{"event": "killed", "name": "agent"}`` -> ``"agent killed"``; actor_lost of actor 1 -> ``"actor lost (1)"``
+    (and worker_lost of an A3C worker 1, ``"worker lost (1)"``)."""
     kind = str(event.get("event", "event")).replace("_", " ")
     who = event.get("name") or event.get("target")
     text = f"{who} {kind}" if who else kind
-    return text if event.get("actor") is None else f"{text} ({event['actor']})"
+    index = event.get("actor", event.get("worker"))
+    return text if index is None else f"{text} ({index})"
 
 
 async def record(node: Node, request: list[Any], target: Any = "recorder") -> None:
@@ -70,6 +81,45 @@ async def record(node: Node, request: list[Any], target: Any = "recorder") -> No
         await node.call(target, request, timeout=5.0)
     except (NoProc, CallTimeout, ProcessCrashed, Rejected) as e:
         log.warning("the run's recorder did not take %s: %s", request[0], e)
+
+
+def recorder_child(run: dict[str, Any]) -> ChildSpec:
+    """The ``recorder`` of a run's tree: ``RunMetrics`` with ``run`` (algo, env id, budget, ``absent``)."""
+    return child("beamrl.rl.deep.metrics:RunMetrics", run, name="recorder")
+
+
+class RunWatch:
+    """A polling driver's side of its run's recorder (see the module docstring).
+
+    ``observers`` are entered on ``__aenter__``, before the driver starts its tree, and
+    left on ``close()`` (or on leaving the block); ``events`` is the driver's own list of
+    the run's events, which it only appends to: each ``report`` hands over the new ones.
+    """
+
+    def __init__(
+        self, node: Node, observers: Sequence[Observer], events: list[dict[str, Any]], target: Any = "recorder"
+    ) -> None:
+        self.node, self.observers, self.events, self.target = node, list(observers), events, target
+        self.told = 0  #: events handed to the recorder so far
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        for observer in self.observers:
+            await self._stack.enter_async_context(observer(self.node))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Leave the observers (they take the recorder's last rows): call it before the tree stops."""
+        await self._stack.aclose()
+
+    async def report(self, rows: list[dict[str, Any]], steps: int, gauges: dict[str, Any], done: bool) -> None:
+        """One poll: its rows (episodes, evaluations), the events since the last report, the gauges."""
+        progress = {"rows": rows, "events": self.events[self.told :], "steps": steps, "done": done, "gauges": gauges}
+        self.told = len(self.events)
+        await record(self.node, ["record", progress], self.target)
 
 
 class RunMetrics(GenServer):
