@@ -74,6 +74,7 @@ class ApexConfig:
     eval_every: int = 10_000  #: env steps (all actors) between greedy evaluations on the learner node
     eval_episodes: int = 10  #: episodes of a periodic evaluation
     learners: int = 1  #: data-parallel learner replicas (G > 1: G - 1 more learner nodes, see beamrl.rl.apex.replicas)
+    group_port: int = 0  #: the replicas' rendezvous port on the learner node (0: a free one; pin it for a firewall)
 
     def learner_overrides(self) -> dict[str, Any]:
         """The DQN fields the Learner is configured with (beamrl.rl.deep.config.DQNConfig)."""
@@ -146,6 +147,10 @@ def _check(cfg: ApexConfig) -> None:
     for name in ("lr", "lr_end", "samples_per_insert", "error_buffer", "lr_decay_updates"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if not 0 <= cfg.group_port <= 65535:
+        raise ValueError(f"group_port must be a TCP port in 0..65535 (0: a free one), got {cfg.group_port}")
+    if cfg.group_port and cfg.learners == 1:
+        raise ValueError("group_port is where learner replicas meet: it needs --set learners=G with G >= 2")
     if cfg.batch_size > cfg.buffer_size:
         raise ValueError(f"batch_size ({cfg.batch_size}) must not exceed buffer_size ({cfg.buffer_size})")
 
