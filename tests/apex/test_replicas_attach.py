@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from beamrl import Node
+from beamrl import GenServer, Node
+from beamrl.process import From
 from beamrl.rl.apex.config import apex_config
-from beamrl.rl.apex.replicas import group_address
+from beamrl.rl.apex.replicas import LearnerReplicas, group_address
 from beamrl.trees import tree_path
 from tests import ROOT, start_peer
 from tests.cli.test_cli_errors import beamrl, refused
@@ -130,3 +133,42 @@ def test_the_group_meets_where_the_replica_machines_reach_the_learner() -> None:
     with pytest.raises(ValueError, match=r"listens on tcp://localhost:7001, so the replica node at gpu\.lan"):
         group_address("tcp://localhost:7001", ["tcp://gpu.lan:7003"])
     assert apex_config("CartPole-v1", {"learners": 2, "group_port": 29500}).group_port == 29500
+
+
+class _Host(GenServer):
+    """A stand-in ``replica-host`` answering ``info`` (what a machine without torch answers, say)."""
+
+    async def init(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    async def handle_call(self, request: Any, from_: From) -> Any:
+        return self.info
+
+
+class _Busy(GenServer):
+    """A stand-in for an earlier run's replica, still on the node."""
+
+    async def handle_call(self, request: Any, from_: From) -> Any:
+        return {}
+
+
+@pytest.mark.parametrize(
+    ("torch", "busy", "message"),
+    [
+        (None, False, "node 'remote-box' (host 'box') has no torch, which a learner replica needs"),
+        ("2.13.0", True, "node 'remote-box' already hosts a 'learner' (an earlier run's?): restart that node"),
+    ],
+)
+async def test_a_node_that_cannot_host_a_replica_is_refused_before_any_joins(
+    torch: str | None, busy: bool, message: str, tmp_path: Path
+) -> None:
+    cfg = apex_config("CartPole-v1", {"learners": 2})
+    async with Node("remote-box", listen="tcp://127.0.0.1:0") as remote, Node("learner") as node:
+        await remote.start(_Host, {"kind": "learner-replica", "torch": torch, "host": "box"}, name="replica-host")
+        if busy:
+            await remote.start(_Busy, name="learner")
+        replicas = LearnerReplicas(node, cfg, "CartPole-v1", 0, tmp_path, "tcp://127.0.0.1:29500", [remote.address])
+        replica_zero = asyncio.sleep(0)
+        with pytest.raises(ValueError, match=re.escape(f"--attach-learner {remote.address}: {message}")):
+            await replicas.start(replica_zero)
+        assert replicas.nodes is None  # no loopback replica node started either
