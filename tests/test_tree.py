@@ -168,7 +168,8 @@ def test_a_bad_pythonpath_or_init_arguments_are_refused_naming_file_and_child(
 
 def test_a_packaged_tree_is_found_by_name_and_an_unknown_name_lists_the_shipped_ones() -> None:
     assert load_tree("actor_node") == load_tree("actor_node.toml")
-    with pytest.raises(TreeError, match=r"nosuch: no such file \(nor a tree beamrl ships: actor_node\)"):
+    shipped = r"nosuch: no such file \(nor a tree beamrl ships: actor_node, learner_replica\)"
+    with pytest.raises(TreeError, match=shipped):
         load_tree("nosuch")
 
 

@@ -129,6 +129,8 @@ def train_command(args: argparse.Namespace) -> int:
     _refuse_env_servers(args)
     if args.algo in DEEP_ALGOS or args.algo in ("apex-dqn", "a3c"):
         _refuse_ignored(args)
+    if args.attach_learner and args.algo != "apex-dqn":
+        raise ValueError("--attach-learner is for apex-dqn runs with --set learners=G (data-parallel learner replicas)")
     if args.local_worker and args.algo != "a3c":
         raise ValueError("--local-worker is for a3c runs")
     if args.algo == "a3c":
@@ -256,6 +258,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         help="tcp://HOST:PORT[#NAME] of an actor node already running (repeatable)",
+    )
+    p.add_argument(
+        "--attach-learner",
+        metavar="ADDR",
+        type=address,
+        action="append",
+        default=[],
+        help="apex-dqn with --set learners=G: tcp://HOST:PORT[#NAME] of a learner-replica node already running"
+        " (nodes/learner-replica.toml) to host one of the G-1 replicas besides the learner's (repeatable; the"
+        " rest start on loopback)",
     )
     p.add_argument("--node", metavar="ROLE.toml", help="a node role file for the learner (name, listen, keys)")
     p.add_argument(

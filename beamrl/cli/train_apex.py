@@ -1,7 +1,8 @@
 """``beamrl train apex-dqn ENV_ID --nodes K [--attach ADDR ...]``: the CLI half of ``beamrl.rl.apex.run``.
 
 ``--nodes K`` is the number of actor nodes started on loopback (the learner node is this
-process); with ``--attach`` alone, only the attached nodes act.
+process); with ``--attach`` alone, only the attached nodes act. ``--attach-learner ADDR``
+(with ``--set learners=G``) hosts learner replicas on nodes started elsewhere.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def cli_main(args: argparse.Namespace, observers: Sequence[Observer] = ()) -> in
             kill_at=parse_kill_at(args.kill_at),
             stop_at=args.stop_at_return,
             observers=observers,
+            attach_learners=args.attach_learner,
             **where,
         )
     )

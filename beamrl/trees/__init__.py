@@ -2,6 +2,8 @@
 
 ``actor_node.toml``: an actor node's empty ``workers`` DynamicSupervisor, which
 ``beamrl train --nodes K`` starts on each extra node and fills with worker subtrees.
+``learner_replica.toml``: the same plus ``replica-host``, for the nodes that host Ape-X's
+data-parallel learner replicas (``--set learners=G``, ``--attach-learner``).
 """
 
 from __future__ import annotations
@@ -19,5 +21,5 @@ def tree_path(name: str) -> Path:
 
 
 def packaged_trees() -> list[str]:
-    """The file names of the trees beamrl ships (``["actor_node.toml"]``)."""
+    """The file names of the trees beamrl ships (``["actor_node.toml", "learner_replica.toml"]``)."""
     return sorted(r.name for r in resources.files(__package__).iterdir() if r.name.endswith(".toml"))

@@ -88,6 +88,7 @@ class ApexConfig:
     learners: int = 1  #: data-parallel learner replicas (G > 1: G - 1 more learner nodes, see beamrl.rl.apex.replicas)
     replay_shards: int = 1  #: R > 1: R ReplayServers "replay-K" of buffer_size / R each (see shard_of)
     replay_checkpoint_s: float = 30.0  #: seconds between the replay's (each shard's) periodic checkpoints
+    group_port: int = 0  #: the replicas' rendezvous port on the learner node (0: a free one; pin it for a firewall)
 
     def learner_overrides(self) -> dict[str, Any]:
         """The DQN fields the Learner is configured with (beamrl.rl.deep.config.DQNConfig)."""
@@ -169,6 +170,10 @@ def _check(cfg: ApexConfig) -> None:
     for name in ("lr", "lr_end", "samples_per_insert", "error_buffer", "lr_decay_updates", "replay_checkpoint_s"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    if not 0 <= cfg.group_port <= 65535:
+        raise ValueError(f"group_port must be a TCP port in 0..65535 (0: a free one), got {cfg.group_port}")
+    if cfg.group_port and cfg.learners == 1:
+        raise ValueError("group_port is where learner replicas meet: it needs --set learners=G with G >= 2")
     if cfg.batch_size > cfg.buffer_size:
         raise ValueError(f"batch_size ({cfg.batch_size}) must not exceed buffer_size ({cfg.buffer_size})")
     if cfg.replay_shards > cfg.buffer_size:

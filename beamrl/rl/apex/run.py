@@ -34,7 +34,9 @@ each actor's parameter lag as curves (``observers``: ``beamrl train --dashboard`
 
 With ``learners`` = G > 1 (``--set learners=G``) the ``learner`` is replica 0 of G
 data-parallel replicas and G - 1 more nodes run the others, each with its own loop
-(``beamrl.rl.apex.replicas``); ``summary.json``'s ``learners`` holds their final
+(``beamrl.rl.apex.replicas``): the ``attach_learners`` nodes (``--attach-learner ADDR``,
+started elsewhere from ``nodes/learner-replica.toml``) and the rest on loopback;
+``summary.json``'s ``learners`` holds their nodes, the group's address, their final
 versions and weight digests (equal when they stayed in step).
 
 ``kill_at``: ``(STEP, TARGET)`` or ``(STEP, "actor-node", I)`` (``--kill-at STEP:actor-node:I``)
@@ -72,7 +74,7 @@ from beamrl.errors import BeamError, NodeDown
 from beamrl.node import Node
 from beamrl.rl.apex.config import ApexConfig, apex_config, replay_address, replay_names, shard_of
 from beamrl.rl.apex.outputs import METRICS, plot
-from beamrl.rl.apex.replicas import LearnerReplicas
+from beamrl.rl.apex.replicas import LearnerReplicas, group_address
 from beamrl.rl.apex.shards import kill_target, replay_children, replay_stats, replay_summary
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
@@ -157,6 +159,7 @@ async def train_apex(
     *,
     nodes: int = 2,
     attach: list[str] | None = None,
+    attach_learners: list[str] | None = None,
     seed: int = 0,
     out: str | os.PathLike[str] = "runs/apex",
     overrides: dict[str, Any] | None = None,
@@ -184,6 +187,16 @@ async def train_apex(
         raise ValueError(
             "--kill-at STEP:learner needs one learner: a replica group cannot take back one restarted replica"
         )
+    attach_learners = list(attach_learners or [])
+    if len(attach_learners) > cfg.learners - 1:
+        raise ValueError(
+            f"--attach-learner: {len(attach_learners)} replica node(s) given, but learners={cfg.learners} leaves room"
+            f" for {cfg.learners - 1} besides replica 0 (the learner node's): give --set"
+            f" learners={len(attach_learners) + 1} or fewer --attach-learner"
+        )
+    group = None  # where the replicas meet, checked before anything starts
+    if cfg.learners > 1:
+        group = group_address(listen or "tcp://127.0.0.1:0", attach_learners, cfg.group_port)
     out_dir = Path(out)
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
@@ -191,7 +204,9 @@ async def train_apex(
         for observer in observers:  # up before the tree starts
             await watching.enter_async_context(observer(node))
         learner_cfg = cfg.learner_overrides()
-        replicas = LearnerReplicas(node, cfg, env_id, seed, out_dir) if cfg.learners > 1 else None
+        replicas = None
+        if group is not None:
+            replicas = LearnerReplicas(node, cfg, env_id, seed, out_dir, group, attach_learners)
         learner = child(
             "beamrl.rl.deep.learner:Learner", "dqn", env_id, learner_cfg, seed, str(out_dir / "learner"), name="learner"
         )
@@ -225,6 +240,7 @@ async def train_apex(
             await (start_apex if replicas is None else replicas.start(start_apex))
         except BaseException:
             if replicas is not None:
+                await replicas.release(timeout=5.0)
                 await asyncio.to_thread(replicas.close)
             raise
         address = node.address or ""
@@ -261,12 +277,15 @@ async def train_apex(
             if held is not None and replicas is not None:
                 held["loop_updates"] = [(await node.call("learner-loop", ["stats"]))["updates"]]
                 held["loop_updates"] += await replicas.loop_updates()
+                held["nodes"], held["group"] = list(replicas.names), replicas.group
+                await replicas.release()
             await watching.aclose()  # the pages and event files get the last rows while the recorder is up
             await node.stop("apex", timeout=60.0)
         finally:
             if started_nodes is not None:
                 await asyncio.to_thread(started_nodes.close)
             if replicas is not None:
+                await replicas.release()
                 await asyncio.to_thread(replicas.close)
     wall = time.monotonic() - run.started
     meta = {"spec": spec, "algo": "apex-dqn", "env_id": env_id, "version": final_version, "selected": selected}

@@ -45,12 +45,21 @@ class ActorNodes:
     learner die without stopping them, each stops by itself (``--stop-with-parent``).
     """
 
-    def __init__(self, count: int, learner_address: str, run_name: str, out_dir: Path, role: str = "actor") -> None:
-        """``role`` names the nodes (``RUN-actor1``...; Ape-X's learner replicas: ``RUN-learner1``...)."""
+    def __init__(
+        self,
+        count: int,
+        learner_address: str,
+        run_name: str,
+        out_dir: Path,
+        role: str = "actor",
+        tree: str = "actor_node",
+    ) -> None:
+        """``role`` names the nodes (``RUN-actor1``...; Ape-X's learner replicas: ``RUN-learner1``...);
+        ``tree`` is the packaged tree they run, by name: the same from a clone and from a wheel
+        (Ape-X's learner replicas: ``learner_replica``)."""
         self.names = [f"{run_name}-{role}{i}" for i in range(1, count + 1)]
         self.logs = [out_dir / f"{name}.log" for name in self.names]
         self.nodes: list[NodeProcess] = []
-        tree = "actor_node"  # the packaged tree, by name: the same from a clone and from a wheel
         try:
             for name, log_path in zip(self.names, self.logs, strict=True):
                 args = ("--join", learner_address, "--stop-with-parent")  # no orphan if the learner dies
