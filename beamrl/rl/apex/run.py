@@ -63,7 +63,6 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,7 @@ from beamrl.rl.apex.replicas import LearnerReplicas, group_address
 from beamrl.rl.apex.shards import kill_target, replay_children, replay_stats, replay_summary
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import write_json
-from beamrl.rl.deep.metrics import Observer, record
+from beamrl.rl.deep.metrics import Observer, RunWatch, recorder_child
 from beamrl.rl.deep.params import NumpyPolicy, save_params
 from beamrl.rl.training import judge_env
 from beamrl.rl.training.actors import (
@@ -200,9 +199,10 @@ async def train_apex(
     out_dir = Path(out)
     _prepare(out_dir)
     run = _Run(cfg, time.monotonic())
-    async with Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node, AsyncExitStack() as watching:
-        for observer in observers:  # up before the tree starts
-            await watching.enter_async_context(observer(node))
+    async with (
+        Node(name, listen=listen or "tcp://127.0.0.1:0", keys=keys) as node,
+        RunWatch(node, observers, run.events) as watch,  # the observers are up before the tree starts
+    ):
         learner_cfg = cfg.learner_overrides()
         replicas = None
         if group is not None:
@@ -214,10 +214,8 @@ async def train_apex(
             learner = replicas.learner_child(str(out_dir / "learner"))
         start_apex = node.start_supervisor(
             [
-                child(
-                    "beamrl.rl.deep.metrics:RunMetrics",
-                    {"algo": "apex-dqn", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]},
-                    name="recorder",
+                recorder_child(
+                    {"algo": "apex-dqn", "env_id": env_id, "steps": steps, "absent": ["eval_success", "epsilon"]}
                 ),
                 *replay_children(cfg, seed, out_dir),
                 learner,
@@ -256,7 +254,7 @@ async def train_apex(
             run.actors = [_Actor(i, n) for i, n in enumerate(names)]
             for actor in run.actors:
                 await _start_actor(node, run, actor, env_id, seed, name)
-            reached = await _drive(node, run, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
+            reached = await _drive(node, run, watch, env_id, steps, kills, stop_at, started_nodes, out_dir, seed, name)
             held = await replicas.hold() if replicas is not None else None  # while the actors still feed the replay
             for actor in run.actors:
                 try:
@@ -279,7 +277,7 @@ async def train_apex(
                 held["loop_updates"] += await replicas.loop_updates()
                 held["nodes"], held["group"] = list(replicas.names), replicas.group
                 await replicas.release()
-            await watching.aclose()  # the pages and event files get the last rows while the recorder is up
+            await watch.close()  # the pages and event files get the last rows while the recorder is up
             await node.stop("apex", timeout=60.0)
         finally:
             if started_nodes is not None:
@@ -344,6 +342,7 @@ async def _start_actor(node: Node, run: _Run, actor: _Actor, env_id: str, seed: 
 async def _drive(
     node: Node,
     run: _Run,
+    watch: RunWatch,
     env_id: str,
     steps: int,
     kills: list[StepKill],
@@ -359,7 +358,6 @@ async def _drive(
     last = (time.monotonic(), 0, 0, 0)  # time, total inserted, sampled, learner version
     faults = Faults(kills, started_nodes, out_dir, run.event)
     reached: dict[str, Any] | None = None
-    told = 0  # events handed to the recorder
     with (out_dir / "metrics.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, METRICS, extrasaction="ignore")
         writer.writeheader()
@@ -423,9 +421,7 @@ async def _drive(
             learner_stats = await quiet_call(node, "learner", ["stats"])
             gauges["loss"] = None if learner_stats is None else learner_stats.get("loss")
             done = run.env_steps() >= steps or reached is not None
-            progress = {"rows": rows, "events": run.events[told:], "steps": run.env_steps(), "done": done}
-            told = len(run.events)
-            await record(node, ["record", progress | {"gauges": gauges}])
+            await watch.report(rows, run.env_steps(), gauges, done)
     return reached
 
 
