@@ -51,7 +51,11 @@ async def test_a_node_out_of_descriptors_keeps_serving() -> None:
         address = child.stdout.readline().split()[-1]
         port = int(address.rsplit(":", 1)[1])
         for _ in range(150):  # more connections than it has descriptors, none says hello
-            flood.append(socket.create_connection(("127.0.0.1", port), timeout=5.0))
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=5.0))
+            except ConnectionRefusedError:  # a loaded machine's kernel may refuse once the accept queue is full
+                break
+        assert len(flood) > 64, f"only {len(flood)} connections: the node's 64 descriptors were never used up"
         async with Node("visitor") as visitor:
             assert await visitor.connect(address, timeout=20.0) == "crowded"
         code, output = _stop(child)
