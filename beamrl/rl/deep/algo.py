@@ -145,11 +145,13 @@ def polyak(target: nn.Module | Sequence[torch.Tensor], source: nn.Module | Seque
 class FlatGrads:
     """Every gradient of ``params`` in one flat buffer: the norm and the clipping are one operation each.
 
-    grads = FlatGrads(params)
-    run.backward(d_out, out=grads.of(module.parameters()))   # MLPGrad writes into the views
-    grads.attach()                                           # each parameter's .grad is its view
-    grads.clip(max_norm)                                     # what nn.utils.clip_grad_norm_ does
-    opt.step()
+        grads = FlatGrads(params)
+        run.backward(d_out, out=grads.of(module.parameters()))   # MLPGrad writes into the views
+        grads.attach()                                           # each parameter's .grad is its view
+        grads.clip(max_norm)                                     # what nn.utils.clip_grad_norm_ does
+        opt.step()
+
+    The views stay the parameters' ``.grad`` across steps, so nothing is allocated per update.
     """
 
     def __init__(self, params: list[nn.Parameter]) -> None:
