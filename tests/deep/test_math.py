@@ -12,6 +12,7 @@ from beamrl.rl.spaces import Box, Discrete
 
 torch = pytest.importorskip("torch")
 
+from beamrl.rl.deep.algo import adam, adam_step  # noqa: E402
 from beamrl.rl.deep.ddpg import DDPG  # noqa: E402
 from beamrl.rl.deep.dqn import DQN, dqn_targets  # noqa: E402
 from beamrl.rl.deep.nets import MLPGrad, mlp  # noqa: E402
@@ -325,3 +326,26 @@ def test_ddpg_and_td3_learn_by_hand_as_by_autograd(algo: str, weighted: bool) ->
         for (key, a), b in zip(module.state_dict().items(), hand.modules[name].state_dict().values(), strict=True):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=f"{name}.{key}")
     assert not torch.equal(hand.actor_target.pi[0].weight, _ddpg(algo, seed=3).actor_target.pi[0].weight)
+
+
+def test_adam_step_is_the_fused_adam_step_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    nets = [mlp([3, 16, 1]) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [adam(net.parameters(), 1e-2) for net in nets]
+    for i in range(4):
+        grads = [torch.randn_like(p) for p in nets[0].parameters()]
+        if i == 2:
+            for opt in opts:
+                opt.param_groups[0]["lr"] = 3e-3  # what set_lr does
+        for net, opt, step in zip(nets, opts, (lambda o: o.step(), adam_step), strict=True):
+            for param, grad in zip(net.parameters(), grads, strict=True):
+                param.grad = grad.clone()
+            step(opt)
+        # from the second step on (Adam's state exists) adam_step calls the kernel, never Optimizer.step
+        opts[1].step = lambda *args, **kwargs: pytest.fail("adam_step fell back to Optimizer.step")  # type: ignore[method-assign]
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(opts[0].state.values(), opts[1].state.values(), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    assert float(opts[1].state[next(nets[1].parameters())]["step"]) == 4

@@ -27,7 +27,7 @@ from beamrl.rl.deep.nets import module_params
 from beamrl.rl.deep.params import Params
 from beamrl.rl.spaces import Box, Discrete
 
-__all__ = ["Algorithm", "FlatGrads", "adam", "obs_dim"]
+__all__ = ["Algorithm", "FlatGrads", "adam", "adam_step", "obs_dim"]
 
 
 def obs_dim(space: Any) -> int:
@@ -118,6 +118,53 @@ class Algorithm(ABC):
 def adam(params: Any, lr: float, eps: float = 1e-8) -> torch.optim.Optimizer:
     """Adam as one fused kernel per step: the per-tensor update (to float rounding, ~1e-9) at a fraction of its cost."""
     return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+
+
+def adam_step(opt: torch.optim.Optimizer) -> None:
+    """``opt.step()`` for an ``adam(...)`` optimizer by its fused kernel directly: the same update bit for bit.
+
+    ``Optimizer.step`` spends ~0.1 ms of Python per call regrouping the tensors, half the
+    kernel's own time at 256×256. Until every parameter has a gradient and Adam state (and
+    for any other optimizer), this is ``opt.step()``.
+    """
+    group = opt.param_groups[0]
+    params = group["params"]
+    states = [opt.state.get(p) for p in params]
+    plain = (
+        not isinstance(opt, torch.optim.Adam)
+        or len(opt.param_groups) != 1
+        or not group.get("fused")
+        or group["amsgrad"]
+        or group["maximize"]
+        or group["weight_decay"] != 0
+        or group.get("decoupled_weight_decay", False)
+        or not all(states)
+        or any(p.grad is None for p in params)
+    )
+    if plain:
+        opt.step()
+        return
+    steps = [state["step"] for state in states]  # type: ignore[index]
+    beta1, beta2 = group["betas"]
+    with torch.no_grad():
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params,
+            [p.grad for p in params],
+            [state["exp_avg"] for state in states],  # type: ignore[index]
+            [state["exp_avg_sq"] for state in states],  # type: ignore[index]
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
 
 
 def clip_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter], max_norm: float) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from beamrl.rl.deep.algo import Algorithm, FlatGrads, action_info, adam, obs_dim, polyak
+from beamrl.rl.deep.algo import Algorithm, FlatGrads, action_info, adam, adam_step, obs_dim, polyak
 from beamrl.rl.deep.config import DDPGConfig
 from beamrl.rl.deep.nets import Critic, DeterministicActor, MLPGrad
 
@@ -95,7 +95,7 @@ class DDPG(Algorithm):
         else:
             critic_loss, q, td = self._critic_gradients_autograd(obs, act, y, weights)
             nn.utils.clip_grad_norm_(self._critic_params, cfg.max_grad_norm)
-        self.critic_opt.step()
+        adam_step(self.critic_opt)
         self.updates += 1
         losses = [critic_loss, q.mean()]
         if self.updates % cfg.policy_delay == 0:
@@ -105,7 +105,7 @@ class DDPG(Algorithm):
             else:
                 losses.append(self._actor_gradients_autograd(obs))
                 nn.utils.clip_grad_norm_(self._actor_params, cfg.max_grad_norm)
-            self.actor_opt.step()
+            adam_step(self.actor_opt)
             polyak(self._targets, self._online, cfg.tau)
         values = torch.stack(losses).tolist()  # read once
         stats: dict[str, Any] = {"loss": values[0], "q": values[1], "td": td.abs_().numpy()}
