@@ -50,6 +50,7 @@ class DDPG(Algorithm):
         low, high = np.array(bounds[0], np.float32), np.array(bounds[1], np.float32)
         self.low, self.high = torch.from_numpy(low), torch.from_numpy(high)
         self.half = (self.high - self.low) / 2
+        self._noise_bounds = (-cfg.target_noise_clip * self.half, cfg.target_noise_clip * self.half)  # TD3's noise clip
         self.n_obs = n_obs = obs_dim(observation_space)
         self.actor = DeterministicActor(n_obs, dim, cfg.hidden, low, high, cfg.activation)
         critics = [Critic(n_obs, dim, cfg.hidden, cfg.activation) for _ in range(2 if cfg.twin else 1)]
@@ -119,10 +120,8 @@ class DDPG(Algorithm):
         with torch.no_grad():
             a2 = self._bounded(self._actor_target_run.forward(nxt, keep=False))
             if cfg.target_noise > 0:
-                noise = (torch.randn_like(a2) * cfg.target_noise * self.half).clamp(
-                    -cfg.target_noise_clip * self.half, cfg.target_noise_clip * self.half
-                )
-                a2 = torch.max(torch.min(a2 + noise, self.high), self.low)
+                noise = (torch.randn_like(a2) * cfg.target_noise * self.half).clamp_(*self._noise_bounds)
+                a2 = (a2 + noise).clamp_(self.low, self.high)
             x = torch.cat([nxt, a2], dim=-1)
             q_next = self._critic_target_runs[0].forward(x, keep=False)
             for run in self._critic_target_runs[1:]:
