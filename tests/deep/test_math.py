@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beamrl.rl.deep.config import DQNConfig, PGConfig, config_for, parse_sets
+from beamrl.rl.deep.config import DDPGConfig, DQNConfig, PGConfig, config_for, parse_sets
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
 from beamrl.rl.spaces import Box, Discrete
 
 torch = pytest.importorskip("torch")
 
+from beamrl.rl.deep.algo import adam, adam_step  # noqa: E402
+from beamrl.rl.deep.ddpg import DDPG  # noqa: E402
 from beamrl.rl.deep.dqn import DQN, dqn_targets  # noqa: E402
 from beamrl.rl.deep.nets import MLPGrad, mlp  # noqa: E402
 from beamrl.rl.deep.pg import PG, gae, ppo_policy_loss  # noqa: E402
@@ -166,13 +168,16 @@ def test_config_table_and_set_overrides() -> None:
 def test_the_hand_written_mlp_backward_matches_autograd(activation: str) -> None:
     torch.manual_seed(0)
     net = mlp([5, 32, 16, 3], activation)
-    x, d_out = torch.randn(64, 5), torch.randn(64, 3)
+    x, d_out = torch.randn(64, 5, requires_grad=True), torch.randn(64, 3)
     net(x).backward(d_out)
     run = MLPGrad(net, activation)
     with torch.no_grad():
-        out = run.forward(x)
+        out = run.forward(x.detach())
         grads = run.backward(d_out)
+        d_x = run.input_grad(d_out)
     np.testing.assert_allclose(out.numpy(), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert x.grad is not None
+    np.testing.assert_allclose(d_x.numpy(), x.grad.numpy(), rtol=1e-4, atol=1e-6)
     for param, grad in zip(net.parameters(), grads, strict=True):
         assert param.grad is not None and grad.shape == param.shape
         np.testing.assert_allclose(grad.numpy(), param.grad.numpy(), rtol=1e-4, atol=1e-6)
@@ -231,3 +236,116 @@ def test_the_policy_gradient_by_hand_is_autograds(continuous: bool, mode: str, c
         assert param.grad is not None
         expected = auto_grads[[n for n, _ in learner.ac.named_parameters()].index(name)]
         np.testing.assert_allclose(param.grad.numpy(), expected.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def _ddpg(algo: str, seed: int = 0) -> DDPG:
+    cfg = config_for(algo, "Pendulum-v1", {"hidden": [32, 32], "max_grad_norm": 0.5})
+    assert isinstance(cfg, DDPGConfig)
+    return DDPG(cfg, Box(-1.0, 1.0, (3,)), Box(-2.0, 2.0, (2,)), seed=seed)
+
+
+def _ddpg_batch(rng: np.random.Generator, weighted: bool, size: int = 64) -> dict[str, np.ndarray]:
+    batch = {
+        "state": rng.normal(size=(size, 3)).astype(np.float32),
+        "next_state": rng.normal(size=(size, 3)).astype(np.float32),
+        "action": rng.uniform(-2, 2, (size, 2)).astype(np.float32),
+        "reward": (rng.normal(size=size) * 3).astype(np.float32),
+        "discount": np.full(size, 0.98, np.float32),
+    }
+    if weighted:
+        batch["weights"] = rng.uniform(0.1, 1.0, size).astype(np.float32)
+    return batch
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["uniform", "prioritized"])
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+def test_the_ddpg_and_td3_gradients_by_hand_are_autograds(algo: str, weighted: bool) -> None:
+    learner = _ddpg(algo)
+    batch = _ddpg_batch(np.random.default_rng(0), weighted)
+    obs, act = torch.from_numpy(batch["state"]), torch.from_numpy(batch["action"])
+    y = learner.targets(torch.from_numpy(batch["next_state"]), torch.from_numpy(batch["reward"]), torch.tensor(0.98))
+    weights = torch.from_numpy(batch["weights"]) if weighted else None
+    auto = learner._critic_gradients_autograd(obs, act, y, weights)
+    auto_grads = [p.grad.clone() for p in learner.critics.parameters() if p.grad is not None]
+    by_hand = learner._critic_gradients_by_hand(obs, act, y, weights)
+    assert len(auto_grads) == (12 if algo == "td3" else 6)
+    for a, b in zip(auto, by_hand, strict=True):  # loss, Q_1(s, a), td
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    for a, param in zip(auto_grads, learner.critics.parameters(), strict=True):
+        assert param.grad is not None
+        np.testing.assert_allclose(param.grad.numpy(), a.numpy(), rtol=1e-4, atol=1e-6)
+    critic_grads = [p.grad.clone() for p in learner.critics.parameters() if p.grad is not None]
+    loss = learner._actor_gradients_by_hand(obs)
+    hand_grads = [p.grad.clone() for p in learner.actor.parameters() if p.grad is not None]
+    # the actor's step leaves the critics' gradient buffer as the critic step wrote it
+    for a, b in zip(critic_grads, learner._critic_grads.grads, strict=True):
+        assert torch.equal(a, b)
+    auto_loss = learner._actor_gradients_autograd(obs)
+    assert len(hand_grads) == 6
+    np.testing.assert_allclose(loss.numpy(), auto_loss.numpy(), rtol=1e-5)
+    for a, param in zip(hand_grads, learner.actor.parameters(), strict=True):
+        assert param.grad is not None
+        np.testing.assert_allclose(a.numpy(), param.grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_the_td3_target_takes_the_smaller_twin_of_the_smoothed_target_action() -> None:
+    learner = _ddpg("td3")
+    batch = _ddpg_batch(np.random.default_rng(1), weighted=False)
+    nxt, reward = torch.from_numpy(batch["next_state"]), torch.from_numpy(batch["reward"])
+    torch.manual_seed(5)
+    y = learner.targets(nxt, reward, torch.tensor(0.98))
+    torch.manual_seed(5)
+    with torch.no_grad():
+        a2 = learner.actor_target(nxt)
+        half = learner.half
+        noise = (torch.randn_like(a2) * 0.2 * half).clamp(-0.5 * half, 0.5 * half)
+        a2 = torch.max(torch.min(a2 + noise, learner.high), learner.low)
+        q1, q2 = (c(nxt, a2) for c in learner.critics_target)
+    assert not torch.equal(q1, q2)
+    np.testing.assert_allclose(y.numpy(), (reward + 0.98 * torch.minimum(q1, q2)).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["uniform", "prioritized"])
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+def test_ddpg_and_td3_learn_by_hand_as_by_autograd(algo: str, weighted: bool) -> None:
+    """Clipping, Adam, the delayed actor and the targets' Polyak step: the same weights after several updates."""
+    runs = []
+    for by_hand in (False, True):
+        learner = _ddpg(algo, seed=3)
+        learner.by_hand = by_hand
+        rng = np.random.default_rng(2)
+        stats = [learner.learn(_ddpg_batch(rng, weighted)) for _ in range(5)]
+        runs.append((learner, stats))
+    (auto, auto_stats), (hand, hand_stats) = runs
+    assert ("actor_loss" in hand_stats[0]) == (algo == "ddpg") and "actor_loss" in hand_stats[1]
+    for a, b in zip(auto_stats, hand_stats, strict=True):
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose(b["td"], a["td"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose([b["loss"], b["q"]], [a["loss"], a["q"]], rtol=1e-4, atol=1e-5)
+    for name, module in auto.modules.items():
+        for (key, a), b in zip(module.state_dict().items(), hand.modules[name].state_dict().values(), strict=True):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=f"{name}.{key}")
+    assert not torch.equal(hand.actor_target.pi[0].weight, _ddpg(algo, seed=3).actor_target.pi[0].weight)
+
+
+def test_adam_step_is_the_fused_adam_step_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    nets = [mlp([3, 16, 1]) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [adam(net.parameters(), 1e-2) for net in nets]
+    for i in range(4):
+        grads = [torch.randn_like(p) for p in nets[0].parameters()]
+        if i == 2:
+            for opt in opts:
+                opt.param_groups[0]["lr"] = 3e-3  # what set_lr does
+        for net, opt, step in zip(nets, opts, (lambda o: o.step(), adam_step), strict=True):
+            for param, grad in zip(net.parameters(), grads, strict=True):
+                param.grad = grad.clone()
+            step(opt)
+        # from the second step on (Adam's state exists) adam_step calls the kernel, never Optimizer.step
+        opts[1].step = lambda *args, **kwargs: pytest.fail("adam_step fell back to Optimizer.step")  # type: ignore[method-assign]
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(opts[0].state.values(), opts[1].state.values(), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    assert float(opts[1].state[next(nets[1].parameters())]["step"]) == 4

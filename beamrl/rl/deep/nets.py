@@ -116,6 +116,16 @@ class MLPGrad:
         grads.reverse()  # weight, bias per layer, first layer first
         return grads
 
+    def input_grad(self, d_out: torch.Tensor) -> torch.Tensor:
+        """d loss / d input (the last ``forward``'s), computing no parameter gradient."""
+        g = d_out
+        for i in range(len(self.layers) - 1, -1, -1):
+            g = g.mm(self.layers[i].weight)
+            if i > 0:
+                h = self.inputs[i]
+                g = _threshold_backward(g, h, 0.0) if self.activation == "relu" else _tanh_backward(g, h)
+        return g
+
 
 class QNet(nn.Module):
     """Q-values of every discrete action."""
