@@ -217,9 +217,9 @@ def test_a_sharded_run_learns_from_every_shard_and_restarts_a_killed_one(tmp_pat
     """--nodes 2 with 2 shards: one actor per shard, both sampled, shard 0 killed and restored from its checkpoint."""
     pytest.importorskip("torch")
     pytest.importorskip("gymnasium")
-    small = ["hidden=[32,32]", "batch_size=64", "samples_per_insert=2", "min_replay=500", "eval_every=100000"]
+    small = ["hidden=[32,32]", "batch_size=64", "samples_per_insert=8", "min_replay=500", "eval_every=100000"]
     sets = [x for item in [*small, "replay_shards=2", "replay_checkpoint_s=1"] for x in ("--set", item)]
-    args = ["--nodes", "2", "--steps", "16000", "--out", "run", "--quiet", "--kill-at", "9000:replay-0", *sets]
+    args = ["--nodes", "2", "--steps", "16000", "--out", "run", "--quiet", "--kill-at", "12000:replay-0", *sets]
     result = beamrl("train", "apex-dqn", "CartPole-v1", *args, cwd=tmp_path, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / "run"

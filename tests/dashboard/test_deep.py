@@ -182,7 +182,7 @@ async def test_an_apex_run_shows_its_replay_its_inserts_and_each_actors_lag(tmp_
     from beamrl.rl.apex.run import train_apex
 
     follower, out = Follower(), tmp_path / "run"
-    hyper = {"hidden": [32, 32], "batch_size": 64, "samples_per_insert": 2, "min_replay": 500, "eval_every": 2000}
+    hyper = {"hidden": [32, 32], "batch_size": 64, "samples_per_insert": 8, "min_replay": 500, "eval_every": 2000}
     summary = await train_apex("CartPole-v1", 10_000, nodes=1, out=out, overrides=hyper, observers=[follower])
     assert "recorder" not in summary["restarts"]
     assert follower.feed is not None and follower.returns_while_running > 0
