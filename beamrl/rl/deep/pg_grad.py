@@ -1,6 +1,6 @@
 """The policy-gradient loss's gradient by hand: autograd's bookkeeping dominates networks this small.
 
-    run = ActorCriticGrad(ac)                              # grads live in one flat buffer
+    run = ActorCriticGrad(ac)                              # grads live in one FlatGrads buffer
     out, value, head = run.forward(obs)                    # under torch.no_grad()
     logp, entropy = head.log_prob, head.entropy
     run.backward(head, d_logp, d_entropy, d_value)         # sets every parameter's .grad
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
+from beamrl.rl.deep.algo import FlatGrads
 from beamrl.rl.deep.nets import ActorCritic, MLPGrad
 
 __all__ = ["ActorCriticGrad", "Head"]
@@ -64,15 +65,10 @@ class ActorCriticGrad:
         self.ac = ac
         self.pi = MLPGrad(ac.pi, ac.activation)
         self.v = MLPGrad(ac.v, ac.activation)
-        self.params = list(ac.parameters())
-        # one buffer for every gradient: the norm and the clipping are one operation each
-        self.flat = torch.zeros(sum(p.numel() for p in self.params))
-        views = torch.split(self.flat, [p.numel() for p in self.params])
-        self.grads = [view.view_as(p) for view, p in zip(views, self.params, strict=True)]
-        by_param = {id(p): g for p, g in zip(self.params, self.grads, strict=True)}
-        self.pi_grads = [by_param[id(p)] for p in ac.pi.parameters()]
-        self.v_grads = [by_param[id(p)] for p in ac.v.parameters()]
-        self.log_std_grad = by_param[id(ac.log_std)] if ac.continuous else None
+        self.grads = FlatGrads(list(ac.parameters()))  # the norm and the clipping are one operation each
+        self.pi_grads = self.grads.of(ac.pi.parameters())
+        self.v_grads = self.grads.of(ac.v.parameters())
+        self.log_std_grad = self.grads.of([ac.log_std])[0] if ac.continuous else None
 
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s), (B,), with no backward to follow (call under ``torch.no_grad()``)."""
@@ -116,11 +112,8 @@ class ActorCriticGrad:
             self.log_std_grad.copy_(d_log_std)
         self.pi.backward(d_out, out=self.pi_grads)
         self.v.backward(d_value.unsqueeze(1), out=self.v_grads)
-        for param, grad in zip(self.params, self.grads, strict=True):
-            param.grad = grad  # an optimizer's zero_grad(set_to_none=True) may have dropped them
+        self.grads.attach()
 
     def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
         """Scale the gradients to a total 2-norm of at most ``max_norm``; return the norm before (as torch does)."""
-        norm = torch.linalg.vector_norm(self.flat)
-        self.flat.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
-        return norm
+        return self.grads.clip(max_norm)
