@@ -102,7 +102,7 @@ including restored history), ``added`` (transitions stored by this incarnation),
 count the ledger last recorded), ``restored`` (transitions held after the
 restore), ``restored_total`` and ``lost``.
 
-About 490 lines, past the ~400 aim: the request table above is one process's, and its
+About 500 lines, past the ~400 aim: the request table above is one process's, and its
 validation, checkpoint fencing and rate limiting each touch most requests; the storage,
 persistence, ledger and limiter themselves already live in ``beamrl.rl.replay``.
 """

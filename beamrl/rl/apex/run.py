@@ -49,7 +49,7 @@ A run does not stop at ``stop_at`` before its faults were injected and recovered
 ``restarted`` (for the replay: the transitions it restored and ``lost``, those added after
 its last checkpoint), ``actor_lost``, ``actor_rejoined``.
 
-About 450 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
+About 470 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
 rejoin, stop) is one loop whose steps share the run's state; the processes it drives,
 the outputs, the replicas and the replay shards live in their own modules.
 """
