@@ -234,3 +234,16 @@ def test_explicit_cpu_and_auto_without_a_gpu_are_the_default(monkeypatch: pytest
     for other in results[1:]:
         for key, value in other.items():
             np.testing.assert_array_equal(value, results[0][key], err_msg=key)
+
+
+def test_apex_dqn_hands_its_device_to_the_learner_and_checks_its_backend() -> None:
+    from beamrl.rl.apex.config import apex_config
+
+    cfg = apex_config("CartPole-v1", {"device": "cuda:1", "learners": 2, "learner_backend": "nccl"})
+    assert cfg.learner_overrides()["device"] == "cuda:1"
+    assert config_for("dqn", "CartPole-v1", cfg.learner_overrides()).device == "cuda:1"
+    assert apex_config("CartPole-v1").learner_overrides()["device"] == "cpu"
+    with pytest.raises(ValueError, match="device must be 'cpu', 'auto', 'cuda' or 'cuda:N'.*got 'gpu0'"):
+        apex_config("CartPole-v1", {"device": "gpu0"})
+    with pytest.raises(ValueError, match="learner_backend must be 'gloo' .* or 'nccl' .*got 'mpi'"):
+        apex_config("CartPole-v1", {"learners": 2, "learner_backend": "mpi"})
