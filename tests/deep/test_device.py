@@ -243,7 +243,7 @@ def test_apex_dqn_hands_its_device_to_the_learner_and_checks_its_backend() -> No
     assert cfg.learner_overrides()["device"] == "cuda:1"
     assert config_for("dqn", "CartPole-v1", cfg.learner_overrides()).device == "cuda:1"
     assert apex_config("CartPole-v1").learner_overrides()["device"] == "cpu"
-    with pytest.raises(ValueError, match="device must be 'cpu', 'auto', 'cuda' or 'cuda:N'.*got 'gpu0'"):
+    with pytest.raises(ValueError, match=r"device must be 'cpu', 'auto', 'cuda' or 'cuda:N'.*got 'gpu0'"):
         apex_config("CartPole-v1", {"device": "gpu0"})
-    with pytest.raises(ValueError, match="learner_backend must be 'gloo' .* or 'nccl' .*got 'mpi'"):
+    with pytest.raises(ValueError, match=r"learner_backend must be 'gloo' .* or 'nccl' .*got 'mpi'"):
         apex_config("CartPole-v1", {"learners": 2, "learner_backend": "mpi"})
