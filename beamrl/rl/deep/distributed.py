@@ -86,10 +86,19 @@ def _check_group_args(rank: Any, world_size: Any, address: Any, backend: Any) ->
     check_backend(backend)
 
 
-def join_group(rank: int, world_size: int, address: str, backend: str = "gloo", timeout_s: float = 300.0) -> None:
+def join_group(
+    rank: int,
+    world_size: int,
+    address: str,
+    backend: str = "gloo",
+    timeout_s: float = 300.0,
+    device: torch.device | None = None,
+) -> None:
     """Join (rank 0: host) the process's data-parallel group; blocks until all replicas joined.
 
     One group per OS process: ``torch.distributed``'s default group is process-wide.
+    ``device`` (nccl): the replica's GPU, bound to the group here, so that whichever thread
+    later runs a collective, nccl does not fall back to that thread's current GPU (cuda:0).
     """
     _check_group_args(rank, world_size, address, backend)
     if dist.is_initialized():
@@ -100,6 +109,7 @@ def join_group(rank: int, world_size: int, address: str, backend: str = "gloo", 
         rank=rank,
         world_size=world_size,
         timeout=datetime.timedelta(seconds=timeout_s),
+        device_id=device,
     )
 
 
@@ -229,16 +239,18 @@ class DataParallelLearner(Learner):
             raise ValueError(f"only replica 0 writes checkpoints; replica {rank} was given {checkpoint_dir!r}")
         if dist.is_initialized():
             raise RuntimeError("this OS process already belongs to a data-parallel group (one replica per process)")
+        gpu: torch.device | None = None
         if backend == "nccl":  # before joining: nccl binds the process to its current GPU
             local = rank % torch.cuda.device_count() if local_rank is None else local_rank
             config = {**config, "device": replica_device(backend, local)}
             torch.cuda.set_device(local)
+            gpu = torch.device("cuda", local)
         await super().init(algo, env_id, config, seed, checkpoint_dir)
         self.rank, self.world_size = rank, world_size
         self.hold_at: int | None = None
         joined = False
         try:
-            await asyncio.to_thread(join_group, rank, world_size, address, backend, timeout_s)
+            await asyncio.to_thread(join_group, rank, world_size, address, backend, timeout_s, gpu)
             joined = True
             self.average = await asyncio.to_thread(replicate, self.algorithm)
         except BaseException:
