@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from beamrl.cli.train_apex import over_nodes
+from beamrl.cli.over_nodes import over_nodes
 from beamrl.node import run
 from beamrl.rl.a3c.run import parse_kill_at, train_a3c
 from beamrl.rl.deep.config import parse_sets

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamrl.rl.deep.config import coerce_setting
+from beamrl.rl.deep.config import check_device, coerce_setting
 
 __all__ = [
     "DEFAULTS",
@@ -48,6 +48,7 @@ _LEARNER_FIELDS = (
     "checkpoint_every",
     "n_step",
     "prioritized",
+    "device",
 )
 
 
@@ -89,6 +90,10 @@ class ApexConfig:
     replay_shards: int = 1  #: R > 1: R ReplayServers "replay-K" of buffer_size / R each (see shard_of)
     replay_checkpoint_s: float = 30.0  #: seconds between the replay's (each shard's) periodic checkpoints
     group_port: int = 0  #: the replicas' rendezvous port on the learner node (0: a free one; pin it for a firewall)
+    device: str = "cpu"  #: where the learner computes: "cpu", "auto", "cuda", "cuda:N" (beamrl.rl.deep.device)
+    #: how learner replicas average gradients: "gloo" (CPU tensors; replicas on ``device``) or "nccl"
+    #: (one GPU per replica: replica r on cuda:LOCAL_RANK, whatever ``device`` says)
+    learner_backend: str = "gloo"
 
     def learner_overrides(self) -> dict[str, Any]:
         """The DQN fields the Learner is configured with (beamrl.rl.deep.config.DQNConfig)."""
@@ -174,6 +179,14 @@ def _check(cfg: ApexConfig) -> None:
         raise ValueError(f"group_port must be a TCP port in 0..65535 (0: a free one), got {cfg.group_port}")
     if cfg.group_port and cfg.learners == 1:
         raise ValueError("group_port is where learner replicas meet: it needs --set learners=G with G >= 2")
+    check_device(cfg.device)
+    if cfg.learner_backend not in ("gloo", "nccl"):
+        raise ValueError(f"learner_backend must be 'gloo' (CPU) or 'nccl' (GPUs), got {cfg.learner_backend!r}")
+    if cfg.learner_backend != "gloo" and cfg.learners == 1:
+        raise ValueError(
+            "learner_backend is how learner replicas average gradients: it needs --set learners=G with G >= 2"
+            " (one learner on a GPU: --set device=cuda)"
+        )
     if cfg.batch_size > cfg.buffer_size:
         raise ValueError(f"batch_size ({cfg.batch_size}) must not exceed buffer_size ({cfg.buffer_size})")
     if cfg.replay_shards > cfg.buffer_size:

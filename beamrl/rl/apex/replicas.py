@@ -137,7 +137,8 @@ class LearnerReplicas:
         return ["dqn", self.env_id, self.cfg.learner_overrides(), self.seed]
 
     def _group(self, rank: int) -> dict[str, Any]:
-        return {"rank": rank, "world_size": self.cfg.learners, "address": self.group}
+        cfg = self.cfg
+        return {"rank": rank, "world_size": cfg.learners, "address": self.group, "backend": cfg.learner_backend}
 
     async def start(self, start_replica_zero: Any) -> None:
         """Attach the replica nodes given, start the rest on loopback, then replica 0 (awaiting

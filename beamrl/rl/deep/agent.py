@@ -14,7 +14,10 @@ No parameters are copied between the halves: with ``param_sync_every == 1`` the 
 policy holds views of the torch tensors (updated in place by the optimizer, so it
 always acts with the latest weights and nothing is refreshed); with a larger
 ``param_sync_every`` it acts on copies refreshed every that many updates, as an
-``Actor`` would.
+``Actor`` would. A learner on a GPU (``device``) cannot lend numpy views of its
+weights: the acting half then always acts on a CPU copy, refreshed every
+``param_sync_every`` updates (every update by default: one small device-to-host copy,
+while acting one observation at a time stays on the CPU, where it is fastest).
 """
 
 from __future__ import annotations
@@ -46,13 +49,13 @@ class Agent:
         self.algo, self.env_id, self.cfg = algo, env_id, cfg
         self.algorithm = make_algorithm(algo, env_id, cfg, seed)
         self.acting = Acting(algo, cfg, env_id, seed, self.algorithm.spec(), total_steps, envs)
-        self.live = cfg.param_sync_every == 1
-        self._views = self.live_params()  # stay valid: torch updates and restores weights in place
+        self.live = cfg.param_sync_every == 1 and self.algorithm.device.type == "cpu"
+        self._views = self.live_params() if self.live else {}  # stay valid: torch updates weights in place
         self.refresh()
         self.last: dict[str, Any] = {}
 
     def live_params(self) -> Params:
-        """The policy's parameters as numpy views of the torch tensors (no copy)."""
+        """The policy's parameters as numpy views of the torch tensors (no copy; CPU learners only)."""
         module = self.algorithm.modules[self.algorithm.policy_module]
         prefix = self.algorithm.policy_module
         return {f"{prefix}.{k}": v.detach().numpy() for k, v in module.state_dict().items()}

@@ -13,9 +13,10 @@ The DQN design of the seeds: act a phase (``train_freq`` steps, or a rollout), l
 batches, repeat. It owns an ``Agent`` (``beamrl.rl.deep.agent``): the ``Acting`` half
 and the torch ``Algorithm`` in the same object, so a batch goes to ``learn`` as a plain
 call (no message, no codec) and the numpy policy acts on views of the torch weights
-(no parameter copies). The loop runs in slices of ~50 ms in a worker thread, one
-slice per ``["tick"]`` it sends itself, so that the node keeps serving and calls
-(``progress``, ``act``, ``stats``) are answered between slices.
+(no parameter copies; a learner on a GPU lends a CPU copy instead, see ``Agent``).
+The loop runs in slices of ~50 ms in a worker thread, one slice per ``["tick"]`` it
+sends itself, so that the node keeps serving and calls (``progress``, ``act``,
+``stats``) are answered between slices.
 
 Every ``eval_every`` env steps it evaluates the greedy policy and keeps the best
 parameters (``keep_best``). It checkpoints everything (weights, targets, optimizer

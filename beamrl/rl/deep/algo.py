@@ -6,6 +6,10 @@
     tensors, meta = algo.state()              # everything to continue: weights, targets,
     algo.load_state(tensors, meta)            # optimizer moments, RNG, counters
 
+Subclasses build their modules on the CPU (so a seed gives the same initial weights on
+every device), move them to ``self.device`` (the ``device`` hyper-parameter, see
+``beamrl.rl.deep.device``) and create every tensor of an update there; what leaves
+(stats, TD errors, parameters, checkpoints) comes back through ``host`` as numpy.
 Subclasses register their modules in ``self.modules`` (targets too) and optimizers in
 ``self.optimizers``, name the module that holds the policy in ``policy_module``, and
 implement ``learn``. ``state`` flattens the optimizers' tensors into the same dict of
@@ -17,17 +21,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from beamrl.rl.deep.device import resolve_device, to_host
 from beamrl.rl.deep.nets import module_params
 from beamrl.rl.deep.params import Params
 from beamrl.rl.spaces import Box, Discrete
 
 __all__ = ["Algorithm", "FlatGrads", "adam", "adam_step", "obs_dim"]
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def obs_dim(space: Any) -> int:
@@ -43,8 +50,9 @@ class Algorithm(ABC):
     policy_module: str = ""
     supports_grad_sync: bool = False  #: whether ``learn`` calls ``grad_sync`` (data-parallel replicas need it)
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, device: str | torch.device = "cpu") -> None:
         torch.manual_seed(seed)
+        self.device = resolve_device(device)  #: where modules, optimizer state and every update's tensors live
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.updates = 0  #: gradient updates (or rollouts) done
@@ -55,6 +63,14 @@ class Algorithm(ABC):
     @abstractmethod
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """Learn from one batch; return stats (floats, and arrays such as ``td`` for priorities)."""
+
+    def place(self, module: M) -> M:
+        """``module`` (built on the CPU) moved onto this algorithm's device."""
+        return module.to(self.device)
+
+    def host(self, tensor: torch.Tensor) -> np.ndarray:
+        """``tensor`` as numpy on the CPU: the one way results leave the device (stats, TD errors)."""
+        return to_host(tensor)
 
     def spec(self) -> dict[str, Any]:
         """The JSON description of the policy a ``NumpyPolicy`` needs."""
@@ -85,10 +101,15 @@ class Algorithm(ABC):
                 for key, value in per_param.items():
                     tensors[f"optim/{name}/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().numpy().copy()
         tensors["rng/torch"] = torch.get_rng_state().numpy().copy()
+        if self.device.type == "cuda":  # randperm and noise drawn on the GPU use its own generator
+            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device).numpy().copy()
         return tensors, {"updates": self.updates, "optim_groups": groups}
 
     def load_state(self, tensors: Params, meta: dict[str, Any]) -> None:
-        """Restore what ``state`` returned; a missing or mis-shaped tensor raises ``ValueError``."""
+        """Restore what ``state`` returned; a missing or mis-shaped tensor raises ``ValueError``.
+
+        The tensors are copied onto this algorithm's device, whichever device saved them.
+        """
         for name, module in self.modules.items():
             prefix = f"module/{name}/"
             sd = {k[len(prefix) :]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith(prefix)}
@@ -112,6 +133,8 @@ class Algorithm(ABC):
             except (ValueError, KeyError) as e:
                 raise ValueError(f"checkpoint does not fit optimizer {name!r}: {e}") from e
         torch.set_rng_state(torch.from_numpy(np.array(tensors["rng/torch"])))
+        if self.device.type == "cuda" and "rng/cuda" in tensors:
+            torch.cuda.set_rng_state(torch.from_numpy(np.array(tensors["rng/cuda"])), self.device)
         self.updates = int(meta["updates"])
 
 
@@ -203,7 +226,7 @@ class FlatGrads:
 
     def __init__(self, params: list[nn.Parameter]) -> None:
         self.params = list(params)
-        self.flat = torch.zeros(sum(p.numel() for p in self.params))
+        self.flat = torch.zeros(sum(p.numel() for p in self.params), device=self.params[0].device)
         views = torch.split(self.flat, [p.numel() for p in self.params])
         self.grads = [view.view_as(p) for view, p in zip(views, self.params, strict=True)]
         self._by_param = {id(p): g for p, g in zip(self.params, self.grads, strict=True)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "DQNConfig",
     "PGConfig",
     "Target",
+    "check_device",
     "config_for",
     "parse_sets",
 ]
@@ -47,6 +49,9 @@ class Common:
     checkpoint_every: int = 2_000  #: learner updates (on-policy: rollouts) between checkpoints
     param_sync_every: int = 1  #: learner updates between an actor's parameter refreshes
     max_grad_norm: float = 10.0  #: gradients are clipped to this global norm
+    #: where the learner computes: "cpu", "auto" (a GPU when torch sees one), "cuda" or "cuda:N"
+    #: (see beamrl.rl.deep.device); "cpu" by default: small nets on one env step faster there
+    device: str = "cpu"
 
 
 @dataclass
@@ -248,7 +253,17 @@ def _coerce(key: str, value: Any, f: dataclasses.Field[Any]) -> Any:
     return value
 
 
+_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+
+
+def check_device(name: object) -> None:
+    """Refuse a ``device`` setting that is not spelled ``cpu``, ``auto``, ``cuda`` or ``cuda:N`` (no torch needed)."""
+    if not isinstance(name, str) or not _DEVICE.match(name):
+        raise ValueError(f"device must be 'cpu', 'auto', 'cuda' or 'cuda:N' (N: a GPU's index), got {name!r}")
+
+
 def _check(cfg: Common) -> None:
+    check_device(cfg.device)
     if cfg.activation not in ("relu", "tanh"):
         raise ValueError(f"activation must be 'relu' or 'tanh', got {cfg.activation!r}")
     for name in ("num_envs", "checkpoint_every", "param_sync_every", "eval_episodes"):

@@ -41,19 +41,27 @@ class DDPG(Algorithm):
 
     policy_module = "actor"
 
-    def __init__(self, cfg: DDPGConfig, observation_space: Any, action_space: Any, seed: int = 0) -> None:
-        super().__init__(seed)
+    def __init__(
+        self,
+        cfg: DDPGConfig,
+        observation_space: Any,
+        action_space: Any,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        """``device``: where to compute (default: ``cfg.device``; see ``beamrl.rl.deep.device``)."""
+        super().__init__(seed, cfg.device if device is None else device)
         dim, continuous, bounds = action_info(action_space)
         if not continuous or bounds is None:
             raise ValueError("DDPG/TD3 need a Box action space; use dqn, a2c or ppo for discrete actions")
         self.cfg = cfg
         low, high = np.array(bounds[0], np.float32), np.array(bounds[1], np.float32)
-        self.low, self.high = torch.from_numpy(low), torch.from_numpy(high)
+        self.low, self.high = torch.from_numpy(low).to(self.device), torch.from_numpy(high).to(self.device)
         self.half = (self.high - self.low) / 2
         self._noise_bounds = (-cfg.target_noise_clip * self.half, cfg.target_noise_clip * self.half)  # TD3's noise clip
         self.n_obs = n_obs = obs_dim(observation_space)
-        self.actor = DeterministicActor(n_obs, dim, cfg.hidden, low, high, cfg.activation)
-        critics = [Critic(n_obs, dim, cfg.hidden, cfg.activation) for _ in range(2 if cfg.twin else 1)]
+        self.actor = self.place(DeterministicActor(n_obs, dim, cfg.hidden, low, high, cfg.activation))
+        critics = [self.place(Critic(n_obs, dim, cfg.hidden, cfg.activation)) for _ in range(2 if cfg.twin else 1)]
         self.critics = torch.nn.ModuleList(critics)
         self.actor_target = copy.deepcopy(self.actor)
         self.critics_target = copy.deepcopy(self.critics)
@@ -82,13 +90,13 @@ class DDPG(Algorithm):
 
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         cfg = self.cfg
-        b = len(batch["reward"])
-        obs = torch.as_tensor(batch["state"], dtype=torch.float32).reshape(b, -1)
-        nxt = torch.as_tensor(batch["next_state"], dtype=torch.float32).reshape(b, -1)
-        act = torch.as_tensor(batch["action"], dtype=torch.float32).reshape(b, -1)
-        reward = torch.as_tensor(batch["reward"], dtype=torch.float32)
-        discount = torch.as_tensor(batch["discount"], dtype=torch.float32)
-        weights = torch.as_tensor(batch["weights"], dtype=torch.float32) if "weights" in batch else None
+        b, dev = len(batch["reward"]), self.device
+        obs = torch.as_tensor(batch["state"], dtype=torch.float32, device=dev).reshape(b, -1)
+        nxt = torch.as_tensor(batch["next_state"], dtype=torch.float32, device=dev).reshape(b, -1)
+        act = torch.as_tensor(batch["action"], dtype=torch.float32, device=dev).reshape(b, -1)
+        reward = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev)
+        discount = torch.as_tensor(batch["discount"], dtype=torch.float32, device=dev)
+        weights = torch.as_tensor(batch["weights"], dtype=torch.float32, device=dev) if "weights" in batch else None
         y = self.targets(nxt, reward, discount)
         if self.by_hand:
             critic_loss, q, td = self._critic_gradients_by_hand(obs, act, y, weights)
@@ -108,8 +116,8 @@ class DDPG(Algorithm):
                 nn.utils.clip_grad_norm_(self._actor_params, cfg.max_grad_norm)
             adam_step(self.actor_opt)
             polyak(self._targets, self._online, cfg.tau)
-        values = torch.stack(losses).tolist()  # read once
-        stats: dict[str, Any] = {"loss": values[0], "q": values[1], "td": td.abs_().numpy()}
+        values = self.host(torch.stack(losses)).tolist()  # read once
+        stats: dict[str, Any] = {"loss": values[0], "q": values[1], "td": self.host(td.abs_())}
         if len(values) > 2:
             stats["actor_loss"] = values[2]
         return stats

@@ -26,9 +26,14 @@ collective, so replicas told "stop now" at different moments could leave one wai
 in an all-reduce the others never join; told one version above all of theirs, each
 keeps learning until it is there and then refuses, and they all end identical.
 
-Backends: ``gloo`` on CPU (loopback or a LAN); ``nccl`` with one process per GPU (the
-algorithm's modules on ``cuda:rank``; not run in this repository's tests). What crosses
-between replicas is torch's own process-group traffic (raw tensors), never beamrl's wire.
+Backends: ``gloo`` on CPU (loopback or a LAN; the replica computes on the config's
+``device``, "cpu" by default); ``nccl`` with one process per GPU: ``DataParallelLearner``
+calls ``torch.cuda.set_device(local_rank)`` before it joins and computes on
+``cuda:LOCAL_RANK`` (``local_rank``: its index among the replicas on its machine, by
+default ``rank`` modulo the machine's GPU count). nccl was built and checked on CPU only
+(its refusals; the device placement through ``device="meta"`` in the tests): it has never
+run on a GPU here. What crosses between replicas is torch's own process-group traffic
+(raw tensors), never beamrl's wire.
 
 Every ``learn`` is a collective: a replica that stops learning (its replay held back,
 its process gone) stalls the others in the all-reduce until the group's timeout, after
@@ -52,6 +57,7 @@ from torch import nn
 from beamrl.errors import Rejected
 from beamrl.process import From
 from beamrl.rl.deep.algo import Algorithm
+from beamrl.rl.deep.device import check_backend, replica_device
 from beamrl.rl.deep.learner import Learner
 
 __all__ = [
@@ -77,18 +83,22 @@ def _check_group_args(rank: Any, world_size: Any, address: Any, backend: Any) ->
     match = _ADDRESS.match(address) if isinstance(address, str) else None
     if match is None or not 0 < int(match.group(1)) < 65536:
         raise ValueError(f"address must look like 'tcp://127.0.0.1:29500' (rank 0 listens there), got {address!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "gloo" and not dist.is_gloo_available():
-        raise ValueError("this torch build has no gloo backend")
-    if backend == "nccl" and not (dist.is_nccl_available() and torch.cuda.is_available()):
-        raise ValueError("backend 'nccl' needs CUDA and a torch build with NCCL; use 'gloo' on CPU")
+    check_backend(backend)
 
 
-def join_group(rank: int, world_size: int, address: str, backend: str = "gloo", timeout_s: float = 300.0) -> None:
+def join_group(
+    rank: int,
+    world_size: int,
+    address: str,
+    backend: str = "gloo",
+    timeout_s: float = 300.0,
+    device: torch.device | None = None,
+) -> None:
     """Join (rank 0: host) the process's data-parallel group; blocks until all replicas joined.
 
     One group per OS process: ``torch.distributed``'s default group is process-wide.
+    ``device`` (nccl): the replica's GPU, bound to the group here, so that whichever thread
+    later runs a collective, nccl does not fall back to that thread's current GPU (cuda:0).
     """
     _check_group_args(rank, world_size, address, backend)
     if dist.is_initialized():
@@ -99,6 +109,7 @@ def join_group(rank: int, world_size: int, address: str, backend: str = "gloo", 
         rank=rank,
         world_size=world_size,
         timeout=datetime.timedelta(seconds=timeout_s),
+        device_id=device,
     )
 
 
@@ -220,18 +231,26 @@ class DataParallelLearner(Learner):
         address: str,
         backend: str = "gloo",
         timeout_s: float = 300.0,
+        local_rank: int | None = None,
     ) -> None:
+        """``local_rank`` (nccl): this replica's GPU, by default ``rank`` modulo the GPUs of this machine."""
         _check_group_args(rank, world_size, address, backend)
         if rank != 0 and checkpoint_dir is not None:
             raise ValueError(f"only replica 0 writes checkpoints; replica {rank} was given {checkpoint_dir!r}")
         if dist.is_initialized():
             raise RuntimeError("this OS process already belongs to a data-parallel group (one replica per process)")
+        gpu: torch.device | None = None
+        if backend == "nccl":  # before joining: nccl binds the process to its current GPU
+            local = rank % torch.cuda.device_count() if local_rank is None else local_rank
+            config = {**config, "device": replica_device(backend, local)}
+            torch.cuda.set_device(local)
+            gpu = torch.device("cuda", local)
         await super().init(algo, env_id, config, seed, checkpoint_dir)
         self.rank, self.world_size = rank, world_size
         self.hold_at: int | None = None
         joined = False
         try:
-            await asyncio.to_thread(join_group, rank, world_size, address, backend, timeout_s)
+            await asyncio.to_thread(join_group, rank, world_size, address, backend, timeout_s, gpu)
             joined = True
             self.average = await asyncio.to_thread(replicate, self.algorithm)
         except BaseException:

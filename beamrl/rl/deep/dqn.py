@@ -51,14 +51,22 @@ class DQN(Algorithm):
     policy_module = "q"
     supports_grad_sync = True
 
-    def __init__(self, cfg: DQNConfig, observation_space: Any, action_space: Any, seed: int = 0) -> None:
-        super().__init__(seed)
+    def __init__(
+        self,
+        cfg: DQNConfig,
+        observation_space: Any,
+        action_space: Any,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        """``device``: where to compute (default: ``cfg.device``; see ``beamrl.rl.deep.device``)."""
+        super().__init__(seed, cfg.device if device is None else device)
         n, continuous, _ = action_info(action_space)
         if continuous:
             raise ValueError("DQN needs a Discrete action space; use ddpg or td3 for continuous actions")
         self.cfg = cfg
         net_cls = DuelingQNet if cfg.dueling else QNet
-        self.q = net_cls(obs_dim(observation_space), n, cfg.hidden, cfg.activation)
+        self.q = self.place(net_cls(obs_dim(observation_space), n, cfg.hidden, cfg.activation))
         self.q_target = copy.deepcopy(self.q)
         self.opt = adam(self.q.parameters(), cfg.lr)
         self.modules = {"q": self.q, "q_target": self.q_target}
@@ -75,13 +83,13 @@ class DQN(Algorithm):
         if cfg.lr_end is not None and "progress" in batch:
             frac = min(1.0, float(batch["progress"]))
             self.set_lr(cfg.lr + frac * (cfg.lr_end - cfg.lr))
-        b = len(batch["reward"])
-        obs = torch.as_tensor(batch["state"], dtype=torch.float32).reshape(b, -1)
-        nxt = torch.as_tensor(batch["next_state"], dtype=torch.float32).reshape(b, -1)
-        act = torch.as_tensor(batch["action"], dtype=torch.int64).reshape(b, 1)
-        reward = torch.as_tensor(batch["reward"], dtype=torch.float32)
-        discount = torch.as_tensor(batch["discount"], dtype=torch.float32)
-        weights = torch.as_tensor(batch["weights"], dtype=torch.float32) if "weights" in batch else None
+        b, dev = len(batch["reward"]), self.device
+        obs = torch.as_tensor(batch["state"], dtype=torch.float32, device=dev).reshape(b, -1)
+        nxt = torch.as_tensor(batch["next_state"], dtype=torch.float32, device=dev).reshape(b, -1)
+        act = torch.as_tensor(batch["action"], dtype=torch.int64, device=dev).reshape(b, 1)
+        reward = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev)
+        discount = torch.as_tensor(batch["discount"], dtype=torch.float32, device=dev)
+        weights = torch.as_tensor(batch["weights"], dtype=torch.float32, device=dev) if "weights" in batch else None
         with torch.no_grad():
             if self._by_hand is not None and self._target_by_hand is not None:  # no module-call overhead
                 q_next_target = self._target_by_hand.forward(nxt, keep=False)
@@ -103,7 +111,7 @@ class DQN(Algorithm):
             polyak(self.q_target, self.q, cfg.tau)
         elif self.updates % cfg.target_update == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        return {"loss": loss.item(), "q": q.mean().item(), "td": td.abs().numpy()}
+        return {"loss": float(self.host(loss)), "q": float(self.host(q.mean())), "td": self.host(td.abs())}
 
     def _gradients_autograd(
         self, obs: torch.Tensor, act: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None

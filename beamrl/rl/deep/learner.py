@@ -59,19 +59,19 @@ __all__ = ["Learner", "load_algorithm_state", "make_algorithm", "save_algorithm_
 log = logging.getLogger("beamrl.rl.deep")
 
 
-def make_algorithm(algo: str, env_id: str, cfg: Any, seed: int) -> Algorithm:
-    """The torch learner for ``algo`` on ``env_id``'s spaces."""
+def make_algorithm(algo: str, env_id: str, cfg: Any, seed: int, device: str | torch.device | None = None) -> Algorithm:
+    """The torch learner for ``algo`` on ``env_id``'s spaces, on ``device`` (default: ``cfg.device``)."""
     env = make(env_id)
     try:
         obs_space, act_space = env.observation_space, env.action_space
     finally:
         env.close()
     if algo == "dqn" and isinstance(cfg, DQNConfig):
-        return DQN(cfg, obs_space, act_space, seed)
+        return DQN(cfg, obs_space, act_space, seed, device)
     if algo in ("reinforce", "a2c", "ppo") and isinstance(cfg, PGConfig):
-        return PG(algo, cfg, obs_space, act_space, seed)
+        return PG(algo, cfg, obs_space, act_space, seed, device)
     if algo in ("ddpg", "td3") and isinstance(cfg, DDPGConfig):
-        return DDPG(cfg, obs_space, act_space, seed)
+        return DDPG(cfg, obs_space, act_space, seed, device)
     raise ValueError(f"no deep algorithm {algo!r} for a config of type {type(cfg).__name__}")
 
 
@@ -142,6 +142,7 @@ class Learner(GenServer):
                     "env_id": self.env_id,
                     "version": self.version,
                     "updates": self.algorithm.updates,
+                    "device": str(self.algorithm.device),
                     "checkpoints": self.checkpoints,
                     "restored_from": self.restored_from,
                     "uptime_s": time.monotonic() - self.started,

@@ -216,8 +216,11 @@ class DeterministicActor(nn.Module):
         self.pi = mlp([obs_dim, *hidden, act_dim], activation)
         self.low_list = [float(x) for x in low]
         self.high_list = [float(x) for x in high]
-        self.low = torch.tensor(self.low_list, dtype=torch.float32)
-        self.high = torch.tensor(self.high_list, dtype=torch.float32)
+        # buffers, so .to(device) moves them; not persistent: the state_dict (and the files) hold weights only
+        self.low: torch.Tensor
+        self.high: torch.Tensor
+        self.register_buffer("low", torch.tensor(self.low_list, dtype=torch.float32), persistent=False)
+        self.register_buffer("high", torch.tensor(self.high_list, dtype=torch.float32), persistent=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.low + (torch.tanh(self.pi(obs)) + 1.0) * 0.5 * (self.high - self.low)

@@ -76,15 +76,24 @@ class PG(Algorithm):
 
     policy_module = "ac"
 
-    def __init__(self, mode: str, cfg: PGConfig, observation_space: Any, action_space: Any, seed: int = 0) -> None:
-        super().__init__(seed)
+    def __init__(
+        self,
+        mode: str,
+        cfg: PGConfig,
+        observation_space: Any,
+        action_space: Any,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        """``device``: where to compute (default: ``cfg.device``; see ``beamrl.rl.deep.device``)."""
+        super().__init__(seed, cfg.device if device is None else device)
         if mode not in ("reinforce", "a2c", "ppo"):
             raise ValueError(f"unknown policy-gradient mode {mode!r}")
         self.mode, self.cfg = mode, cfg
         n, continuous, bounds = action_info(action_space)
         self.continuous = continuous
-        self.ac = ActorCritic(
-            obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds
+        self.ac = self.place(
+            ActorCritic(obs_dim(observation_space), n, cfg.hidden, cfg.activation, continuous, cfg.log_std_init, bounds)
         )
         # RMSprop: foreach, one kernel per operation over all tensors (torch has no fused one on CPU);
         # Adam: fused, one kernel per step (a third of foreach's cost at this size)
@@ -106,25 +115,27 @@ class PG(Algorithm):
         clip = cfg.clip * (1.0 - frac) if cfg.clip_decay else cfg.clip
         clip = max(clip, 1e-3)
         t, n = batch["rewards"].shape
-        obs = torch.as_tensor(batch["obs"], dtype=torch.float32).reshape(t * n, -1)
-        nxt = torch.as_tensor(batch["next_obs"], dtype=torch.float32).reshape(t * n, -1)
-        act = torch.as_tensor(batch["actions"]).reshape(t * n, -1)
+        dev = self.device
+        obs = torch.as_tensor(batch["obs"], dtype=torch.float32, device=dev).reshape(t * n, -1)
+        nxt = torch.as_tensor(batch["next_obs"], dtype=torch.float32, device=dev).reshape(t * n, -1)
+        act = torch.as_tensor(batch["actions"], device=dev).reshape(t * n, -1)
         act = act.float() if self.continuous else act.long().squeeze(-1)
         with torch.no_grad():
             both = self._by_hand.values(torch.cat([obs, nxt]))  # V(s) and V(s') in one pass
-            values, next_values = both[: t * n].reshape(t, n).numpy(), both[t * n :].reshape(t, n).numpy()
+            both_np = self.host(both)
+            values, next_values = both_np[: t * n].reshape(t, n), both_np[t * n :].reshape(t, n)
             old_logp = self._by_hand.log_prob(obs, act)
         adv_np = gae(
             batch["rewards"], values, next_values, batch["terminated"], batch["dones"], cfg.gamma, cfg.gae_lambda
         )
-        ret = torch.as_tensor(adv_np + values, dtype=torch.float32).reshape(-1)
-        adv_all = torch.as_tensor(adv_np, dtype=torch.float32).reshape(-1)
+        ret = torch.as_tensor(adv_np + values, dtype=torch.float32, device=dev).reshape(-1)
+        adv_all = torch.as_tensor(adv_np, dtype=torch.float32, device=dev).reshape(-1)
         size = t * n
         epochs, mb = (cfg.epochs, min(cfg.minibatch_size, size)) if self.mode == "ppo" else (1, size)
-        totals = torch.zeros(4)  # loss, pg_loss, v_loss, entropy: summed as tensors, read once
+        totals = torch.zeros(4, device=dev)  # loss, pg_loss, v_loss, entropy: summed as tensors, read once
         steps = 0
         for _ in range(epochs):
-            order = torch.randperm(size)
+            order = torch.randperm(size, device=dev)
             for start in range(0, size - mb + 1, mb):
                 idx = order[start : start + mb]
                 adv = adv_all[idx]
@@ -136,7 +147,7 @@ class PG(Algorithm):
                 steps += 1
         self.updates += 1
         names = ("loss", "pg_loss", "v_loss", "entropy")
-        return dict(zip(names, (totals / max(steps, 1)).tolist(), strict=True))
+        return dict(zip(names, self.host(totals / max(steps, 1)).tolist(), strict=True))
 
     # -- the loss and its gradient: by autograd (the reference) and by hand (what learn runs) --
     def _gradients_autograd(

@@ -44,6 +44,7 @@ import numpy as np
 from beamrl.errors import BeamError, CallTimeout, NoProc, ProcessCrashed
 from beamrl.node import Node, run
 from beamrl.rl.deep.config import DQNConfig, config_for, parse_sets
+from beamrl.rl.deep.device import resolve_device
 from beamrl.rl.deep.env_servers import DEFAULT_WAIT, EnvServers, parse_env_servers
 from beamrl.rl.deep.evaluate import evaluate
 from beamrl.rl.deep.files import print_result, write_json
@@ -99,6 +100,7 @@ def _prepare(
     if n_served:
         _served_envs(algo, values, n_served, resume)
     cfg = config_for(algo, env_id, values)
+    resolve_device(cfg.device)  # a GPU this machine does not have is refused before anything starts
     budget = int(steps or 100_000)
     run_info = {"algo": algo, "env_id": env_id, "seed": seed, "steps": budget, "split": split}
     return algo, env_id, seed, cfg, budget, split, run_info | {"hyper": dataclasses.asdict(cfg)}
