@@ -93,9 +93,14 @@ def _sb3_model(algo: str, env_id: str, cfg: Common, steps: int, seed: int) -> An
             "gamma": cfg.gamma,
             "gae_lambda": cfg.gae_lambda,
             "ent_coef": cfg.ent_coef,
-            "vf_coef": cfg.vf_coef,
+            # ours weighs vf_coef * (V - R)^2 / 2 (CleanRL's), SB3 vf_coef * (V - R)^2: the same loss at half
+            "vf_coef": cfg.vf_coef / 2,
             "max_grad_norm": cfg.max_grad_norm,
-            "policy_kwargs": {"net_arch": {"pi": cfg.hidden, "vf": cfg.hidden}, "activation_fn": act},
+            "policy_kwargs": {
+                "net_arch": {"pi": cfg.hidden, "vf": cfg.hidden},
+                "activation_fn": act,
+                "log_std_init": cfg.log_std_init,  # a Gaussian policy's; unused by categorical ones
+            },
             "seed": seed,
         }
         venv = make_vec_env(env_id, cfg.num_envs, seed=seed)

@@ -188,7 +188,6 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "gamma": 0.9,
             "epochs": 10,
             "lr": 1e-3,
-            "log_std_init": -0.5,
             "hidden": [64, 64],
         },
     },
