@@ -289,9 +289,11 @@ class ReplayServer(GenServer):
     async def handle_cast(self, request: Any) -> None:
         try:
             match request:
-                case ["update_priorities", indices, priorities]:
+                case ["update_priorities", indices, priorities] | ["update_priorities", indices, priorities, "skip"]:
                     self._update(indices, priorities, "skip")
                 case ["update_priorities", indices, priorities, incarnation]:
+                    self._update(indices, priorities, "skip", incarnation)
+                case ["update_priorities", indices, priorities, "skip", incarnation]:
                     self._update(indices, priorities, "skip", incarnation)
                 case ["sample", *_] | ["len"] | ["stats"] | ["checkpoint"]:
                     raise ReplayError(f"{short_repr(request[0], 40)} is a call, not a cast: nothing to answer to")
