@@ -125,9 +125,10 @@ restore), ``restored_total``, ``lost``, ``lost_total``, ``foreign_updates`` (upd
 naming another incarnation, dropped by this one) and ``foreign_updates_total`` (by
 every incarnation of the checkpoint directory; this one's without a directory).
 
-About 500 lines, past the ~400 aim: the request table above is one process's, and its
-validation, checkpoint fencing and rate limiting each touch most requests; the storage,
-persistence, ledger and limiter themselves already live in ``beamrl.rl.replay``.
+About 570 lines (130 of them this docstring), past the ~400 aim: the request table above
+is one process's, and its validation, incarnations, checkpoint fencing and rate limiting
+each touch most requests; the storage, persistence, ledger and limiter themselves already
+live in ``beamrl.rl.replay``.
 """
 
 from __future__ import annotations
