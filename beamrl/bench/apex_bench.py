@@ -9,6 +9,9 @@ Rows:
   loop off: the actor's steps/s against the same loop run in that process with no
   messaging (``["plain_rate", 1.0]``), in alternating one-second windows so that both see
   the machine alike (the cost of messaging alone);
+- the learner loop alone (``LearnerLoop`` between a replay and a learner that both answer
+  at once, batches of 512 CartPole rows): the loop's own cost per batch (sample request,
+  learn request, priority cast), which a real learner's update hides behind;
 - ``beamrl train apex-dqn`` with 1 and with 2 actor nodes, and with 2 actor nodes feeding
   2 replay shards (``replay_shards=2``: one actor per shard; learning on: batch 512, the
   limiter's 8 samples per insert gating the learner but the actors not pausing, so they
@@ -27,14 +30,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from beamrl.bench.report import Row
+from beamrl.gen_server import GenServer
 from beamrl.node import Node
 from beamrl.node import run as run_on_uvloop
 from beamrl.rl.apex.acting import ApexActing
 from beamrl.rl.apex.config import ApexConfig, apex_config
+from beamrl.rl.apex.loop import LearnerLoop
 from beamrl.rl.apex.run import actor_spec, train_apex
 from beamrl.rl.training.actors import ActorNodes, wait_for_actor_trees
 from beamrl.supervisor import child
@@ -93,6 +99,54 @@ async def _messaging_only(cfg: ApexConfig, seconds: float, out: Path) -> tuple[f
     return statistics.median(messaging), statistics.median(plain)
 
 
+class _InstantReplay(GenServer):
+    """Answers every ``sample`` at once with the same batch of ``size`` CartPole rows; ignores priorities."""
+
+    async def init(self, size: int) -> None:
+        self.batch = {
+            "state": np.zeros((size, 4), np.float32),
+            "action": np.zeros(size, np.int64),
+            "reward": np.ones(size, np.float32),
+            "next_state": np.zeros((size, 4), np.float32),
+            "terminated": np.zeros(size, np.bool_),
+            "truncated": np.zeros(size, np.bool_),
+            "discount": np.full(size, 0.99, np.float32),
+            "indices": np.arange(size, dtype=np.int64),
+            "weights": np.ones(size, np.float32),
+        }
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        return dict(self.batch)
+
+    async def handle_cast(self, request: Any) -> None:
+        return None  # the priorities the loop sends back
+
+
+class _InstantLearner(GenServer):
+    """Answers every ``learn`` at once: the next version and a |TD error| per row."""
+
+    async def init(self) -> None:
+        self.version = 0
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        self.version += 1
+        return {"version": self.version, "td": np.ones(len(request[1]["indices"]), np.float32)}
+
+
+async def loop_overhead(batch_size: int, seconds: float) -> float:
+    """Batches/s of a ``LearnerLoop`` between an instant replay and an instant learner."""
+    async with Node("bench-loop") as node:
+        await node.start(_InstantReplay, batch_size, name="replay")
+        await node.start(_InstantLearner, name="learner")
+        await node.start(LearnerLoop, "replay", "learner", batch_size, name="loop")
+        await asyncio.sleep(0.5)  # warm-up
+        u0, t0 = (await node.call("loop", ["stats"]))["updates"], time.perf_counter()
+        await asyncio.sleep(seconds)
+        u1, t1 = (await node.call("loop", ["stats"]))["updates"], time.perf_counter()
+        await node.call("loop", ["pause"])
+    return float((u1 - u0) / (t1 - t0))
+
+
 def _medians(metrics: Path) -> dict[str, float]:
     with metrics.open() as f:
         rows = list(csv.DictReader(f))
@@ -128,6 +182,14 @@ def run(quick: bool = False) -> list[Row]:
     steps = 60_000 if quick else 150_000
     floor = plain_loop_rate(cfg, seconds)
     rows: list[Row] = [{"name": "one actor's loop, no messaging (floor)", "value": floor, "unit": "steps/s"}]
+    rows.append(
+        {
+            "name": "learner loop alone (instant replay + learner)",
+            "value": run_on_uvloop(loop_overhead(cfg.batch_size, seconds)),
+            "unit": "batches/s",
+            "note": f"the loop's own cost per batch of {cfg.batch_size}: sample, learn, priorities",
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="beamrl-bench-apex-") as tmp:
         messaging, in_node_floor = run_on_uvloop(_messaging_only(cfg, seconds, Path(tmp)))
         rows.append(

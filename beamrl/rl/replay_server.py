@@ -20,18 +20,33 @@ Requests (casts never answer; a call answers with the value shown):
 ``["sample", n]``                              call: ``n`` random transitions -> a dict of
                                                numpy arrays: the ``COLUMNS``, ``indices``
                                                (global ids) and ``weights`` (IS weights; all
-                                               1.0 for a uniform memory)
+                                               1.0 for a uniform memory), and
+                                               ``incarnation`` (an int: see below)
 ``["sample", n, "random" | "latest"]``         call: the same, or the ``n`` most recent
 ``["update_priorities", indices, prios]``      cast: evicted ids are skipped (counted in
                                                ``stats["stale_skipped"]``); call: evicted ids
                                                raise ``StaleIndex`` and nothing changes ->
                                                how many were set
+``["update_priorities", indices, prios, inc]`` ... for ids sampled from incarnation ``inc``
 ``["update_priorities", indices, prios, "skip"]``  call: skip evicted ids, like the cast
+``["update_priorities", i, p, "skip", inc]``   ... for ids sampled from incarnation ``inc``
 ``["flush"]`` / ``["flush", stream]``          cast or call: close n-step windows -> ids stored
 ``["len"]``                                    call: transitions held
 ``["stats"]``                                  call: a dict, see ``stats`` below
 ``["checkpoint"]``                             call: write a checkpoint now -> bytes written
 =============================================  ===================================================
+
+Incarnations. Each server process picks a random ``incarnation`` (a 53-bit integer) when
+it starts, restored from a checkpoint or not, and every batch it samples carries it. A
+learner names it when it sends the batch's priorities back: a server restarted since
+(killed, restored from its checkpoint) hands restored and lost ids out again, so ids
+from the batch of an earlier process may name other transitions now. An update naming
+another incarnation is dropped whole, never applied: a cast is counted in
+``stats["foreign_updates"]`` and logged; a call raises ``StaleIndex`` (also counted). An
+update that names no incarnation (the three-item form, what callers sent before there
+were incarnations) is taken as meant for this one: right against a server that never
+restarted, and what a caller that does not keep the batch's ``incarnation`` still gets;
+a caller whose batches can outlive a restart should name it.
 
 Rate limiter. Started with ``rate_limiter={"min_size": M, "samples_per_insert": R,
 "error_buffer": E}`` (``beamrl.rl.replay.ratelimit``), a ``["sample", ...]`` call waits
@@ -93,18 +108,27 @@ directory fails to start (``CheckpointInUse``). Started for a peer (a remote
 ``start_child``), ``checkpoint_dir`` must lie inside the node's data directory
 (``beamrl.trust``).
 
-``stats`` keys: ``len``, ``capacity``, ``total_added`` (ids handed out so far,
+``lost`` is this restore's figure. The ledger also keeps counts over every incarnation
+of the directory (``beamrl.rl.replay.ledger.Ledger``), so that ``lost_total`` (``lost``
+of every restore, summed) and ``foreign_updates_total`` survive further kills; an
+incarnation's foreign updates reach the ledger with its next write (a kill before it
+loses them from the total).
+
+``stats`` keys: ``incarnation``, ``len``, ``capacity``, ``total_added`` (ids handed out so far,
 including restored history), ``added`` (transitions stored by this incarnation),
 ``prioritized``, ``n_step``, ``beta``, ``samples`` (batches served),
 ``rejected_casts``, ``stale_skipped``, ``checkpoint_dir``, ``checkpoints``
 (written by this incarnation), ``last_checkpoint`` (Unix time or None),
 ``last_checkpoint_bytes``, ``last_checkpoint_seconds``, ``ledger_total`` (the
 count the ledger last recorded), ``restored`` (transitions held after the
-restore), ``restored_total`` and ``lost``.
+restore), ``restored_total``, ``lost``, ``lost_total``, ``foreign_updates`` (updates
+naming another incarnation, dropped by this one) and ``foreign_updates_total`` (by
+every incarnation of the checkpoint directory; this one's without a directory).
 
-About 500 lines, past the ~400 aim: the request table above is one process's, and its
-validation, checkpoint fencing and rate limiting each touch most requests; the storage,
-persistence, ledger and limiter themselves already live in ``beamrl.rl.replay``.
+About 570 lines (130 of them this docstring), past the ~400 aim: the request table above
+is one process's, and its validation, incarnations, checkpoint fencing and rate limiting
+each touch most requests; the storage, persistence, ledger and limiter themselves already
+live in ``beamrl.rl.replay``.
 """
 
 from __future__ import annotations
@@ -113,6 +137,7 @@ import asyncio
 import itertools
 import logging
 import os
+import secrets
 import time
 from collections import deque
 from collections.abc import Hashable, Mapping
@@ -126,10 +151,10 @@ from beamrl.fencing import WriterFence
 from beamrl.gen_server import GenServer, NoReply, Stop
 from beamrl.process import NORMAL, Exit
 from beamrl.reprs import short_repr, short_text
-from beamrl.rl.errors import ReplayError
+from beamrl.rl.errors import ReplayError, StaleIndex
 from beamrl.rl.exp import Exp
 from beamrl.rl.replay import ReplayMemory
-from beamrl.rl.replay.ledger import LEDGER, check_config, read_ledger, write_ledger
+from beamrl.rl.replay.ledger import LEDGER, Ledger, check_config, read_ledger, write_ledger
 from beamrl.rl.replay.ratelimit import RateLimiter
 from beamrl.rl.replay.segments import has_checkpoint
 
@@ -172,6 +197,7 @@ class ReplayServer(GenServer):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
                 raise ReplayError(f"{label} must be a positive number of seconds, got {value!r}")
         self.trap_exit = True  # exit(pid, reason) runs terminate, which saves; kill still cannot be trapped
+        self.incarnation = secrets.randbits(53)  # new for every process: what priority updates must name
         self.memory = ReplayMemory(capacity, **memory_kwargs)
         if rate_limiter is not None and not isinstance(rate_limiter, Mapping):
             raise ReplayError(f"rate_limiter must be a mapping of RateLimiter fields, got {rate_limiter!r}")
@@ -197,7 +223,9 @@ class ReplayServer(GenServer):
         self.restored = 0
         self.restored_total = 0
         self.lost = 0
-        self.ledger_total = 0
+        self.foreign_updates = 0
+        self.before = Ledger(0)  # the counts over earlier incarnations, from the ledger
+        self.ledger = Ledger(0)  # what the ledger last recorded
         self._changed = False
         self._timers: dict[str, Any] = {}
         self._fence: WriterFence | None = None
@@ -240,6 +268,10 @@ class ReplayServer(GenServer):
                 return self._update(indices, priorities, "raise")
             case ["update_priorities", indices, priorities, "skip"]:
                 return self._update(indices, priorities, "skip")
+            case ["update_priorities", indices, priorities, incarnation]:
+                return self._update(indices, priorities, "raise", incarnation)
+            case ["update_priorities", indices, priorities, "skip", incarnation]:
+                return self._update(indices, priorities, "skip", incarnation)
             case ["len"]:
                 return len(self.memory)
             case ["insert_headroom"]:
@@ -258,8 +290,12 @@ class ReplayServer(GenServer):
     async def handle_cast(self, request: Any) -> None:
         try:
             match request:
-                case ["update_priorities", indices, priorities]:
+                case ["update_priorities", indices, priorities] | ["update_priorities", indices, priorities, "skip"]:
                     self._update(indices, priorities, "skip")
+                case ["update_priorities", indices, priorities, incarnation]:
+                    self._update(indices, priorities, "skip", incarnation)
+                case ["update_priorities", indices, priorities, "skip", incarnation]:
+                    self._update(indices, priorities, "skip", incarnation)
                 case ["sample", *_] | ["len"] | ["stats"] | ["checkpoint"]:
                     raise ReplayError(f"{short_repr(request[0], 40)} is a call, not a cast: nothing to answer to")
                 case _:
@@ -270,7 +306,7 @@ class ReplayServer(GenServer):
 
     async def handle_info(self, message: Any) -> Any:
         if message == _LEDGER_TICK:
-            if self.memory.count != self.ledger_total:
+            if self._record() != self.ledger:
                 self._write_ledger()
             assert self.ledger_every is not None
             self._arm(_LEDGER_TICK, self.ledger_every)
@@ -365,13 +401,17 @@ class ReplayServer(GenServer):
                 return
 
     def _sample(self, n: Any, mode: Any) -> dict[str, np.ndarray]:
-        batch = self.memory.get_batch(n, mode)
+        batch: dict[str, Any] = self.memory.get_batch(n, mode)
         if "weights" not in batch:
             batch["weights"] = np.ones(batch["indices"].shape[0], dtype=np.float32)
+        batch["incarnation"] = self.incarnation
         self.samples += 1
         return batch
 
-    def _update(self, indices: Any, priorities: Any, stale: Any) -> int:
+    def _update(self, indices: Any, priorities: Any, stale: Any, incarnation: Any = None) -> int:
+        """Set priorities; ``incarnation``: the one the ids were sampled from (None: this one)."""
+        if incarnation is not None and self._foreign(incarnation, indices, stale):
+            return 0
         held = len(self.memory)
         oldest = self.memory.count - held
         ids = np.asarray(indices)
@@ -382,10 +422,33 @@ class ReplayServer(GenServer):
             self._changed = True
         return done
 
+    def _foreign(self, incarnation: Any, indices: Any, stale: Any) -> bool:
+        """True (and counted) when an update names another incarnation: it is dropped whole."""
+        if isinstance(incarnation, bool) or not isinstance(incarnation, int | np.integer):
+            raise ReplayError(
+                "update_priorities takes 'skip' or the batch's incarnation (an integer) after the priorities, "
+                f"got {short_repr(incarnation, 40)}"
+            )
+        if incarnation == self.incarnation:
+            return False
+        self.foreign_updates += 1
+        if self.dir is not None and self.ledger_every is None:
+            self._write_ledger()
+        rows = len(indices) if isinstance(indices, list | tuple) or getattr(indices, "ndim", 0) == 1 else "some"
+        why = (
+            f"priorities for {rows} ids sampled from incarnation {int(incarnation)}, not this one "
+            f"({self.incarnation}): the replay restarted since, so those ids may name other transitions now"
+        )
+        if stale == "raise":
+            raise StaleIndex(f"{why}; nothing changed: sample again")
+        log.info("%s dropped %s (%d such updates dropped so far)", self, why, self.foreign_updates)
+        return True
+
     def stats(self) -> dict[str, Any]:
         """What ``["stats"]`` answers (see the module docstring)."""
         m = self.memory
         return {
+            "incarnation": self.incarnation,
             "len": len(m),
             "capacity": m.capacity,
             "total_added": m.count,
@@ -401,10 +464,13 @@ class ReplayServer(GenServer):
             "last_checkpoint": self.last_checkpoint,
             "last_checkpoint_bytes": self.last_checkpoint_bytes,
             "last_checkpoint_seconds": self.last_checkpoint_seconds,
-            "ledger_total": self.ledger_total,
+            "ledger_total": self.ledger.total_added,
             "restored": self.restored,
             "restored_total": self.restored_total,
             "lost": self.lost,
+            "lost_total": self.before.lost + self.lost,
+            "foreign_updates": self.foreign_updates,
+            "foreign_updates_total": self.before.foreign_updates + self.foreign_updates,
             "rate_limiter": None
             if self.limiter is None
             else {**self.limiter.stats(), "waiting": len(self._waiting), "timeouts": self.rate_timeouts},
@@ -419,7 +485,7 @@ class ReplayServer(GenServer):
             self.memory = memory
             self.restored = len(memory)
             self.restored_total = memory.count
-        self.ledger_total = self.restored_total
+        self.ledger = Ledger(self.restored_total)
         if ledger is None:
             if self.restored_total:
                 log.info(
@@ -430,7 +496,8 @@ class ReplayServer(GenServer):
                     d,
                 )
             return
-        self.lost = max(0, ledger - self.restored_total)
+        self.lost = max(0, ledger.total_added - self.restored_total)
+        self.before = ledger._replace(total_added=0)
         log_at = logging.WARNING if self.lost else logging.INFO
         log.log(
             log_at,
@@ -441,7 +508,7 @@ class ReplayServer(GenServer):
             self.restored_total,
             d,
             self.lost,
-            ledger,
+            ledger.total_added,
         )
         self._write_ledger()  # the ledger now counts from what was restored
 
@@ -458,10 +525,15 @@ class ReplayServer(GenServer):
         self._write_ledger()
         return written
 
+    def _record(self) -> Ledger:
+        """What the ledger should say now: the ids handed out, and the counts over every incarnation."""
+        lost, foreign = self.before.lost + self.lost, self.before.foreign_updates + self.foreign_updates
+        return Ledger(self.memory.count, lost, foreign)
+
     def _write_ledger(self) -> None:
         assert self.dir is not None
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ledger_total = write_ledger(self.dir, self.memory.count)
+        self.ledger = write_ledger(self.dir, self._record())
 
     def _arm(self, tick: str, seconds: float) -> None:
         self._timers[tick] = send_after(seconds, self.pid, tick)

@@ -29,26 +29,29 @@ SMALL = [
 
 
 def test_a_run_writes_its_files_and_survives_a_killed_learner_and_replay(tmp_path: Path) -> None:
+    """The learner killed once, the replay twice: summary.json's replay.lost is what both kills lost."""
     args = ["--nodes", "1", "--steps", "30000", "--out", "run", "--quiet", *SMALL]
-    kills = ["--kill-at", "8000:learner", "--kill-at", "12000:replay"]
+    kills = ["--kill-at", "8000:learner", "--kill-at", "12000:replay", "--kill-at", "18000:replay"]
     result = beamrl("train", "apex-dqn", "CartPole-v1", *args, *kills, cwd=tmp_path, timeout=110)
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] >= 30_000 and summary["actor_nodes"] == ["learner-actor1"]
     killed = [e["target"] for e in summary["events"] if e["event"] == "killed"]
-    assert killed == ["learner", "replay"]
-    assert summary["restarts"]["learner"] == 1 and summary["restarts"]["replay"] == 1
+    assert killed == ["learner", "replay", "replay"]
+    assert summary["restarts"]["learner"] == 1 and summary["restarts"]["replay"] == 2
     assert summary["learner_updates"] > 0  # counted by the restarted learner, from its checkpoint on
-    back = {e["target"]: e for e in summary["events"] if e["event"] == "restarted"}
-    assert set(back) == {"learner", "replay"}, summary["events"]
-    # the replay's loss is reported and adds up: what it held when killed (at least what it told the
+    back = [(e["target"], e) for e in summary["events"] if e["event"] == "restarted"]
+    assert [target for target, _ in back] == ["learner", "replay", "replay"], summary["events"]
+    # each replay loss is reported and adds up: what it held when killed (at least what it told the
     # driver just before) is what its checkpoint restored plus what it lost; the run then went on adding
-    killed_replay = next(e for e in summary["events"] if e["event"] == "killed" and e["target"] == "replay")
-    replay = back["replay"]
-    assert replay["restored_total"] + replay["lost"] >= killed_replay["total_added"] > 0, (killed_replay, replay)
-    assert summary["replay"]["lost"] == replay["lost"] and replay["restored"] == replay["restored_total"]
-    assert summary["replay"]["total_added"] > replay["restored_total"]
+    replay_kills = [e for e in summary["events"] if e["event"] == "killed" and e["target"] == "replay"]
+    restores = [e for target, e in back if target == "replay"]
+    for killed_replay, replay in zip(replay_kills, restores, strict=True):
+        assert replay["restored_total"] + replay["lost"] >= killed_replay["total_added"] > 0, (killed_replay, replay)
+        assert replay["restored"] == replay["restored_total"]
+    assert summary["replay"]["lost"] == sum(replay["lost"] for replay in restores)  # both kills', not the last's
+    assert summary["replay"]["total_added"] > restores[-1]["restored_total"]
     with (run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     kinds = {r["kind"] for r in rows}

@@ -24,12 +24,14 @@ _BASE = 1_000_000  # shard k hands out ids k * _BASE + 0, 1, 2, ...: no id is in
 
 
 class FakeShard(GenServer):
-    """A replay shard with ids of its own; it records which ids it served and which priorities came back."""
+    """A replay shard with ids of its own; it records which ids it served and which priorities came back
+    (and the incarnation each update named: its batches carry ``100 + k``)."""
 
     async def init(self, k: int, hold: bool = False) -> None:
         self.k, self.hold, self.next = k, hold, 0
         self.served: set[int] = set()
         self.updated: list[tuple[list[int], list[float]]] = []
+        self.named: list[Any] = []
 
     async def handle_call(self, request: Any, from_: Any) -> Any:
         match request:
@@ -40,18 +42,20 @@ class FakeShard(GenServer):
                 ids = self.k * _BASE + np.arange(self.next, self.next + n)
                 self.next += n
                 self.served.update(ids.tolist())
-                return {"indices": ids, "reward": ids.astype(np.float64), "weights": np.ones(n, np.float32)}
+                batch = {"indices": ids, "reward": ids.astype(np.float64), "weights": np.ones(n, np.float32)}
+                return batch | {"incarnation": 100 + self.k}
             case ["hold", flag]:
                 self.hold = flag
                 return flag
             case ["record"]:
-                return {"served": sorted(self.served), "updated": self.updated}
+                return {"served": sorted(self.served), "updated": self.updated, "named": self.named}
         raise ValueError(request)
 
     async def handle_cast(self, request: Any) -> None:
         match request:
-            case ["update_priorities", indices, priorities]:
+            case ["update_priorities", indices, priorities, *incarnation]:
                 self.updated.append((np.asarray(indices).tolist(), np.asarray(priorities).tolist()))
+                self.named.append(incarnation[0] if incarnation else None)
 
     async def handle_info(self, message: Any) -> None:
         match message:
@@ -148,6 +152,52 @@ async def test_priorities_go_back_to_the_shard_each_batch_came_from() -> None:
             for indices, priorities in record["updated"]:
                 assert set(indices) <= served, f"shard {k} got priorities for ids it never served"
                 np.testing.assert_allclose(priorities, np.asarray(indices) + 0.5)  # each row's own
+            assert set(record["named"]) == {100 + k}  # each names the shard process that sampled it
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def test_each_shard_has_one_fetcher_for_the_whole_run_and_a_dead_one_is_replaced() -> None:
+    """No process per batch: the pids the node hands out before and after 200 batches are a few apart."""
+    async with Node("fetchers") as node:
+        for k in range(2):
+            await node.start(FakeShard, k, name=f"shard-{k}")
+        await node.start(FakeLearner, name="learner")
+        loop = await node.start(LearnerLoop, ["shard-0", "shard-1"], "learner", 8, name="loop")
+        first = await node.spawn(_nothing)  # pid ids count every process the node started
+
+        async def learnt(k: int, more_than: int) -> bool:
+            return bool((await _loop_stats(node))["shards"][k]["updates"] > more_than)
+
+        await eventually(lambda: learnt(0, 100), timeout=20.0, what="100 batches from shard 0")
+        await eventually(lambda: learnt(1, 100), timeout=20.0, what="100 batches from shard 1")
+        started = (await node.spawn(_nothing)).id - first.id - 1
+        assert started == 0, f"the loop started {started} processes for its 200 batches"
+        fetchers = [s["fetcher"] for s in (await _loop_stats(node))["shards"]]
+        assert len(set(fetchers)) == 2 and all(pid in node.processes() for pid in fetchers)
+
+        node.kill(fetchers[0])  # (nothing in the loop kills one: a bug, or a hand in the shell)
+
+        async def replaced() -> dict[str, Any] | None:
+            stats = await _loop_stats(node)
+            return stats if stats["shards"][0]["fetcher"] != fetchers[0] else None
+
+        stats = await eventually(replaced, what="another fetcher for shard 0")
+        assert stats["shards"][1]["fetcher"] == fetchers[1] and stats["shards"][0]["errors"] == 1
+        assert "shard 0: its fetcher exited (killed)" in stats["last_error"]
+        done = stats["shards"][0]["updates"]
+        await eventually(lambda: learnt(0, done + 50), timeout=20.0, what="shard 0 sampled by its new fetcher")
+        assert node.whereis("loop") == loop  # the loop went on: no restart, its counts kept
+
+        fetchers = [s["fetcher"] for s in (await _loop_stats(node))["shards"]]
+        await node.stop("loop")  # a normal stop: the fetchers go with it
+
+        async def fetchers_gone() -> bool:
+            return not set(fetchers) & set(node.processes())
+
+        await eventually(fetchers_gone, what="the fetchers ended with their loop")
 
 
 async def test_a_held_back_or_away_shard_does_not_stop_learning_from_the_other() -> None:

@@ -328,6 +328,29 @@ def test_ddpg_and_td3_learn_by_hand_as_by_autograd(algo: str, weighted: bool) ->
     assert not torch.equal(hand.actor_target.pi[0].weight, _ddpg(algo, seed=3).actor_target.pi[0].weight)
 
 
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+def test_ddpg_and_td3_learn_leave_no_subnormal_adam_moment_and_restore_the_flags(algo: str) -> None:
+    learner = _ddpg(algo)
+    rng = np.random.default_rng(4)
+    learner.learn(_ddpg_batch(rng, weighted=False))  # the Adam state exists from here
+    first = learner.critics[0].q[0]
+    with torch.no_grad():
+        first.bias[0] = -1e6  # a dead unit: its weights' gradients are exactly 0 from now on
+    state = learner.critic_opt.state
+    tiny = 1e-40  # subnormal in float32
+    for param in (first.weight, first.bias):
+        state[param]["exp_avg"].fill_(tiny)
+    learner.learn(_ddpg_batch(rng, weighted=False))
+    assert float(learner._critic_grads.of([first.weight])[0][0].abs().max()) == 0.0
+    for param in (first.weight, first.bias):
+        moment = state[param]["exp_avg"]
+        subnormal = (moment != 0) & (moment.abs() < torch.finfo(torch.float32).tiny)
+        assert not bool(subnormal.any())  # 0.9 * 1e-40 would have stayed subnormal
+        assert float(moment[0].abs().max()) == 0.0
+    # outside learn the thread computes with subnormals again
+    assert float(torch.tensor([tiny]) * 0.5) > 0.0
+
+
 def test_adam_step_is_the_fused_adam_step_bit_for_bit() -> None:
     torch.manual_seed(0)
     nets = [mlp([3, 16, 1]) for _ in range(2)]

@@ -42,9 +42,10 @@ def columns(start: int, n: int, *, actor: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def check_rows(batch: dict[str, np.ndarray], n: int, *, actors: int, steps: int) -> None:
+def check_rows(batch: dict[str, Any], n: int, *, actors: int, steps: int) -> None:
     """Shapes, dtypes, and that each row is one that ``columns`` produced."""
-    assert set(batch) == {*COLUMNS, "indices", "weights"}
+    assert set(batch) == {*COLUMNS, "indices", "weights", "incarnation"}
+    assert type(batch["incarnation"]) is int  # the server process's: priority updates name it
     assert batch["state"].shape == batch["next_state"].shape == (n, 4)
     assert batch["state"].dtype == batch["next_state"].dtype == np.float32
     assert batch["action"].shape == (n,) and batch["action"].dtype == np.int64

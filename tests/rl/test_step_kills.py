@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from beamrl import GenServer, Node, child
 from beamrl.rl.training.actors import Faults, StepKill, check_step_kills, parse_step_kills
+from beamrl.testing import eventually
 
 TARGETS = ("actor-node", "learner", "replay")
 
@@ -67,3 +69,33 @@ def test_a_run_is_settled_once_every_fault_was_injected_and_recovered_from(tmp_p
     assert not faults.settled([("run-actor1", True), ("run-actor2", False)])  # its worker has not rejoined
     assert faults.settled([("run-actor1", False), ("run-actor2", True)])  # a node no fault killed does not count
     assert events == []
+
+
+class Restored(GenServer):
+    """Stands for a replay: its ``stats`` tell which life it is."""
+
+    async def init(self, lives: list[int]) -> None:
+        lives.append(len(lives))
+        self.life = lives[-1]
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        return {"total_added": 100 * self.life, "lost": self.life}
+
+
+async def test_a_second_kill_of_a_process_waits_until_it_is_back_from_the_first(tmp_path: Path) -> None:
+    """Both kills due in one poll: one kill now, the next once the first restart was seen, and the
+    last restart reported at the end of the run (``wait_back``) rather than left out of the events."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    kills = [StepKill(10, "replay"), StepKill(20, "replay")]
+    faults = Faults(kills, None, tmp_path, lambda kind, **info: events.append((kind, info)))
+    lives: list[int] = []
+    async with Node("faults") as node:
+        await node.start_supervisor([child(Restored, lives, name="replay")], max_restarts=5, max_seconds=60)
+        await faults.step(node, 25)
+        assert [kind for kind, _ in events] == ["killed"] and len(faults.pending) == 1
+        await eventually(lambda: len(lives) == 2, what="the first restart")
+        await faults.step(node, 26)  # the first one is back: reported, and the second kill goes in
+        assert [kind for kind, _ in events] == ["killed", "restarted", "killed"]
+        await faults.wait_back(node)
+    assert [(kind, info.get("lost")) for kind, info in events][-1] == ("restarted", 2)
+    assert not faults.killed and not faults.pending and len(lives) == 3

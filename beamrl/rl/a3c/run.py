@@ -338,6 +338,7 @@ async def _drive(
                 if not faults.settled((w.node, w.up) for w in run.workers):
                     reached = None  # the faults asked for come first
             await watch.report(rows, run.env_steps(), gauges, done=run.env_steps() >= steps or reached is not None)
+    await faults.wait_back(node)  # a kill late in the run still gets its restarted event
     return reached
 
 

@@ -11,14 +11,23 @@ drives it::
     batch = call(shard, ["sample", batch_size])      # None: the rate limiter held it back
     batch["weights"] /= batch["weights"].max()       # importance weights, per batch (see below)
     reply = call(learner, ["learn", batch])          # one update; |TD errors| in reply["td"]
-    cast(shard, ["update_priorities", batch["indices"], reply["td"]])   # the shard it came from
+    cast(shard, ["update_priorities", batch["indices"], reply["td"], batch["incarnation"]])
+
+The priorities go back to the shard the batch came from, naming the shard process
+(``incarnation``) that sampled it: a shard restarted since drops them instead of
+setting them on whatever its ids name now (``beamrl.rl.replay_server``). A batch without
+an ``incarnation`` (a replay that does not tag its batches) gets the three-item update.
 
 ``replay`` is one replay, or a list of R shards (``ReplayServer`` s that actors hash to).
-Each shard has one sample request in flight at a time, made by a fetcher (a one-shot
-process linked to the loop) that sends the batch, or why there is none, back as a
-message; the loop learns from batches in the order they arrive. So the next batch of a
-shard is sampled while the learner computes the current one (as Ape-X's learner
-prefetches), and with several shards the loop takes whichever has a batch ready:
+Each shard has one fetcher: a process linked to the loop, started with it, that makes
+one sample request each time the loop tells it to and sends the batch, or why there is
+none, back as a message; the loop learns from batches in the order they arrive, and
+asks a shard's fetcher for the next batch as it takes that shard's current one. So each
+shard has one request in flight or one batch waiting, the next batch of a shard is
+sampled while the learner computes the current one (as Ape-X's learner prefetches),
+and no process is started per batch. A shard away or refusing is the fetcher's answer,
+not its end; a fetcher that dies anyway (killed) is started again (the loop traps its
+exit) and asked again. With several shards the loop takes whichever has a batch ready:
 a shard whose rate limiter holds back (its actors have not fed it enough yet) or that is
 away (restarting) delays only its own requests. Each shard's limiter keeps its samples
 at ``samples_per_insert`` × its inserts, so the shards are sampled in proportion to what
@@ -38,12 +47,13 @@ from typing import Any
 
 import numpy as np
 
-from beamrl.api import call, cast, send, send_after, spawn
+from beamrl.api import call, cast, exit, send, send_after, spawn
 from beamrl.errors import BeamError, Rejected
-from beamrl.gen_server import GenServer
+from beamrl.gen_server import GenServer, Stop
 from beamrl.pid import Pid
-from beamrl.process import From
+from beamrl.process import NORMAL, Exit, From
 from beamrl.reprs import short_repr
+from beamrl.task import receive
 
 __all__ = ["LearnerLoop"]
 
@@ -52,16 +62,23 @@ _RETRY_S = 0.1
 _SAMPLED = "beamrl.apex:sampled"  # [_SAMPLED, shard, batch or None] from a fetcher
 _FAILED = "beamrl.apex:sample_failed"  # [_FAILED, shard, why]
 _REFETCH = "beamrl.apex:refetch"  # [_REFETCH, shard]: a retry after a failure
+_FETCH = "beamrl.apex:fetch"  # loop -> fetcher: sample the next batch
 
 
-async def _fetch(loop: Pid, shard: int, replay: Any, batch_size: int) -> None:
-    """A fetcher's body: one ``["sample", batch_size]`` to ``replay``; the answer goes to ``loop``."""
-    try:
-        batch = await call(replay, ["sample", batch_size], timeout=30.0)
-    except BeamError as exc:  # the shard is away or refused: the loop retries it shortly
-        send(loop, [_FAILED, shard, f"{type(exc).__name__}: {exc}"])
-        return
-    send(loop, [_SAMPLED, shard, batch])
+async def _fetcher(loop: Pid, shard: int, replay: Any, batch_size: int) -> None:
+    """Shard ``shard``'s fetcher: for each ``_FETCH`` from ``loop``, one ``["sample", batch_size]``
+    to ``replay``, answered to ``loop`` as ``_SAMPLED`` or ``_FAILED``. It runs until the loop ends it."""
+    while True:
+        message = await receive()
+        if message != _FETCH:
+            log.debug("fetcher of shard %d ignored %s", shard, short_repr(message))
+            continue
+        try:
+            batch = await call(replay, ["sample", batch_size], timeout=30.0)
+        except BeamError as exc:  # the shard is away or refused: the loop asks again shortly
+            send(loop, [_FAILED, shard, f"{type(exc).__name__}: {exc}"])
+            continue
+        send(loop, [_SAMPLED, shard, batch])
 
 
 class LearnerLoop(GenServer):
@@ -95,16 +112,27 @@ class LearnerLoop(GenServer):
         self.started = time.monotonic()
         self.paused = False
         self._ready: deque[tuple[int, dict[str, Any]]] = deque()  # (shard, batch), in arrival order
-        self._fetching: set[int] = set()
+        self._fetching: set[int] = set()  # shards with a request in flight
         self._resume_at = 0.0  # after a failed learn: not before this
         self._logged: dict[int | None, str] = {}  # the last failure logged, per shard (None: the learner)
+        self.trap_exit = True  # a fetcher that dies is started again (the parent's exit still stops us)
+        self.fetchers: list[Pid] = []
         for k in range(len(self.shards)):
-            await self._fetch(k)
+            self.fetchers.append(await self._start_fetcher(k))
+            self._fetch(k)
 
-    async def _fetch(self, k: int) -> None:
+    async def _start_fetcher(self, k: int) -> Pid:
+        return await spawn(_fetcher, self.pid, k, self.shards[k], self.batch_size, link=True)
+
+    def _fetch(self, k: int) -> None:
+        """Ask shard ``k``'s fetcher for its next batch, unless it has a request in flight."""
         if k not in self._fetching:
             self._fetching.add(k)
-            await spawn(_fetch, self.pid, k, self.shards[k], self.batch_size, link=True)
+            send(self.fetchers[k], _FETCH)
+
+    async def terminate(self, reason: Any) -> None:
+        for pid in self.fetchers:  # linked, but a normal stop does not travel along links
+            exit(pid, "shutdown")
 
     def _failed(self, k: int | None, why: str) -> None:
         """Count a failed round with shard ``k`` (None: the learner); log it when its reason changed."""
@@ -119,7 +147,7 @@ class LearnerLoop(GenServer):
         if self.paused or not self._ready or time.monotonic() < self._resume_at:
             return
         k, batch = self._ready.popleft()
-        await self._fetch(k)  # this shard's next batch comes while the learner computes this one
+        self._fetch(k)  # this shard's next batch comes while the learner computes this one
         _batch_normalised(batch)
         if self.decay_updates:
             batch["progress"] = np.array(min(1.0, self.version / self.decay_updates))
@@ -134,7 +162,10 @@ class LearnerLoop(GenServer):
         self.per_shard[k]["updates"] += 1
         self.version = int(learned["version"])
         if self.priorities and "td" in learned:
-            cast(self.shards[k], ["update_priorities", batch["indices"], learned["td"]])
+            update = ["update_priorities", batch["indices"], learned["td"]]
+            if "incarnation" in batch:  # the shard process that sampled it: a restarted one drops it
+                update.append(batch["incarnation"])
+            cast(self.shards[k], update)
         if self._ready:
             cast(self.pid, ["tick"])  # through the mailbox, so calls (stats, pause) interleave
 
@@ -142,7 +173,7 @@ class LearnerLoop(GenServer):
         if request == ["tick"]:
             await self._learn()
 
-    async def handle_info(self, message: Any) -> None:
+    async def handle_info(self, message: Any) -> Stop | None:
         match message:
             case "tick":  # the retry after a failed learn
                 self._resume_at = 0.0
@@ -152,7 +183,7 @@ class LearnerLoop(GenServer):
                 if batch is None:  # held back for sample_wait: ask again at once (the shard waits, not us)
                     self.held_back += 1
                     self.per_shard[k]["held_back"] += 1
-                    await self._fetch(k)
+                    self._fetch(k)
                 else:
                     self._ready.append((k, batch))
                     await self._learn()
@@ -161,9 +192,18 @@ class LearnerLoop(GenServer):
                 self._failed(k, f"shard {k} ({short_repr(self.shards[k], 60)}): {why}")
                 send_after(_RETRY_S, self.pid, [_REFETCH, k])
             case [str(tag), int(k)] if tag == _REFETCH and 0 <= k < len(self.shards):
-                await self._fetch(k)
+                self._fetch(k)
+            case Exit(pid=pid, reason=reason) if pid in self.fetchers:
+                k = self.fetchers.index(pid)
+                self._failed(k, f"shard {k}: its fetcher exited ({reason}); a new one takes over")
+                self.fetchers[k] = await self._start_fetcher(k)
+                self._fetching.discard(k)  # its request, if any, died with it
+                self._fetch(k)
+            case Exit(reason=reason) if reason != NORMAL:
+                return Stop(reason)  # trapped for the fetchers only: another linked process's crash ends us
             case _:
                 log.debug("learner loop ignored %s", short_repr(message))
+        return None
 
     async def handle_call(self, request: Any, from_: From) -> Any:
         match request:
@@ -175,7 +215,7 @@ class LearnerLoop(GenServer):
                     "errors": self.errors,
                     "last_error": self.last_error,
                     "uptime_s": time.monotonic() - self.started,
-                    "shards": [dict(s) for s in self.per_shard],
+                    "shards": [s | {"fetcher": pid} for s, pid in zip(self.per_shard, self.fetchers, strict=True)],
                 }
             case ["pause"]:
                 self.paused = True

@@ -47,7 +47,9 @@ restarts them from their checkpoints; with shards ``replay`` is ``replay-0``, an
 A run does not stop at ``stop_at`` before its faults were injected and recovered from.
 ``summary.json`` lists every event with its wall time and env step: ``killed``,
 ``restarted`` (for the replay: the transitions it restored and ``lost``, those added after
-its last checkpoint), ``actor_lost``, ``actor_rejoined``.
+its last checkpoint), ``actor_lost``, ``actor_rejoined``; its ``replay.lost`` is the sum over
+every kill (each shard's in ``replay.shards``), and ``replay.foreign_updates`` counts the
+priority updates a restarted replay dropped because they came from a batch of the process before.
 
 About 470 lines, past the ~400 aim: the driver (start, poll, evaluate, inject faults,
 rejoin, stop) is one loop whose steps share the run's state; the processes it drives,
@@ -422,6 +424,7 @@ async def _drive(
             gauges["loss"] = None if learner_stats is None else learner_stats.get("loss")
             done = run.env_steps() >= steps or reached is not None
             await watch.report(rows, run.env_steps(), gauges, done)
+    await faults.wait_back(node)  # a kill late in the run still gets its restarted event
     return reached
 
 

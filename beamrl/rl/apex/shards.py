@@ -2,7 +2,7 @@
 
     replay_children(cfg, seed, out_dir)   # the apex supervisor's ReplayServer children
     await replay_stats(node, cfg)          # their stats (totals over shards, each one's in "shards")
-    replay_summary(stats, loop_stats)      # summary.json's "replay"
+    replay_summary(stats, loop_stats)      # summary.json's "replay" (lost: over every kill)
     kill_target("replay", cfg)             # "replay", or "replay-0" with shards
 
 With ``replay_shards`` = R > 1 each shard holds ``buffer_size / R`` transitions with its
@@ -22,10 +22,32 @@ from beamrl.rl.apex.config import ApexConfig, replay_names
 from beamrl.rl.training.actors import quiet_call
 from beamrl.supervisor import ChildSpec, child
 
-__all__ = ["REPLAY_KEYS", "kill_target", "replay_children", "replay_stats", "replay_summary"]
+__all__ = ["REPLAY_KEYS", "SUMMARY_KEYS", "kill_target", "replay_children", "replay_stats", "replay_summary"]
 
-#: the replay counts summary.json keeps (summed over shards)
-REPLAY_KEYS = ("len", "capacity", "total_added", "samples", "lost", "stale_skipped")
+#: the replay counts summed over shards
+REPLAY_KEYS = (
+    "len",
+    "capacity",
+    "total_added",
+    "samples",
+    "lost",
+    "lost_total",
+    "stale_skipped",
+    "foreign_updates",
+    "foreign_updates_total",
+)
+#: summary.json's replay counts -> the ``stats`` key each comes from: ``lost`` and
+#: ``foreign_updates`` over the whole run (every kill's restore, every incarnation), where
+#: the stats' ``lost`` is the last restore's only
+SUMMARY_KEYS = {
+    "len": "len",
+    "capacity": "capacity",
+    "total_added": "total_added",
+    "samples": "samples",
+    "lost": "lost_total",
+    "stale_skipped": "stale_skipped",
+    "foreign_updates": "foreign_updates_total",
+}
 
 
 def replay_children(cfg: ApexConfig, seed: int, out_dir: Path) -> list[ChildSpec]:
@@ -86,12 +108,13 @@ async def replay_stats(node: Node, cfg: ApexConfig, quiet: bool = True) -> dict[
 
 
 def replay_summary(stats: dict[str, Any], loop: dict[str, Any]) -> dict[str, Any]:
-    """summary.json's ``replay``: the counts (totals over shards), and with shards each one's in ``shards``
-    (its counts, the transitions inserted and restored, and the batches the loop learnt from it)."""
-    summary = {k: stats[k] for k in REPLAY_KEYS}
+    """summary.json's ``replay``: the counts (``SUMMARY_KEYS``, totals over shards), and with shards each
+    one's in ``shards`` (its counts, the transitions inserted and restored, and the batches the loop
+    learnt from it)."""
+    summary = {k: stats[key] for k, key in SUMMARY_KEYS.items()}
     if "shards" in stats:
         summary["shards"] = [
-            {"name": s["name"], **{k: s[k] for k in (*REPLAY_KEYS, "restored")}}
+            {"name": s["name"], **{k: s[key] for k, key in SUMMARY_KEYS.items()}, "restored": s["restored"]}
             | {"inserts": (s.get("rate_limiter") or {}).get("inserts"), "learned_batches": learned["updates"]}
             for s, learned in zip(stats["shards"], loop["shards"], strict=True)
         ]

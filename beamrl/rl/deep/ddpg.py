@@ -29,7 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from beamrl.rl.deep.algo import Algorithm, FlatGrads, action_info, adam, adam_step, obs_dim, polyak
+from beamrl.rl.deep.algo import (
+    Algorithm,
+    FlatGrads,
+    action_info,
+    adam,
+    adam_step,
+    flush_denormals,
+    obs_dim,
+    polyak,
+)
 from beamrl.rl.deep.config import DDPGConfig
 from beamrl.rl.deep.nets import Critic, DeterministicActor, MLPGrad
 
@@ -89,6 +98,10 @@ class DDPG(Algorithm):
         self._targets = [*self.actor_target.parameters(), *self.critics_target.parameters()]
 
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        with flush_denormals():  # the Adam moments of dead units would otherwise slow every step (see there)
+            return self._learn(batch)
+
+    def _learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         cfg = self.cfg
         b, dev = len(batch["reward"]), self.device
         obs = torch.as_tensor(batch["state"], dtype=torch.float32, device=dev).reshape(b, -1)

@@ -206,12 +206,14 @@ class Faults:
     the node's name, or what the new process's ``stats`` say of its restore
     (``RESTORED_KEYS``: the learner's ``restored_from`` version; the replay's ``restored``
     transitions held, ``restored_total`` ids handed out by its checkpoint and ``lost``,
-    those added after it).
+    those added after it). A second kill of a process killed in place waits until it is back
+    from the first, so that each kill has its ``restarted``.
 
         faults = Faults(kills, started_nodes, out_dir, run.event)
         while running:
             ...
             await faults.step(node, run.env_steps())   # once per poll
+        await faults.wait_back(node)                   # the last kill's restart, before the summary
     """
 
     def __init__(self, kills: list[StepKill], nodes: ActorNodes | None, out_dir: Path, event: Callable[..., Any]):
@@ -232,7 +234,10 @@ class Faults:
 
     async def step(self, node: Node, env_steps: int) -> None:
         """Inject the faults due at ``env_steps``; report and restart what came back or can."""
+        await self._back(node)  # first, so that a second kill of a process that is back goes in now
         while self.pending and env_steps >= self.pending[0].step:
+            if self.pending[0].target in self.killed:
+                break  # its target is not back from the kill before: this one waits for it (a later poll)
             kill = self.pending.pop(0)
             if kill.target == "actor-node":
                 assert self.nodes is not None  # check_step_kills refused actor-node kills without nodes
@@ -252,6 +257,9 @@ class Faults:
                 await asyncio.to_thread(restart_actor_node, self.nodes, name, node.address or "", self.out_dir)
                 self.event("restarted", target="actor-node", node=name)
                 self.restarting.discard(name)
+
+    async def _back(self, node: Node) -> None:
+        """Report the processes killed in place that their supervisor started again."""
         for target, old in list(self.killed.items()):
             pid = node.whereis(target)
             if pid is None or pid == old:
@@ -260,6 +268,15 @@ class Faults:
             if stats is not None:
                 del self.killed[target]
                 self.event("restarted", target=target, **{k: stats[k] for k in RESTORED_KEYS if k in stats})
+
+    async def wait_back(self, node: Node, timeout: float = 10.0) -> None:
+        """At the end of a run: wait (up to ``timeout`` s) for the processes killed in place to be back,
+        so that a kill late in the run still has its ``restarted`` (and a replay's loss) in the summary."""
+        deadline = time.monotonic() + timeout
+        await self._back(node)
+        while self.killed and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await self._back(node)
 
 
 async def quiet_call(node: Node, target: Any, request: list[Any]) -> Any:
