@@ -8,10 +8,11 @@ same hyper-parameters and step budget, back to back on this machine, one torch t
 each, and reports wall-clock (and CPU time: the fairer figure on a machine other jobs
 load), env steps/s and the final return (20 greedy episodes on
 the same gymnasium env and seeds; neither side runs periodic evaluations, both are
-judged on their last policy). SB3 is the optional ``peers`` extra; without it the rows
-say so. SB3 has no REINFORCE; its DQN has no Double DQN and no n-step returns (the
-shared settings are the same: network, learning rate, buffer, batch, ε schedule, target
-interval, train frequency).
+judged on their last policy). ``--seeds 0,1,2`` runs every row on each seed and compares
+median returns, as the learning table does; ``--row ALGO:ENV`` picks rows. SB3 is the
+optional ``peers`` extra; without it the rows say so. SB3 has no REINFORCE; its DQN has
+no Double DQN and no n-step returns (the shared settings are the same: network, learning
+rate, buffer, batch, ε schedule, target interval, train frequency).
 
 Acting path alone: env steps/s of the single-node agent with learning off (the
 ``Agent`` loop the agent process runs: numpy policy, ε-greedy, replay writes) against a
@@ -92,9 +93,14 @@ def _sb3_model(algo: str, env_id: str, cfg: Common, steps: int, seed: int) -> An
             "gamma": cfg.gamma,
             "gae_lambda": cfg.gae_lambda,
             "ent_coef": cfg.ent_coef,
-            "vf_coef": cfg.vf_coef,
+            # ours weighs vf_coef * (V - R)^2 / 2 (CleanRL's), SB3 vf_coef * (V - R)^2: the same loss at half
+            "vf_coef": cfg.vf_coef / 2,
             "max_grad_norm": cfg.max_grad_norm,
-            "policy_kwargs": {"net_arch": {"pi": cfg.hidden, "vf": cfg.hidden}, "activation_fn": act},
+            "policy_kwargs": {
+                "net_arch": {"pi": cfg.hidden, "vf": cfg.hidden},
+                "activation_fn": act,
+                "log_std_init": cfg.log_std_init,  # a Gaussian policy's; unused by categorical ones
+            },
             "seed": seed,
         }
         venv = make_vec_env(env_id, cfg.num_envs, seed=seed)
@@ -196,27 +202,62 @@ def acting_path(steps: int = 20_000, seed: int = 0) -> list[dict[str, Any]]:
     ]
 
 
-def run(quick: bool = False, seed: int = 0) -> list[dict[str, Any]]:
-    """The rows of ``beamrl bench learn``."""
-    rows: list[dict[str, Any]] = acting_path(5_000 if quick else 20_000, seed)
-    table = [r for r in TABLE if r.env_id == "CartPole-v1" and r.algo in ("dqn", "ppo")] if quick else TABLE
-    for row in table:
-        steps = row.steps // 10 if quick else row.steps
-        ours = _ours(row, steps, seed)
-        split = _ours(row, steps, seed, split=True) if quick else None
-        peer = _sb3(row, steps, seed)
-        name = f"{row.algo} {row.env_id} {steps:,} steps"
-        note = f"return {ours['return']:.1f} (target {row.target:g})"
-        if isinstance(peer, dict):
-            ratio, cpu = ours["wall"] / peer["wall"], ours["cpu"] / peer["cpu"]
-            note += f"; SB3 {peer['wall']:.1f} s, return {peer['return']:.1f}; wall {ratio:.2f}x SB3's, cpu {cpu:.2f}x"
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def _each(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def _table_row(row: Target, steps: int, seeds: list[int], quick: bool) -> list[dict[str, Any]]:
+    ours = [_ours(row, steps, s) for s in seeds]
+    split = _ours(row, steps, seeds[0], split=True) if quick else None
+    peers = [_sb3(row, steps, s) for s in seeds]
+    several = len(seeds) > 1
+    name = f"{row.algo} {row.env_id} {steps:,} steps" + (f", seeds {', '.join(map(str, seeds))}" if several else "")
+    returns = [o["return"] for o in ours]
+    note = f"median return {_median(returns):.1f} ({_each(returns)})" if several else f"return {returns[0]:.1f}"
+    note += f" (target {row.target:g})"
+    wall = sum(o["wall"] for o in ours)
+    if all(isinstance(p, dict) for p in peers):
+        done = [p for p in peers if isinstance(p, dict)]
+        peer_wall, peer_returns = sum(p["wall"] for p in done), [p["return"] for p in done]
+        ratio, cpu = wall / peer_wall, sum(o["cpu"] for o in ours) / sum(p["cpu"] for p in done)
+        if several:
+            note += f"; SB3 {peer_wall / len(seeds):.1f} s a seed, median return {_median(peer_returns):.1f}"
+            note += f" ({_each(peer_returns)})"
         else:
-            note += f"; {peer}"
-        rows.append({"name": name, "value": ours["wall"], "unit": "s wall", "note": note})
-        rows.append({"name": "  env steps/s", "value": steps / ours["wall"], "unit": "steps/s"})
-        if split is not None:
-            note = f"return {split['return']:.1f}"
-            if isinstance(peer, dict):
-                note += f"; wall {split['wall'] / peer['wall']:.2f}x SB3's, cpu {split['cpu'] / peer['cpu']:.2f}x"
-            rows.append({"name": "  --split (learner + actor)", "value": split["wall"], "unit": "s wall", "note": note})
+            note += f"; SB3 {peer_wall:.1f} s, return {peer_returns[0]:.1f}"
+        note += f"; wall {ratio:.2f}x SB3's, cpu {cpu:.2f}x"
+    else:
+        note += f"; {next(p for p in peers if isinstance(p, str))}"
+    rows: list[dict[str, Any]] = [
+        {"name": name, "value": wall / len(seeds), "unit": "s wall" + (" a seed" if several else ""), "note": note},
+        {"name": "  env steps/s", "value": steps * len(seeds) / wall, "unit": "steps/s"},
+    ]
+    if split is not None:
+        note = f"return {split['return']:.1f}"
+        if isinstance(peers[0], dict):
+            note += f"; wall {split['wall'] / peers[0]['wall']:.2f}x SB3's, cpu {split['cpu'] / peers[0]['cpu']:.2f}x"
+        rows.append({"name": "  --split (learner + actor)", "value": split["wall"], "unit": "s wall", "note": note})
+    return rows
+
+
+def run(quick: bool = False, seeds: list[int] | None = None, only: list[Target] | None = None) -> list[dict[str, Any]]:
+    """The rows of ``beamrl bench learn``: ``seeds`` (default ``[0]``) each row runs on, ``only`` these rows.
+
+    With several seeds each side's return is the median over them (the learning table's
+    measure) and the wall ratio is the sum of ours over the sum of SB3's.
+    """
+    seeds = seeds or [0]
+    rows: list[dict[str, Any]] = acting_path(5_000 if quick else 20_000, seeds[0])
+    if only is not None:
+        table = only
+    elif quick:
+        table = [r for r in TABLE if r.env_id == "CartPole-v1" and r.algo in ("dqn", "ppo")]
+    else:
+        table = TABLE
+    for row in table:
+        rows.extend(_table_row(row, row.steps // 10 if quick else row.steps, seeds, quick))
     return rows

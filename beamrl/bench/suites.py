@@ -15,6 +15,7 @@ from beamrl.bench import (
     train_bench,
 )
 from beamrl.bench.report import Row
+from beamrl.rl.deep.config import Target
 
 
 def _env(quick: bool) -> list[Row]:
@@ -48,11 +49,12 @@ SUITES: dict[str, Callable[[bool], list[Row]]] = {
 """Suite name -> ``run(quick)`` returning its rows; ``all`` runs them in this order."""
 
 
-def _learn(quick: bool) -> list[Row]:
+def learn_suite(quick: bool, seeds: list[int] | None = None, rows: list[Target] | None = None) -> list[Row]:
+    """``seeds`` each row runs on (default ``[0]``); ``rows`` of the learning table (default: all)."""
     from beamrl.bench import learn_bench  # deferred: it trains deep agents (torch) and SB3
 
-    rows: list[Row] = learn_bench.run(quick=quick)
-    return rows
+    result: list[Row] = learn_bench.run(quick=quick, seeds=seeds, only=rows)
+    return result
 
 
 def _apex(quick: bool) -> list[Row]:
@@ -62,5 +64,5 @@ def _apex(quick: bool) -> list[Row]:
     return rows
 
 
-OPT_IN: dict[str, Callable[[bool], list[Row]]] = {"learn": _learn, "apex": _apex}
+OPT_IN: dict[str, Callable[[bool], list[Row]]] = {"learn": learn_suite, "apex": _apex}
 """Suites run only when named (``beamrl bench learn``): not part of ``all``, they take minutes."""

@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from beamrl.bench.report import format_rows
-from beamrl.bench.suites import OPT_IN, SUITES
+from beamrl.bench.suites import OPT_IN, SUITES, learn_suite
 from beamrl.cli.options import HelpFormatter
+from beamrl.rl.deep.config import TABLE, Target
+
+
+def seed_list(text: str) -> list[int]:
+    """``0,1,2``: distinct non-negative integers."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers like 0,1,2, got {text!r}")
+    return seeds
+
+
+def table_row(text: str) -> Target:
+    """``ALGO:ENV_ID``, a row of the learning table."""
+    algo, _, env_id = text.partition(":")
+    for row in TABLE:
+        if (row.algo, row.env_id) == (algo, env_id):
+            return row
+    known = ", ".join(f"{r.algo}:{r.env_id}" for r in TABLE)
+    raise argparse.ArgumentTypeError(f"no learning-table row {text!r}; the rows are {known}")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite != "learn" and (args.seeds or args.row):
+        print("beamrl bench: error: --seeds and --row are options of the learn suite", file=sys.stderr)
+        return 2
     suites = list(SUITES) if args.suite == "all" else [args.suite]
     for suite in suites:
         print(f"== beamrl bench {suite}{' (quick)' if args.quick else ''}", flush=True)
-        print(format_rows({**SUITES, **OPT_IN}[suite](args.quick)), flush=True)
+        if suite == "learn":
+            rows = learn_suite(args.quick, args.seeds, args.row)
+        else:
+            rows = {**SUITES, **OPT_IN}[suite](args.quick)
+        print(format_rows(rows), flush=True)
     return 0
 
 
@@ -50,4 +80,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("suite", nargs="?", default="all", choices=[*SUITES, *OPT_IN, "all"], help="which suite to run")
     p.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisier)")
+    p.add_argument(
+        "--seeds",
+        metavar="S,S,...",
+        type=seed_list,
+        help="learn: run every row on each seed and compare median returns (default: seed 0)",
+    )
+    p.add_argument(
+        "--row",
+        metavar="ALGO:ENV_ID",
+        type=table_row,
+        action="append",
+        help="learn: only this learning-table row (repeatable), e.g. ppo:CartPole-v1",
+    )
     p.set_defaults(handler=run)

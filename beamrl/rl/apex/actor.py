@@ -125,8 +125,9 @@ class ApexActor(GenServer):
                 cast(self.replay, ["add_batch", batch, priorities])
             if acting.steps >= self.next_pull:
                 self.next_pull = acting.steps + self.cfg.pull_every
-                await self._pull(self.version)
-                if not await self._headroom():
+                # both round trips at once: the learner and the replay answer independently
+                _, room = await asyncio.gather(self._pull(self.version), self._headroom())
+                if not room:
                     self.throttled = True
                     break
         self.episodes.extend(acting.envs.drain())

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from beamrl.rl.deep.algo import Algorithm, action_info, adam, obs_dim, polyak
+from beamrl.rl.deep.algo import Algorithm, FlatGrads, action_info, adam, adam_step, obs_dim, polyak
 from beamrl.rl.deep.config import DQNConfig
 from beamrl.rl.deep.nets import DuelingQNet, MLPGrad, QNet
 
@@ -74,9 +74,11 @@ class DQN(Algorithm):
         self._params = list(self.q.parameters())
         self._by_hand: MLPGrad | None = None  # the plain Q-network's gradient by hand (see the module docstring)
         self._target_by_hand: MLPGrad | None = None
+        self._grads: FlatGrads | None = None  # the by-hand gradients' one buffer: one norm, one clip
         if isinstance(self.q, QNet) and isinstance(self.q_target, QNet):
             self._by_hand = MLPGrad(self.q.body, cfg.activation)
             self._target_by_hand = MLPGrad(self.q_target.body, cfg.activation)
+            self._grads = FlatGrads(self._params)
 
     def learn(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         cfg = self.cfg
@@ -102,16 +104,21 @@ class DQN(Algorithm):
             loss, q, td = self._gradients_by_hand(obs, act, y, weights)
         else:
             loss, q, td = self._gradients_autograd(obs, act, y, weights)
-        if self.grad_sync is not None:
+        if self.grad_sync is not None:  # replicas: the group's mean replaces the .grad tensors
             self.grad_sync(self._params)
-        nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
-        self.opt.step()
+            nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+        elif self._grads is not None:
+            self._grads.clip(cfg.max_grad_norm)
+        else:
+            nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+        adam_step(self.opt)
         self.updates += 1
         if cfg.tau < 1.0:
             polyak(self.q_target, self.q, cfg.tau)
         elif self.updates % cfg.target_update == 0:
             self.q_target.load_state_dict(self.q.state_dict())
-        return {"loss": float(self.host(loss)), "q": float(self.host(q.mean())), "td": self.host(td.abs())}
+        loss_value, q_mean = self.host(torch.stack([loss, q.mean()])).tolist()  # one read
+        return {"loss": loss_value, "q": q_mean, "td": self.host(td.abs())}
 
     def _gradients_autograd(
         self, obs: torch.Tensor, act: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
@@ -146,6 +153,7 @@ class DQN(Algorithm):
                 per_item = per_item * weights
                 d_q = d_q * weights
             d_out = torch.zeros_like(q_all).scatter_(1, act, d_q.div_(len(q)).unsqueeze(1))
-            for param, grad in zip(self._params, self._by_hand.backward(d_out), strict=True):
-                param.grad = grad
+            assert self._grads is not None
+            self._by_hand.backward(d_out, out=self._grads.grads)
+            self._grads.attach()
             return per_item.mean(), q, td
